@@ -1,0 +1,203 @@
+"""Wire the daemon from one `Settings`: state, sources, sinks, poller and HTTP server.
+
+Lifecycle: `run(stop)` serves and polls until `stop` is set, then shuts down in a fixed order,
+each step bounded: poller, final commit, span flush, HTTP clients, server, state file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+import httpx
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from prometheus_client import CollectorRegistry
+
+from exporter.config import Settings, SourceSettings
+from exporter.health import Health
+from exporter.poller import Poller, SourceRuntime
+from exporter.selfmetrics import SelfMetrics
+from exporter.server import create_app
+from exporter.simulator.server import serve_in_loop
+from exporter.sinks.metrics import InProgressCollector, RunMetrics
+from exporter.sinks.traces import SourceInfo, TraceSink, build_span_exporter
+from exporter.sources.factory import ENDPOINTS, build_source
+from exporter.state import StateStore
+from exporter.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+POLLER_GRACE_S = 5.0
+FLUSH_TIMEOUT_S = 3.0
+
+
+class Exporter:
+    """The agent-runs-exporter daemon."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+        span_exporter: SpanExporter | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.metrics = SelfMetrics(self.registry)
+        self.health = Health(settings.poll_interval)
+        self.store = StateStore(settings.state.path, clock=clock)
+        self.metrics.state_resets.inc(self.store.resets)
+        self.traces = self._trace_sink(span_exporter, environ)
+        self.tracker = Tracker(lookback_s=settings.lookback, traces_enabled=self.traces is not None)
+        self.run_metrics = RunMetrics(
+            {
+                "duration": settings.metrics.duration_buckets,
+                "tokens": settings.metrics.token_buckets,
+                "cost": settings.metrics.cost_buckets,
+            }
+        )
+        self.runtimes = [self._runtime(source, transport) for source in settings.sources]
+        self._restore()
+        self.registry.register(self.run_metrics)
+        self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
+        self.poller = Poller(
+            tracker=self.tracker,
+            store=self.store,
+            run_metrics=self.run_metrics,
+            self_metrics=self.metrics,
+            traces=self.traces,
+            clock=clock,
+            poll_interval_s=settings.poll_interval,
+            detail_concurrency=settings.traces.detail_concurrency,
+        )
+
+    def _trace_sink(
+        self, span_exporter: SpanExporter | None, environ: Mapping[str, str]
+    ) -> TraceSink | None:
+        traces = self.settings.traces
+        exporter = span_exporter or build_span_exporter(
+            traces.exporter,
+            endpoint=traces.endpoint,
+            protocol=traces.protocol,
+            file_path=traces.file,
+            timeout_s=traces.timeout,
+            environ=environ,
+            on_result=self.metrics.count_spans,
+        )
+        if exporter is None:
+            log.info("traces are off: no run details are fetched and no spans are exported")
+            return None
+        processor = BatchSpanProcessor(exporter, max_queue_size=8192, schedule_delay_millis=1000)
+        return TraceSink(
+            processor,
+            capture_content=traces.capture_content,
+            max_content_chars=traces.max_content_chars,
+            environ=environ,
+        )
+
+    def _runtime(
+        self, source: SourceSettings, transport: httpx.AsyncBaseTransport | None
+    ) -> SourceRuntime:
+        requests = self.metrics.api_requests
+
+        def on_response(endpoint: str, code: str) -> None:
+            requests.labels(source.name, endpoint, code).inc()
+
+        built = build_source(source, on_response=on_response, transport=transport, clock=self.clock)
+        self.metrics.declare_source(source.name, ENDPOINTS.get(source.platform, ()))
+        for agent_id in source.agents:
+            self.run_metrics.declare_agent(
+                source.name, source.platform, agent_id, built.terminal_statuses, built.dispositions
+            )
+        return SourceRuntime(
+            source=built,
+            agents=list(source.agents),
+            info=SourceInfo(source.name, source.platform, source.service_name),
+            health=self.health.add(source.name, self.clock()),
+            max_pages=source.max_pages_per_poll,
+        )
+
+    def _restore(self) -> None:
+        snapshot = self.store.load(self.tracker.prune_before(self.clock()))
+        self.tracker.restore(snapshot)
+        self.run_metrics.restore(snapshot.series)
+        if snapshot.runs or snapshot.series:
+            log.info(
+                "restored state from %s: %d runs in the lookback window, %d metric series",
+                self.store.path,
+                len(snapshot.runs),
+                len(snapshot.series),
+            )
+
+    def _agents(self) -> Iterator[tuple[str, str, str]]:
+        for runtime in self.runtimes:
+            for agent_id in runtime.agents:
+                yield runtime.info.name, runtime.info.platform, agent_id
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve and poll until `stop` is set, then shut down."""
+        host, port = self.settings.listen_address
+        server = await serve_in_loop(create_app(self.registry, self.health, self.clock), host, port)
+        self.port = server.port
+        log.info("serving /metrics, /healthz and /readyz on http://%s:%d", host, server.port)
+        poller = asyncio.create_task(self.poller.run(self.runtimes, stop), name="poller")
+        try:
+            await stop.wait()
+        finally:
+            await self._stop_poller(poller)
+            await self.close()
+            await server.stop()
+
+    async def _stop_poller(self, poller: asyncio.Task[None]) -> None:
+        done, _ = await asyncio.wait({poller}, timeout=POLLER_GRACE_S)
+        if not done:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        elif poller.exception() is not None:
+            log.error("poller ended with an error: %s", poller.exception())
+
+    async def close(self) -> None:
+        """Commit state, flush spans and release connections (each bounded)."""
+        self.poller.commit()
+        if self.traces is not None:
+            await asyncio.to_thread(self.traces.shutdown, FLUSH_TIMEOUT_S)
+        for runtime in self.runtimes:
+            await runtime.source.aclose()
+        self.store.close()
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Run the exporter until `stop` (default: SIGINT or SIGTERM); return the exit code."""
+    stop = stop or stop_on_signals()
+    try:
+        exporter = Exporter(settings)
+        await exporter.run(stop)
+    except OSError as exc:
+        log.error("cannot start the exporter on %s: %s", settings.listen, exc)
+        return 1
+    return 0
+
+
+def stop_on_signals() -> asyncio.Event:
+    """Return an event that SIGINT or SIGTERM sets."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, _on_signal, stop, sig)
+    return stop
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    log.info("received %s: shutting down", sig.name)
+    stop.set()

@@ -1,0 +1,155 @@
+"""The command line: `run`, `check-config`, `simulate` and `demo`.
+
+Exit codes: 0 success, 1 the daemon could not start or failed, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from exporter import __version__
+from exporter.app import serve
+from exporter.config import load_settings, render_effective
+from exporter.demo import run_demo
+from exporter.errors import ConfigError, ConfigProblem
+from exporter.logs import setup_logging
+from exporter.simulator.server import run_simulator
+from exporter.simulator.world import SimulatorSettings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
+    common.add_argument("--log-format", default="plain", choices=("plain", "json"))
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand."""
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="agent-runs-exporter",
+        description="Export hosted AI agent runs as Prometheus metrics and OTel traces.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common], help="run the exporter daemon")
+    run.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
+    check = sub.add_parser(
+        "check-config", parents=[common], help="validate a config and print it, secrets masked"
+    )
+    check.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
+    sim = sub.add_parser("simulate", parents=[common], help="serve the fake Conduit API only")
+    _simulator_arguments(sim, default_port=8080)
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run the simulator and the exporter together (no account needed)",
+    )
+    demo.add_argument("--listen", default="127.0.0.1:9464", help="where /metrics is served")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo.add_argument(
+        "--dir", default="./agent-runs-exporter-demo", help="demo config, state and spans"
+    )
+    _simulator_arguments(demo, default_port=0, rate=0.2)
+    return parser
+
+
+def _simulator_arguments(
+    parser: argparse.ArgumentParser, *, default_port: int, rate: float = 0.5
+) -> None:
+    group = parser.add_argument_group("simulator")
+    group.add_argument("--host", default="127.0.0.1", help="simulator bind address")
+    group.add_argument(
+        "--port", type=int, default=default_port, help="simulator port (0: any free)"
+    )
+    group.add_argument("--seed", type=int, default=None, help="RNG seed (default: from the clock)")
+    group.add_argument("--agents", type=int, default=3, help="number of simulated agents")
+    group.add_argument("--rate", type=float, default=rate, help="new runs per second per agent")
+    group.add_argument("--failure-ratio", type=float, default=0.1, help="share of runs that fail")
+    group.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    group.add_argument(
+        "--error-ratio", type=float, default=0.0, help="share of answers that are 5xx"
+    )
+    group.add_argument(
+        "--throttle-ratio", type=float, default=0.0, help="share of answers that are 429"
+    )
+    group.add_argument("--token", default=None, help="bearer token the simulator requires")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the process exit code."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    handlers = {
+        "run": _cmd_run,
+        "check-config": _cmd_check_config,
+        "simulate": _cmd_simulate,
+        "demo": _cmd_demo,
+    }
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        _report(exc, getattr(args, "config", None))
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _report(error: ConfigError, path: str | None) -> None:
+    where = f" in {path}" if path else ""
+    count = len(error.problems)
+    print(f"agent-runs-exporter: {count} configuration problem(s){where}:", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    print(
+        "Fix them, then check with `agent-runs-exporter check-config --config FILE`.",
+        file=sys.stderr,
+    )
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    print(f"# {args.config}: OK\n" + render_effective(settings), end="")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return asyncio.run(serve(load_settings(args.config)))
+
+
+def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
+    """Build the simulator's knobs from the command line."""
+    try:
+        return SimulatorSettings(
+            seed=args.seed if args.seed is not None else int(time.time()),
+            agents=args.agents,
+            rate=args.rate,
+            failure_ratio=args.failure_ratio,
+            latency=args.latency,
+            error_ratio=args.error_ratio,
+            throttle_ratio=args.throttle_ratio,
+            token=args.token,
+        )
+    except ValueError as exc:
+        raise ConfigError([ConfigProblem("simulator options", str(exc))]) from exc
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    run_simulator(simulator_settings(args), args.host, args.port)
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return asyncio.run(run_demo(args, simulator_settings(args)))

@@ -1,0 +1,153 @@
+"""The exporter's error hierarchy: every upstream failure is translated into one of these.
+
+    ExporterError
+    ├── ConfigError               bad configuration; lists every problem
+    ├── StateError                the state file could not be written
+    ├── ParseError                one payload item does not fit the shape     reason=malformed_item
+    │   └── UnknownStatusError    an item's status is not one we know         reason=unknown_status
+    └── SourceError               a request to an upstream failed (.reason is a metric label)
+        ├── RetryableError        worth retrying later in this or the next poll
+        │   ├── TransportError    timeout, connection refused or reset        reason=timeout|connect
+        │   ├── ServerError       HTTP 5xx                                    reason=http_5xx
+        │   └── RateLimitedError  HTTP 429, with .retry_after seconds         reason=rate_limited
+        └── PermanentError        retrying the same request will not help
+            ├── AuthError         HTTP 401 / 403                 reason=unauthorized|forbidden
+            ├── NotFoundError     HTTP 404                                    reason=not_found
+            ├── ClientError       any other HTTP 4xx                          reason=http_4xx
+            └── MalformedPageError  a body that is not the documented shape reason=malformed_page
+
+Callers never see a raw httpx exception. This module imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ExporterError(Exception):
+    """Base of every error the exporter raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One problem in the configuration: where it is and why it is wrong."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class ConfigError(ExporterError):
+    """The configuration has one or more problems; `problems` lists all of them."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class StateError(ExporterError):
+    """The state store failed to commit; the exporter goes on from memory."""
+
+
+class ParseError(ExporterError):
+    """One payload item cannot be read as a run; the item is skipped and counted."""
+
+    reason = "malformed_item"
+
+
+class UnknownStatusError(ParseError):
+    """An item's status is not one the platform is known to use."""
+
+    reason = "unknown_status"
+
+
+class SourceError(ExporterError):
+    """A request to an upstream platform failed."""
+
+    reason = "error"
+    retryable = False
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RetryableError(SourceError):
+    """A failure that may go away by itself."""
+
+    retryable = True
+
+
+class TransportError(RetryableError):
+    """The request did not get an HTTP answer (timeout, refused, reset)."""
+
+    reason = "connect"
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.reason = "timeout" if timeout else "connect"
+
+
+class ServerError(RetryableError):
+    """The upstream answered with a 5xx status."""
+
+    reason = "http_5xx"
+
+
+class RateLimitedError(RetryableError):
+    """The upstream answered 429; `retry_after` is the wait it asked for, in seconds."""
+
+    reason = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message, status_code=429)
+        self.retry_after = retry_after
+
+
+class PermanentError(SourceError):
+    """A failure that retrying the same request will not fix."""
+
+
+class AuthError(PermanentError):
+    """The upstream refused the credentials (401) or the access (403)."""
+
+    reason = "unauthorized"
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message, status_code=status_code)
+        self.reason = "forbidden" if status_code == 403 else "unauthorized"
+
+
+class NotFoundError(PermanentError):
+    """The upstream does not know the agent or run asked for (404)."""
+
+    reason = "not_found"
+
+
+class ClientError(PermanentError):
+    """The upstream rejected the request with a 4xx other than 401/403/404/429."""
+
+    reason = "http_4xx"
+
+
+class MalformedPageError(PermanentError):
+    """A response body is not the documented shape (not JSON, wrong envelope)."""
+
+    reason = "malformed_page"
+
+
+POLL_ERROR_REASONS = (
+    "timeout",
+    "connect",
+    "http_5xx",
+    "rate_limited",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "http_4xx",
+    "malformed_page",
+    "page_cap",
+    "internal",
+)

@@ -1,0 +1,103 @@
+"""The normalized agent run that every platform source translates into.
+
+This module imports nothing from the package: sources produce these values, the tracker and the
+sinks consume them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """Lifecycle status of a run, normalized across platforms."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+    @property
+    def terminal(self) -> bool:
+        """Say whether a run in this status will never change again."""
+        return self not in (Status.QUEUED, Status.RUNNING)
+
+    @property
+    def is_error(self) -> bool:
+        """Say whether this status marks a run that ended in an error."""
+        return self in (Status.FAILED, Status.TIMEOUT)
+
+
+IN_FLIGHT_STATUSES = (Status.QUEUED, Status.RUNNING)
+TERMINAL_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStep:
+    """One tool call of a run, in the order the platform reports it.
+
+    `started_at`/`ended_at` are epoch seconds when the platform reports real times, else None.
+    `input`/`output` are JSON-compatible values as the platform sent them.
+    """
+
+    name: str
+    input: Any = None
+    output: Any = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    call_id: str | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Say whether the step is known to have failed."""
+        return self.error is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One agent run as the exporter understands it, whatever platform it came from.
+
+    Times are epoch seconds (float, UTC). Fields a platform does not give are None, never zero.
+    `tool_steps` is None until the run's detail has been fetched (or when the platform has none).
+    """
+
+    id: str
+    agent_id: str
+    status: Status
+    raw_status: str
+    created_at: float
+    completed_at: float | None = None
+    duration_s: float | None = None
+    disposition: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    trace_id: str | None = None
+    conversation_id: str | None = None
+    error: str | None = None
+    agent_name: str | None = None
+    tool_steps: tuple[ToolStep, ...] | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def end_time(self) -> float | None:
+        """Return when the run ended: its completion time, else start plus duration."""
+        if self.completed_at is not None:
+            return self.completed_at
+        if self.duration_s is not None:
+            return self.created_at + self.duration_s
+        return None
+
+    @property
+    def effective_duration_s(self) -> float | None:
+        """Return the run's duration: the reported one, else derived from its timestamps."""
+        if self.duration_s is not None:
+            return self.duration_s
+        if self.completed_at is not None:
+            return max(0.0, self.completed_at - self.created_at)
+        return None

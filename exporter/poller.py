@@ -1,0 +1,216 @@
+"""The poll loop: read every agent's new runs, count them once, export traces, commit state.
+
+One task per source, so a slow or failing source never delays the others. Each cycle ends with one
+state transaction; the run metrics become visible only after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from exporter.errors import ExporterError, PermanentError, SourceError, StateError
+from exporter.health import SourceHealth
+from exporter.ids import run_trace_id
+from exporter.model import Run
+from exporter.selfmetrics import SelfMetrics
+from exporter.sinks.metrics import RunMetrics
+from exporter.sinks.traces import SourceInfo, TraceSink
+from exporter.sources.base import Page, Source
+from exporter.state import RunRecord, StateBatch, StateStore
+from exporter.tracker import Outcome, Tracker
+
+log = logging.getLogger(__name__)
+
+MAX_DETAIL_ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class SourceRuntime:
+    """A configured source with its agents, span identity and health."""
+
+    source: Source
+    agents: list[str]
+    info: SourceInfo
+    health: SourceHealth
+    max_pages: int = 100
+
+
+class Poller:
+    """Drives every source on a schedule and moves runs into the tracker and sinks."""
+
+    def __init__(
+        self,
+        *,
+        tracker: Tracker,
+        store: StateStore,
+        run_metrics: RunMetrics,
+        self_metrics: SelfMetrics,
+        traces: TraceSink | None,
+        clock: Callable[[], float],
+        poll_interval_s: float,
+        detail_concurrency: int = 4,
+    ) -> None:
+        self.tracker = tracker
+        self.store = store
+        self.run_metrics = run_metrics
+        self.metrics = self_metrics
+        self.traces = traces
+        self.clock = clock
+        self.poll_interval_s = poll_interval_s
+        self.detail_concurrency = detail_concurrency
+
+    async def run(self, sources: list[SourceRuntime], stop: asyncio.Event) -> None:
+        """Poll every source until `stop` is set."""
+        async with asyncio.TaskGroup() as group:
+            for runtime in sources:
+                group.create_task(self._loop(runtime, stop), name=f"poll-{runtime.info.name}")
+
+    async def _loop(self, runtime: SourceRuntime, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            started = self.clock()
+            try:
+                await self.poll_once(runtime)
+            except Exception:  # the loop edge: log, count, go on
+                log.exception("poll of source %s failed unexpectedly", runtime.info.name)
+                self.metrics.poll_errors.labels(runtime.info.name, "internal").inc()
+            wait = max(0.0, self.poll_interval_s - (self.clock() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+
+    async def poll_once(self, runtime: SourceRuntime) -> bool:
+        """Run one cycle for a source: every agent, pending traces, expiry, commit."""
+        name = runtime.info.name
+        started = self.clock()
+        results = [await self._poll_agent(runtime, agent) for agent in runtime.agents]
+        await self._export_traces(runtime)
+        self.commit()
+        now = self.clock()
+        ok = all(results)
+        runtime.health.last_cycle = now
+        self.metrics.poll_duration.labels(name).observe(max(0.0, now - started))
+        self.metrics.up.labels(name).set(1 if ok else 0)
+        if ok:
+            runtime.health.last_success = now
+            runtime.health.last_error = None
+            self.metrics.last_success.labels(name).set(now)
+        return ok
+
+    async def _poll_agent(self, runtime: SourceRuntime, agent_id: str) -> bool:
+        name = runtime.info.name
+        now = self.clock()
+        stop_below = self.tracker.window(name, agent_id, now)
+        newest: float | None = None
+        try:
+            pages = 0
+            async with contextlib.aclosing(runtime.source.pages(agent_id)) as stream:
+                async for page in stream:
+                    pages += 1
+                    newest = self._ingest(runtime, page, now, newest)
+                    if not page.has_more or _reaches(page, stop_below):
+                        break
+                    if pages >= runtime.max_pages:
+                        self._page_cap(runtime, agent_id, pages)
+                        return False
+        except SourceError as exc:
+            self._poll_failed(runtime, agent_id, exc)
+            return False
+        self.tracker.finish_agent(name, agent_id, newest)
+        return True
+
+    def _ingest(
+        self, runtime: SourceRuntime, page: Page, now: float, newest: float | None
+    ) -> float | None:
+        info = runtime.info
+        for reason, count in page.skipped.items():
+            self.metrics.runs_skipped.labels(info.name, reason).inc(count)
+        for run in page.runs:
+            if newest is None or run.created_at > newest:
+                newest = run.created_at
+            if self.tracker.observe(info.name, run, now) is Outcome.NEW_TERMINAL:
+                trace_id = run_trace_id(info.name, run.id, run.trace_id)
+                self.run_metrics.record_run(info.name, info.platform, run, trace_id, now)
+        return newest
+
+    def _poll_failed(self, runtime: SourceRuntime, agent_id: str, exc: SourceError) -> None:
+        name = runtime.info.name
+        self.metrics.poll_errors.labels(name, exc.reason).inc()
+        runtime.health.last_error = exc.reason
+        runtime.health.last_error_message = str(exc)
+        level = logging.ERROR if isinstance(exc, PermanentError) else logging.WARNING
+        log.log(level, "source %s agent %s: poll failed (%s): %s", name, agent_id, exc.reason, exc)
+
+    def _page_cap(self, runtime: SourceRuntime, agent_id: str, pages: int) -> None:
+        name = runtime.info.name
+        self.metrics.poll_errors.labels(name, "page_cap").inc()
+        runtime.health.last_error = "page_cap"
+        log.warning(
+            "source %s agent %s: stopped after %d pages (max_pages_per_poll); the rest is read "
+            "next poll. Raise max_pages_per_poll or shorten lookback if this repeats.",
+            name,
+            agent_id,
+            pages,
+        )
+
+    async def _export_traces(self, runtime: SourceRuntime) -> None:
+        pending = self.tracker.pending_traces(runtime.info.name)
+        if self.traces is None or not pending:
+            self.metrics.trace_backlog.labels(runtime.info.name).set(len(pending))
+            return
+        limit = asyncio.Semaphore(self.detail_concurrency)
+
+        async def one(record: RunRecord) -> None:
+            async with limit:
+                await self._trace_run(runtime, record)
+
+        await asyncio.gather(*(one(record) for record in pending))
+        backlog = len(self.tracker.pending_traces(runtime.info.name))
+        self.metrics.trace_backlog.labels(runtime.info.name).set(backlog)
+
+    async def _trace_run(self, runtime: SourceRuntime, record: RunRecord) -> None:
+        assert record.run is not None
+        info = runtime.info
+        try:
+            run = await runtime.source.fetch_detail(record.run)
+        except ExporterError as exc:
+            reason = getattr(exc, "reason", "malformed_item")
+            self.metrics.poll_errors.labels(info.name, reason).inc()
+            retryable = isinstance(exc, SourceError) and exc.retryable
+            if retryable and self.tracker.trace_failed(record) < MAX_DETAIL_ATTEMPTS:
+                return
+            log.warning(
+                "run %s of source %s: no tool trace (%s): %s", record.run_id, info.name, reason, exc
+            )
+            self.metrics.runs_skipped.labels(info.name, "detail_failed").inc()
+            run = replace(record.run, tool_steps=None)
+        self._export(info, run)
+        self.tracker.trace_done(record)
+
+    def _export(self, info: SourceInfo, run: Run) -> None:
+        assert self.traces is not None
+        self.run_metrics.record_tools(info.name, info.platform, run)
+        self.traces.export(info, run)
+
+    def commit(self) -> None:
+        """Write every change since the last commit in one transaction, then publish metrics."""
+        now = self.clock()
+        for record in self.tracker.expire(now):
+            self.metrics.runs_skipped.labels(record.source, "in_flight_expired").inc()
+        batch = StateBatch()
+        self.tracker.drain(batch)
+        self.run_metrics.drain(batch)
+        if batch:
+            try:
+                self.store.commit(batch, prune_before=self.tracker.prune_before(now))
+            except StateError as exc:
+                log.error("%s; going on from memory", exc)
+        self.run_metrics.publish()
+        self.metrics.tracked_runs.set(len(self.tracker))
+
+
+def _reaches(page: Page, stop_below: float) -> bool:
+    """Say whether a page reached runs older than everything still to be read."""
+    return bool(page.runs) and min(run.created_at for run in page.runs) < stop_below

@@ -1,0 +1,153 @@
+"""The exporter's own metrics: poll health, upstream requests, skipped runs, exported spans."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from exporter import __version__
+from exporter.errors import POLL_ERROR_REASONS
+
+SKIP_REASONS = ("malformed_item", "unknown_status", "in_flight_expired", "detail_failed")
+SPAN_RESULTS = ("success", "failure")
+POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    attr: str
+    kind: type[Counter] | type[Gauge] | type[Histogram]
+    name: str
+    help: str
+    labels: tuple[str, ...]
+
+
+_SPECS = (
+    _Spec(
+        "up",
+        Gauge,
+        "agent_runs_exporter_up",
+        "1 if the last poll of the source succeeded.",
+        ("source",),
+    ),
+    _Spec(
+        "last_success",
+        Gauge,
+        "agent_runs_exporter_last_successful_poll_timestamp_seconds",
+        "When the source last completed a poll without error (epoch seconds).",
+        ("source",),
+    ),
+    _Spec(
+        "poll_duration",
+        Histogram,
+        "agent_runs_exporter_poll_duration_seconds",
+        "Duration of one poll of a source, every agent and trace included.",
+        ("source",),
+    ),
+    _Spec(
+        "api_requests",
+        Counter,
+        "agent_runs_exporter_api_requests_total",
+        "Requests made to the upstream API, by endpoint and HTTP code (or timeout/connect).",
+        ("source", "endpoint", "code"),
+    ),
+    _Spec(
+        "poll_errors",
+        Counter,
+        "agent_runs_exporter_poll_errors_total",
+        "Polls (of one agent) or detail fetches that failed, by reason.",
+        ("source", "reason"),
+    ),
+    _Spec(
+        "runs_skipped",
+        Counter,
+        "agent_runs_exporter_runs_skipped_total",
+        "Runs (or their traces) that could not be processed, by reason.",
+        ("source", "reason"),
+    ),
+    _Spec(
+        "spans_exported",
+        Counter,
+        "agent_runs_exporter_spans_exported_total",
+        "Spans handed to the trace exporter, by export result.",
+        ("result",),
+    ),
+    _Spec(
+        "trace_backlog",
+        Gauge,
+        "agent_runs_exporter_trace_backlog",
+        "Terminal runs whose trace is still to be fetched and exported.",
+        ("source",),
+    ),
+    _Spec(
+        "tracked_runs",
+        Gauge,
+        "agent_runs_exporter_tracked_runs",
+        "Runs remembered in the lookback window.",
+        (),
+    ),
+    _Spec(
+        "state_resets",
+        Counter,
+        "agent_runs_exporter_state_resets_total",
+        "Times an unreadable state file was moved aside and state started fresh.",
+        (),
+    ),
+    _Spec(
+        "build_info",
+        Gauge,
+        "agent_runs_exporter_build_info",
+        "The exporter's version; always 1.",
+        ("version",),
+    ),
+)
+
+
+def _instrument(spec: _Spec, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
+    if spec.kind is Histogram:
+        return Histogram(
+            spec.name, spec.help, spec.labels, registry=registry, buckets=POLL_DURATION_BUCKETS
+        )
+    return spec.kind(spec.name, spec.help, spec.labels, registry=registry)
+
+
+class SelfMetrics:
+    """Direct instruments for the exporter's own health, registered on an injected registry."""
+
+    up: Gauge
+    last_success: Gauge
+    poll_duration: Histogram
+    api_requests: Counter
+    poll_errors: Counter
+    runs_skipped: Counter
+    spans_exported: Counter
+    trace_backlog: Gauge
+    tracked_runs: Gauge
+    state_resets: Counter
+    build_info: Gauge
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        for spec in _SPECS:
+            setattr(self, spec.attr, _instrument(spec, registry))
+        self.build_info.labels(__version__).set(1)
+        for result in SPAN_RESULTS:
+            self.spans_exported.labels(result)
+
+    def declare_source(self, source: str, endpoints: Iterable[str]) -> None:
+        """Start the source's known label sets at zero."""
+        self.up.labels(source).set(0)
+        self.last_success.labels(source)
+        self.poll_duration.labels(source)
+        self.trace_backlog.labels(source)
+        for reason in POLL_ERROR_REASONS:
+            self.poll_errors.labels(source, reason)
+        for reason in SKIP_REASONS:
+            self.runs_skipped.labels(source, reason)
+        for endpoint in endpoints:
+            self.api_requests.labels(source, endpoint, "200")
+
+    def count_spans(self, result: str, count: int) -> None:
+        """Count spans by export result (called from the span export thread)."""
+        self.spans_exported.labels(result).inc(count)

@@ -1,0 +1,83 @@
+"""Test-only control endpoints of the simulator, mounted under `/_simulator/`; not part of Conduit.
+
+GET  /_simulator/truth      every retained run with its current status, plus counts
+GET  /_simulator/requests   answered Conduit requests per (endpoint, status) and per minute
+POST /_simulator/pause      stop new arrivals (runs in flight still finish)
+POST /_simulator/resume     start arrivals again
+GET  /_simulator/faults     current fault knobs
+POST /_simulator/faults     change fault knobs: JSON object with any of latency, error_ratio,
+                            throttle_ratio, retry_after, rate_limit; 400 on a bad key or value
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from exporter.simulator.faults import Faults
+from exporter.simulator.traffic import RequestLog
+from exporter.simulator.world import World, iso_ms
+
+PREFIX = "/_simulator"
+
+
+def truth_payload(world: World) -> dict[str, Any]:
+    """Return the world's ground truth as a JSON-ready dict."""
+    runs = world.truth()
+    counts: dict[str, Counter[str]] = {agent.id: Counter() for agent in world.agents}
+    for run in runs:
+        counts[run.agent_id][run.status] += 1
+    return {
+        "now": iso_ms(world.now_ms()),
+        "paused": world.paused,
+        "workspace_id": world.workspace_id,
+        "agents": [{"id": agent.id, "name": agent.name} for agent in world.agents],
+        "counts": {agent_id: dict(by_status) for agent_id, by_status in counts.items()},
+        "runs": [asdict(run) for run in runs],
+    }
+
+
+def routes(world: World, faults: Faults, requests: RequestLog) -> list[BaseRoute]:
+    """Build the control routes over the app's world, faults and request log."""
+
+    async def truth(request: Request) -> Response:
+        return JSONResponse(truth_payload(world))
+
+    async def request_counts(request: Request) -> Response:
+        return JSONResponse(requests.snapshot())
+
+    async def pause(request: Request) -> Response:
+        world.pause_arrivals()
+        return JSONResponse({"paused": world.paused})
+
+    async def resume(request: Request) -> Response:
+        world.resume_arrivals()
+        return JSONResponse({"paused": world.paused})
+
+    async def show_faults(request: Request) -> Response:
+        return JSONResponse(faults.knobs.as_dict())
+
+    async def change_faults(request: Request) -> Response:
+        try:
+            changes = json.loads(await request.body())
+            if not isinstance(changes, dict):
+                raise ValueError("body must be a JSON object")
+            faults.knobs = faults.knobs.updated(changes)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(faults.knobs.as_dict())
+
+    return [
+        Route("/truth", truth, methods=["GET"]),
+        Route("/requests", request_counts, methods=["GET"]),
+        Route("/pause", pause, methods=["POST"]),
+        Route("/resume", resume, methods=["POST"]),
+        Route("/faults", show_faults, methods=["GET"]),
+        Route("/faults", change_faults, methods=["POST"]),
+    ]

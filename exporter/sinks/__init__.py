@@ -1,0 +1,1 @@
+"""Sinks: where finished runs go (Prometheus metrics, OpenTelemetry spans)."""

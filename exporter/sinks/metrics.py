@@ -1,0 +1,304 @@
+"""Run metrics: counters and histograms of terminal runs, persisted with the state and published
+only once committed, so a scrape never sees a value that a crash could take back.
+
+Exposition (OpenMetrics, as scraped with exemplars):
+
+    agent_runs_total{source="support",platform="conduit",agent_id="ag7",status="failed",disposition="none"} 3.0
+    agent_run_duration_seconds_bucket{source="support",...,status="completed",le="5.0"} 9.0 # {trace_id="0000000000000000f9c2b1d8a7e4f36a"} 4.2 1.7e+09
+    agent_runs_in_progress{source="support",platform="conduit",agent_id="ag7",status="running"} 2.0
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
+
+from exporter.model import IN_FLIGHT_STATUSES, Run, Status
+from exporter.state import StateBatch
+
+log = logging.getLogger(__name__)
+
+AGENT_LABELS = ("source", "platform", "agent_id")
+MAX_TOOLS_PER_AGENT = 200
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric of the contract: name, type, help and labels (and bucket set)."""
+
+    name: str
+    kind: Literal["counter", "histogram"]
+    help: str
+    labels: tuple[str, ...]
+    buckets: str | None = None
+
+
+RUNS = MetricSpec(
+    "agent_runs_total",
+    "counter",
+    "Agent runs that reached a terminal state, counted once each.",
+    (*AGENT_LABELS, "status", "disposition"),
+)
+DURATION = MetricSpec(
+    "agent_run_duration_seconds",
+    "histogram",
+    "End-to-end duration of terminal agent runs.",
+    (*AGENT_LABELS, "status"),
+    "duration",
+)
+TOKENS = MetricSpec(
+    "agent_run_tokens",
+    "histogram",
+    "Tokens used per terminal agent run, by type (input, output).",
+    (*AGENT_LABELS, "type"),
+    "tokens",
+)
+COST = MetricSpec(
+    "agent_run_cost_usd",
+    "histogram",
+    "Provider cost per terminal agent run in USD; the _sum is the spend.",
+    AGENT_LABELS,
+    "cost",
+)
+TOOL_CALLS = MetricSpec(
+    "agent_tool_calls_total",
+    "counter",
+    "Tool calls made by terminal agent runs (from the run's detail), by tool and result.",
+    (*AGENT_LABELS, "tool", "result"),
+)
+RUN_METRICS = (RUNS, DURATION, TOKENS, COST, TOOL_CALLS)
+IN_PROGRESS_HELP = "Agent runs currently queued or running, as last seen."
+
+Labels = tuple[str, ...]
+SeriesKey = tuple[str, Labels]
+
+
+@dataclass(slots=True)
+class Series:
+    """The cumulative value of one series: a counter value or a histogram's buckets."""
+
+    value: float = 0.0
+    counts: list[float] = field(default_factory=list)
+    exemplars: dict[int, tuple[str, float, float]] = field(default_factory=dict)
+
+    def copy(self) -> Series:
+        """Return an independent copy."""
+        return Series(self.value, list(self.counts), dict(self.exemplars))
+
+    def encode(self) -> str:
+        """Serialize for the state store."""
+        return json.dumps({"v": self.value, "c": self.counts, "e": self.exemplars})
+
+    @classmethod
+    def decode(cls, text: str) -> Series:
+        """Rebuild a series serialized by `encode`."""
+        data = json.loads(text)
+        exemplars = {int(k): (str(t), float(v), float(ts)) for k, (t, v, ts) in data["e"].items()}
+        return cls(float(data["v"]), [float(c) for c in data["c"]], exemplars)
+
+
+def label_value(value: str | None, *, absent: str = "none") -> str:
+    """Return an upstream string as a safe, bounded label value."""
+    if value is None or value == "":
+        return absent
+    return value if _LABEL_VALUE.fullmatch(value) else "other"
+
+
+class RunMetrics(Collector):
+    """The run metrics of every source, kept cumulative across restarts."""
+
+    def __init__(self, buckets: Mapping[str, Sequence[float]]) -> None:
+        self._buckets = {name: tuple(float(b) for b in values) for name, values in buckets.items()}
+        self._working: dict[SeriesKey, Series] = {}
+        self._published: dict[SeriesKey, Series] = {}
+        self._unsaved: set[SeriesKey] = set()
+        self._unpublished: set[SeriesKey] = set()
+        self._tools: dict[tuple[str, str], set[str]] = {}
+
+    def declare_agent(
+        self,
+        source: str,
+        platform: str,
+        agent_id: str,
+        statuses: Iterable[str],
+        dispositions: Iterable[str],
+    ) -> None:
+        """Start the agent's known label sets at zero so a first failure shows in increase()."""
+        agent = (source, platform, agent_id)
+        for status in statuses:
+            for disposition in (*dispositions, "none"):
+                self._series(RUNS, (*agent, status, disposition))
+            self._series(DURATION, (*agent, status))
+        for kind in ("input", "output"):
+            self._series(TOKENS, (*agent, kind))
+        self._series(COST, agent)
+
+    def record_run(self, source: str, platform: str, run: Run, trace_id: str, now: float) -> None:
+        """Count a run that just reached a terminal state."""
+        agent = (source, platform, run.agent_id)
+        status = run.status.value
+        self._inc(RUNS, (*agent, status, label_value(run.disposition)))
+        duration = run.effective_duration_s
+        if duration is not None:
+            self._observe(DURATION, (*agent, status), duration, (trace_id, now))
+        for kind, tokens in (("input", run.input_tokens), ("output", run.output_tokens)):
+            if tokens is not None:
+                self._observe(TOKENS, (*agent, kind), tokens)
+        if run.cost_usd is not None:
+            self._observe(COST, agent, run.cost_usd)
+
+    def record_tools(self, source: str, platform: str, run: Run) -> None:
+        """Count the tool calls of a run whose detail was fetched."""
+        for step in run.tool_steps or ():
+            tool = self._tool_label(source, run.agent_id, step.name)
+            result = "error" if step.failed else "ok"
+            self._inc(TOOL_CALLS, (source, platform, run.agent_id, tool, result))
+
+    def _tool_label(self, source: str, agent_id: str, name: str) -> str:
+        seen = self._tools.setdefault((source, agent_id), set())
+        tool = label_value(name)
+        if tool in seen or len(seen) < MAX_TOOLS_PER_AGENT:
+            seen.add(tool)
+            return tool
+        return "other"
+
+    def _series(self, spec: MetricSpec, labels: Labels) -> Series:
+        key = (spec.name, labels)
+        series = self._working.get(key)
+        if series is None:
+            series = Series()
+            if spec.buckets is not None:
+                series.counts = [0.0] * (len(self._buckets[spec.buckets]) + 1)
+            self._working[key] = series
+            self._changed(key)
+        return series
+
+    def _changed(self, key: SeriesKey) -> None:
+        self._unsaved.add(key)
+        self._unpublished.add(key)
+
+    def _inc(self, spec: MetricSpec, labels: Labels) -> None:
+        self._series(spec, labels).value += 1
+        self._changed((spec.name, labels))
+
+    def _observe(
+        self,
+        spec: MetricSpec,
+        labels: Labels,
+        value: float,
+        exemplar: tuple[str, float] | None = None,
+    ) -> None:
+        assert spec.buckets is not None
+        series = self._series(spec, labels)
+        index = bisect.bisect_left(self._buckets[spec.buckets], value)
+        series.counts[index] += 1
+        series.value += value
+        if exemplar is not None:
+            trace_id, now = exemplar
+            series.exemplars[index] = (trace_id, value, now)
+        self._changed((spec.name, labels))
+
+    def restore(self, stored: Mapping[str, str]) -> None:
+        """Load the cumulative values an earlier process committed."""
+        specs = {spec.name: spec for spec in RUN_METRICS}
+        for key_text, value_text in stored.items():
+            name, labels = json.loads(key_text)
+            spec = specs.get(name)
+            series = Series.decode(value_text)
+            if spec is None or not self._fits(spec, series):
+                log.warning("dropping stored series %s: its buckets changed", name)
+                continue
+            key = (name, tuple(labels))
+            self._working[key] = series
+            self._published[key] = series.copy()
+
+    def _fits(self, spec: MetricSpec, series: Series) -> bool:
+        if spec.buckets is None:
+            return not series.counts
+        return len(series.counts) == len(self._buckets[spec.buckets]) + 1
+
+    def drain(self, batch: StateBatch) -> None:
+        """Move the series changed since the last drain into `batch`."""
+        for name, labels in self._unsaved:
+            batch.series[json.dumps([name, labels])] = self._working[(name, labels)].encode()
+        self._unsaved.clear()
+
+    def publish(self) -> None:
+        """Expose the values changed since the last publish (call after they are committed)."""
+        for key in self._unpublished:
+            self._published[key] = self._working[key].copy()
+        self._unpublished.clear()
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the published run metrics."""
+        for spec in RUN_METRICS:
+            yield self._family(spec)
+
+    def _family(self, spec: MetricSpec) -> Metric:
+        items = sorted((k[1], s) for k, s in self._published.items() if k[0] == spec.name)
+        if spec.buckets is None:
+            counter = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+            for labels, series in items:
+                counter.add_metric(labels, series.value)
+            return counter
+        histogram = HistogramMetricFamily(spec.name, spec.help, labels=spec.labels)
+        bounds = self._buckets[spec.buckets]
+        for labels, series in items:
+            histogram.add_metric(labels, _buckets(bounds, series), series.value)
+        return histogram
+
+
+def _buckets(
+    bounds: Sequence[float], series: Series
+) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
+    out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
+    cumulative = 0.0
+    for index, bound in enumerate((*bounds, float("inf"))):
+        cumulative += series.counts[index]
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        exemplar = series.exemplars.get(index)
+        if exemplar is None:
+            out.append((le, cumulative))
+        else:
+            trace_id, value, ts = exemplar
+            out.append((le, cumulative, Exemplar({"trace_id": trace_id}, value, ts)))
+    return out
+
+
+class InProgressCollector(Collector):
+    """`agent_runs_in_progress`: runs in flight per agent, read from the tracker at scrape time."""
+
+    def __init__(
+        self,
+        counts: Callable[[], Mapping[tuple[str, str, Status], int]],
+        agents: Callable[[], Iterable[tuple[str, str, str]]],
+    ) -> None:
+        self._counts = counts
+        self._agents = agents
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield one gauge per (source, agent, in-flight status), zeros included."""
+        gauge = GaugeMetricFamily(
+            "agent_runs_in_progress", IN_PROGRESS_HELP, labels=(*AGENT_LABELS, "status")
+        )
+        counts = self._counts()
+        for source, platform, agent_id in self._agents():
+            for status in IN_FLIGHT_STATUSES:
+                value = counts.get((source, agent_id, status), 0)
+                gauge.add_metric((source, platform, agent_id, status.value), value)
+        yield gauge

@@ -1,0 +1,390 @@
+"""Reconstruct a finished run as OpenTelemetry spans and hand them to a span processor.
+
+The runs already happened, so nothing is instrumented live: each span is built directly as a
+`ReadableSpan` with explicit ids and times, and passed to `SpanProcessor.on_end`.
+
+    invoke_agent {agent}        CLIENT, run.created_at -> run.end_time, ERROR if failed/timeout
+    ├── execute_tool {step 0}   INTERNAL, child of the root, in the platform's order
+    └── execute_tool {step 1}
+
+Ids come from `exporter.ids`, so exporting the same run twice yields byte-identical spans. Tool
+steps without reported times get synthesized ones (see `step_window`). Tool inputs and outputs are
+recorded only when content capture is switched on (GenAI convention: opt-in).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib import parse
+
+from opentelemetry.sdk.resources import (
+    SERVICE_NAME,
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
+    Resource,
+)
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.sdk.version import __version__ as sdk_version
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.re import parse_env_headers
+from opentelemetry.util.types import AttributeValue
+
+from exporter import __version__, ids
+from exporter.model import Run, ToolStep
+from exporter.sinks.spanfile import FileSpanExporter
+
+logger = logging.getLogger(__name__)
+
+SCOPE = InstrumentationScope("agent-runs-exporter", __version__)
+TRUNCATION_MARK = "…[truncated]"
+_MAX_STATUS_CHARS = 1024
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_SDK_ATTRIBUTES = {
+    TELEMETRY_SDK_LANGUAGE: "python",
+    TELEMETRY_SDK_NAME: "opentelemetry",
+    TELEMETRY_SDK_VERSION: sdk_version,
+}
+_HTTP = "http/protobuf"
+_GRPC = "grpc"
+_DEFAULT_ENDPOINTS = {_HTTP: "http://127.0.0.1:4318", _GRPC: "http://127.0.0.1:4317"}
+_TRACES_PATH = "/v1/traces"
+
+ResultCallback = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Who a run came from: the source's label name, platform and configured service name."""
+
+    name: str
+    platform: str
+    service_name: str | None = None
+
+
+class TraceSink:
+    """Turn finished runs into spans and pass them to one span processor."""
+
+    def __init__(
+        self,
+        processor: SpanProcessor,
+        *,
+        capture_content: bool = False,
+        max_content_chars: int = 4096,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self._processor = processor
+        self._capture_content = capture_content
+        self._max_content_chars = max_content_chars
+        self._environ = environ
+        self._resources: dict[SourceInfo, Resource] = {}
+
+    def export(self, source: SourceInfo, run: Run) -> str:
+        """Build the run's spans, hand each to the processor and return the 32-hex trace id."""
+        trace_id = ids.run_trace_id(source.name, run.id, run.trace_id)
+        spans = self.build_spans(source, run)
+        for span in spans:
+            self._processor.on_end(span)
+        logger.debug("exported run %s as trace %s (%d spans)", run.id, trace_id, len(spans))
+        return trace_id
+
+    def build_spans(self, source: SourceInfo, run: Run) -> list[ReadableSpan]:
+        """Return the run's root span followed by one span per tool step, in order."""
+        root = _root_span(source, run, self._resource(source))
+        steps = run.tool_steps or ()
+        return [root, *(self._step_span(root, source, run, index) for index in range(len(steps)))]
+
+    def force_flush(self, timeout_s: float) -> bool:
+        """Flush queued spans; give up (False) after `timeout_s`."""
+        return _bounded(lambda: self._processor.force_flush(int(timeout_s * 1000)), timeout_s)
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Flush and stop the processor, waiting at most `timeout_s`."""
+        if not _bounded(self._processor.shutdown, timeout_s):
+            logger.warning("span processor did not shut down within %ss", timeout_s)
+
+    def _resource(self, source: SourceInfo) -> Resource:
+        resource = self._resources.get(source)
+        if resource is None:
+            resource = self._resources[source] = build_resource(source, self._environ)
+        return resource
+
+    def _step_span(
+        self, root: ReadableSpan, source: SourceInfo, run: Run, index: int
+    ) -> ReadableSpan:
+        steps = run.tool_steps or ()
+        step = steps[index]
+        assert root.context is not None
+        assert root.start_time is not None
+        assert root.end_time is not None
+        start, end, reported = step_window(step, index, len(steps), root.start_time, root.end_time)
+        attributes: dict[str, AttributeValue | None] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": step.name,
+            "gen_ai.tool.call.id": step.call_id,
+            "agent_run.tool.timing": "reported" if reported else "synthesized",
+            "error.type": "tool_error" if step.failed else None,
+        }
+        if self._capture_content:
+            attributes["gen_ai.tool.call.arguments"] = self._content(step.input)
+            attributes["gen_ai.tool.call.result"] = self._content(step.output)
+        return ReadableSpan(
+            name=f"execute_tool {step.name}".rstrip(),
+            context=_context(root.context.trace_id, ids.span_id(source.name, run.id, index)),
+            parent=root.context,
+            resource=root.resource,
+            attributes=_present(attributes),
+            kind=SpanKind.INTERNAL,
+            status=_status(step.failed, step.error),
+            start_time=start,
+            end_time=end,
+            instrumentation_scope=SCOPE,
+        )
+
+    def _content(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+        return truncate(text, self._max_content_chars)
+
+
+def _root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan:
+    trace_id = int(ids.run_trace_id(source.name, run.id, run.trace_id), 16)
+    start = to_ns(run.created_at)
+    end_time = run.end_time
+    end = start if end_time is None else max(start, to_ns(end_time))
+    return ReadableSpan(
+        name=f"invoke_agent {run.agent_name or run.agent_id}".rstrip(),
+        context=_context(trace_id, ids.span_id(source.name, run.id, "root")),
+        parent=None,
+        resource=resource,
+        attributes=_root_attributes(source, run),
+        kind=SpanKind.CLIENT,
+        status=_status(run.status.is_error, run.error),
+        start_time=start,
+        end_time=end,
+        instrumentation_scope=SCOPE,
+    )
+
+
+def _root_attributes(source: SourceInfo, run: Run) -> dict[str, AttributeValue]:
+    """Return the contract attributes that are known, then the run's own (never overriding)."""
+    contract = _present(
+        {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.provider.name": source.platform,
+            "gen_ai.agent.id": run.agent_id,
+            "gen_ai.agent.name": run.agent_name,
+            "gen_ai.conversation.id": run.conversation_id,
+            "gen_ai.usage.input_tokens": run.input_tokens,
+            "gen_ai.usage.output_tokens": run.output_tokens,
+            "error.type": run.status.value if run.status.is_error else None,
+            "agent_run.id": run.id,
+            "agent_run.status": run.status.value,
+            "agent_run.raw_status": run.raw_status,
+            "agent_run.disposition": run.disposition,
+            "agent_run.cost_usd": run.cost_usd,
+            "agent_run.upstream_trace_id": run.trace_id or None,
+            "agent_run.source": source.name,
+        }
+    )
+    extra = {key: value for key, value in run.attributes.items() if key not in contract}
+    return {**contract, **extra}
+
+
+def step_window(
+    step: ToolStep, index: int, count: int, root_start: int, root_end: int
+) -> tuple[int, int, bool]:
+    """Return (start ns, end ns, reported) for step `index` of `count`.
+
+    Reported times are used as given when the step has both. Otherwise the root's interval is cut
+    into `count` equal consecutive slots and the step gets slot `index`, so synthesized steps keep
+    their order, never leave the root span and always land on the same nanoseconds.
+    """
+    if step.started_at is not None and step.ended_at is not None:
+        start = to_ns(step.started_at)
+        return start, max(start, to_ns(step.ended_at)), True
+    span = root_end - root_start
+    return root_start + span * index // count, root_start + span * (index + 1) // count, False
+
+
+def build_resource(source: SourceInfo, environ: Mapping[str, str]) -> Resource:
+    """Build a source's resource: SDK defaults, `OTEL_RESOURCE_ATTRIBUTES`, then service.name.
+
+    service.name is the source's configured one, else `OTEL_SERVICE_NAME`, else a service.name
+    given in `OTEL_RESOURCE_ATTRIBUTES`, else the source's name.
+    """
+    attributes: dict[str, AttributeValue] = dict(_SDK_ATTRIBUTES)
+    attributes.update(parse_resource_attributes(environ.get("OTEL_RESOURCE_ATTRIBUTES", "")))
+    attributes[SERVICE_NAME] = (
+        source.service_name
+        or environ.get("OTEL_SERVICE_NAME")
+        or attributes.get(SERVICE_NAME)
+        or source.name
+    )
+    return Resource(attributes)
+
+
+def parse_resource_attributes(raw: str) -> dict[str, str]:
+    """Parse `key=value,...` as the SDK does (values percent-decoded, bad items skipped)."""
+    result: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            logger.warning("ignoring invalid OTEL_RESOURCE_ATTRIBUTES item %r", item)
+            continue
+        result[key.strip()] = parse.unquote(value.strip())
+    return result
+
+
+def to_ns(epoch_s: float) -> int:
+    """Convert epoch seconds to nanoseconds, at microsecond precision so floats stay exact."""
+    return round(epoch_s * 1_000_000) * 1000
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, marking the cut."""
+    return text if len(text) <= limit else text[:limit] + TRUNCATION_MARK
+
+
+def _context(trace_id: int, span_hex: str) -> SpanContext:
+    return SpanContext(trace_id, int(span_hex, 16), is_remote=False, trace_flags=_SAMPLED)
+
+
+def _status(is_error: bool, message: str | None) -> Status:
+    if not is_error:
+        return Status(StatusCode.UNSET)
+    return Status(StatusCode.ERROR, truncate(message, _MAX_STATUS_CHARS) if message else None)
+
+
+def _present(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
+    return {key: value for key, value in attributes.items() if value is not None}
+
+
+def _bounded(call: Callable[[], object], timeout_s: float) -> bool:
+    """Run `call` in a daemon thread; return its truthiness, or False if it outlasts the timeout."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception:  # shutdown paths log and go on
+            logger.exception("span processor call failed")
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    return bool(outcome) and outcome[0] is not False
+
+
+class CountingSpanExporter(SpanExporter):
+    """Wrap an exporter, reporting each batch's outcome as `on_result("success"|"failure", n)`."""
+
+    def __init__(self, inner: SpanExporter, on_result: ResultCallback) -> None:
+        self._inner = inner
+        self._on_result = on_result
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export through the wrapped exporter, never raising, and report the outcome."""
+        try:
+            result = self._inner.export(spans)
+        except Exception:  # a broken exporter must not kill the batch thread
+            logger.exception("span exporter raised")
+            result = SpanExportResult.FAILURE
+        ok = result is SpanExportResult.SUCCESS
+        self._on_result("success" if ok else "failure", len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped exporter."""
+        return self._inner.force_flush(timeout_millis)
+
+
+def build_span_exporter(
+    kind: str,
+    *,
+    endpoint: str | None,
+    protocol: str | None,
+    file_path: str,
+    timeout_s: float,
+    environ: Mapping[str, str],
+    on_result: ResultCallback | None = None,
+) -> SpanExporter | None:
+    """Build the span exporter for `kind` (otlp|file|none), or None when tracing is off."""
+    if kind == "none":
+        return None
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        logger.info("trace export disabled by OTEL_TRACES_EXPORTER=none")
+        return None
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        logger.info("trace export disabled by OTEL_SDK_DISABLED=true")
+        return None
+    if kind == "file":
+        exporter: SpanExporter = FileSpanExporter(file_path)
+    elif kind == "otlp":
+        exporter = _otlp_exporter(endpoint, protocol, timeout_s, environ)
+    else:
+        raise ValueError(f"unknown span exporter kind {kind!r} (expected otlp, file or none)")
+    return exporter if on_result is None else CountingSpanExporter(exporter, on_result)
+
+
+def _otlp_exporter(
+    endpoint: str | None, protocol: str | None, timeout_s: float, environ: Mapping[str, str]
+) -> SpanExporter:
+    protocol = resolve_protocol(protocol, environ)
+    url = resolve_endpoint(endpoint, protocol, environ)
+    headers = _env_headers(environ)
+    logger.info("exporting spans over OTLP %s to %s", protocol, url)
+    if protocol == _GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter(endpoint=url, headers=headers, timeout=timeout_s)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter as HttpExporter,
+    )
+
+    return HttpExporter(endpoint=url, headers=headers, timeout=timeout_s)
+
+
+def resolve_protocol(protocol: str | None, environ: Mapping[str, str]) -> str:
+    """Return the OTLP protocol: the explicit one, else the standard variables, else http."""
+    chosen = (
+        protocol
+        or environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or _HTTP
+    ).strip()
+    if chosen not in _DEFAULT_ENDPOINTS:
+        raise ValueError(f"unsupported OTLP protocol {chosen!r} (expected {_HTTP} or {_GRPC})")
+    return chosen
+
+
+def resolve_endpoint(endpoint: str | None, protocol: str, environ: Mapping[str, str]) -> str:
+    """Return the traces URL: explicit base > TRACES_ENDPOINT (as is) > ENDPOINT > default."""
+    if not endpoint and (signal_url := environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return signal_url
+    base = endpoint or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or _DEFAULT_ENDPOINTS[protocol]
+    if protocol == _GRPC or base.rstrip("/").endswith(_TRACES_PATH):
+        return base
+    return base.rstrip("/") + _TRACES_PATH
+
+
+def _env_headers(environ: Mapping[str, str]) -> dict[str, str] | None:
+    raw = environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or environ.get(
+        "OTEL_EXPORTER_OTLP_HEADERS"
+    )
+    return dict(parse_env_headers(raw, liberal=True)) if raw else None

@@ -1,0 +1,42 @@
+"""The interface every platform source implements, and the page it yields."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from exporter.model import Run
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of an agent's runs, newest first, as far as it could be read.
+
+    `skipped` counts items that were dropped, by reason (e.g. `malformed_item`).
+    """
+
+    runs: list[Run]
+    has_more: bool
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """A platform's run API for one configured source."""
+
+    name: str
+    platform: str
+    terminal_statuses: tuple[str, ...]
+    dispositions: tuple[str, ...]
+
+    def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
+        """Yield the agent's runs page by page, newest first, until the caller stops."""
+        ...
+
+    async def fetch_detail(self, run: Run) -> Run:
+        """Return `run` completed with what only its detail call gives (tool steps)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the source's connections."""
+        ...

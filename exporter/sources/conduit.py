@@ -1,0 +1,182 @@
+"""Conduit (api.conduit.ai): list agent runs, get one run for its tool trace.
+
+    GET /v1/agents/{id}/runs?limit=&cursor=&workspace_id=  {data:[run], next_cursor, has_more}
+    GET /v1/agents/{id}/runs/{run_id}?workspace_id=        {data: run + tool_trace[...]}
+
+A `tool_trace` item is `{name, input, output}` or null.
+
+Runs are keyed by `id` (not the backend's `run_id`). Statuses: accepted and running are in flight,
+completed and failed are terminal. `tool_trace` steps carry no timing, ids or status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import replace
+from typing import Any
+
+from exporter.errors import MalformedPageError, ParseError, UnknownStatusError
+from exporter.model import Run, Status, ToolStep
+from exporter.sources import fields
+from exporter.sources.base import Page
+from exporter.sources.http import HttpClient
+
+log = logging.getLogger(__name__)
+
+STATUS_MAP = {
+    "accepted": Status.QUEUED,
+    "running": Status.RUNNING,
+    "completed": Status.COMPLETED,
+    "failed": Status.FAILED,
+}
+DISPOSITIONS = (
+    "escalated",
+    "escalation_and_answer",
+    "resolved",
+    "unresolved",
+    "no_op",
+    "proactive",
+)
+
+
+def parse_run(item: Any) -> Run:
+    """Translate one Conduit run object (list item or detail) into a `Run`."""
+    if not isinstance(item, dict):
+        raise ParseError(f"run item must be an object, got {type(item).__name__}")
+    raw_status = fields.required_str(item, "status")
+    status = STATUS_MAP.get(raw_status)
+    if status is None:
+        raise UnknownStatusError(f"unknown status {raw_status[:40]!r}")
+    usage = item.get("token_usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise ParseError("field 'token_usage' must be an object or null")
+    usage = usage or {}
+    return Run(
+        id=fields.required_str(item, "id"),
+        agent_id=fields.required_str(item, "agent_id"),
+        status=status,
+        raw_status=raw_status,
+        created_at=fields.timestamp(item.get("created_at"), "created_at"),
+        completed_at=fields.optional_timestamp(item.get("completed_at"), "completed_at"),
+        duration_s=_seconds(fields.optional_number(item.get("duration_ms"), "duration_ms")),
+        disposition=fields.optional_str(item, "disposition"),
+        input_tokens=fields.optional_int(usage.get("input"), "token_usage.input"),
+        output_tokens=fields.optional_int(usage.get("output"), "token_usage.output"),
+        cost_usd=fields.optional_number(item.get("total_cost"), "total_cost"),
+        trace_id=fields.optional_str(item, "trace_id"),
+        conversation_id=fields.optional_str(item, "conversation_id"),
+        error=fields.optional_str(item, "error"),
+        attributes=_attributes(item),
+    )
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000.0
+
+
+def _attributes(item: dict[str, Any]) -> dict[str, str]:
+    keys = (("run_id", "agent_run.backend_run_id"), ("workspace_id", "agent_run.workspace_id"))
+    return {attr: value for key, attr in keys if (value := fields.optional_str(item, key))}
+
+
+def parse_tool_trace(trace: Any) -> tuple[ToolStep, ...]:
+    """Translate a `tool_trace` array into steps, skipping null and nameless items."""
+    if trace is None:
+        return ()
+    if not isinstance(trace, list):
+        raise ParseError("field 'tool_trace' must be an array or null")
+    return tuple(step for item in trace if (step := _tool_step(item)) is not None)
+
+
+def _tool_step(item: Any) -> ToolStep | None:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+        return None
+    output = item.get("output")
+    return ToolStep(name=item["name"], input=item.get("input"), output=output, error=_error(output))
+
+
+def _error(output: Any) -> str | None:
+    """Return the error a step's output reports (`{"error": ...}` or `success: false`)."""
+    if not isinstance(output, dict):
+        return None
+    if output.get("error"):
+        return str(output["error"])[:200]
+    if output.get("success") is False:
+        return "tool reported success=false"
+    return None
+
+
+def parse_list_page(body: Any) -> Page:
+    """Translate a list response into a page; malformed items are skipped and counted."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise MalformedPageError("list response has no 'data' array")
+    page = Page(runs=[], has_more=body.get("has_more") is True)
+    for item in body["data"]:
+        try:
+            page.runs.append(parse_run(item))
+        except ParseError as exc:
+            page.skipped[exc.reason] = page.skipped.get(exc.reason, 0) + 1
+            log.warning("skipping a Conduit run item: %s", exc)
+    return page
+
+
+def parse_detail(body: Any) -> Run:
+    """Translate a get-run response into a `Run` with its tool steps."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        raise MalformedPageError("get-run response has no 'data' object")
+    data = body["data"]
+    return replace(parse_run(data), tool_steps=parse_tool_trace(data.get("tool_trace")))
+
+
+class ConduitSource:
+    """The Conduit run API for one configured source."""
+
+    platform = "conduit"
+    terminal_statuses: tuple[str, ...] = ("completed", "failed")
+    dispositions: tuple[str, ...] = DISPOSITIONS
+
+    def __init__(
+        self, name: str, client: HttpClient, *, page_size: int, workspace_id: str | None
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._page_size = page_size
+        self._workspace = workspace_id
+
+    async def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
+        """Yield the agent's runs page by page, newest first, following `next_cursor`."""
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        while True:
+            body = await self._client.get_json(
+                f"/v1/agents/{agent_id}/runs",
+                endpoint="list_runs",
+                params={
+                    "limit": self._page_size,
+                    "cursor": cursor,
+                    "workspace_id": self._workspace,
+                },
+            )
+            page = parse_list_page(body)
+            cursor = body.get("next_cursor")
+            if not isinstance(cursor, str) or not cursor or cursor in seen_cursors:
+                page.has_more = False  # no cursor, or one we followed already: stop, never loop
+            yield page
+            if not page.has_more:
+                return
+            seen_cursors.add(cursor)
+
+    async def fetch_detail(self, run: Run) -> Run:
+        """Return `run` with the tool steps of its get-run call."""
+        body = await self._client.get_json(
+            f"/v1/agents/{run.agent_id}/runs/{run.id}",
+            endpoint="get_run",
+            params={"workspace_id": self._workspace},
+        )
+        detail = parse_detail(body)
+        return replace(run, tool_steps=detail.tool_steps)
+
+    async def aclose(self) -> None:
+        """Close the source's HTTP client."""
+        await self._client.aclose()

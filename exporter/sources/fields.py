@@ -1,0 +1,69 @@
+"""Tolerant readers for payload fields: each returns a typed value or raises `ParseError`."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from exporter.errors import ParseError
+
+
+def required_str(item: dict[str, Any], key: str) -> str:
+    """Return `item[key]` as a non-empty string."""
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise ParseError(f"field {key!r} must be a non-empty string, got {type(value).__name__}")
+    return value
+
+
+def optional_str(item: dict[str, Any], key: str) -> str | None:
+    """Return `item[key]` as a string, or None when absent, null or empty."""
+    value = item.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise ParseError(f"field {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def optional_number(value: Any, key: str) -> float | None:
+    """Return a finite, non-negative number from a JSON number or numeric string, or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ParseError(f"field {key!r} must be a number, got a boolean")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ParseError(f"field {key!r} must be a number, got {value[:40]!r}") from None
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ParseError(f"field {key!r} must be a finite non-negative number")
+    return float(value)
+
+
+def optional_int(value: Any, key: str) -> int | None:
+    """Return a non-negative integer count from a JSON number, or None."""
+    number = optional_number(value, key)
+    return None if number is None else round(number)
+
+
+def timestamp(value: Any, key: str) -> float:
+    """Return epoch seconds from an ISO 8601 string (`Z` or offset; naive means UTC)."""
+    if not isinstance(value, str) or not value:
+        raise ParseError(f"field {key!r} must be an ISO 8601 timestamp")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ParseError(f"field {key!r} is not an ISO 8601 timestamp: {value[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def optional_timestamp(value: Any, key: str) -> float | None:
+    """Return epoch seconds from an ISO 8601 string, or None when absent."""
+    return None if value in (None, "") else timestamp(value, key)

@@ -1,0 +1,178 @@
+"""HTTP plumbing shared by every source: auth, timeouts, retries and error translation.
+
+Every httpx exception and every non-2xx answer leaves this module as an `exporter.errors`
+`SourceError`; a body that is not JSON leaves as `MalformedPageError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from exporter import __version__
+from exporter.errors import (
+    AuthError,
+    ClientError,
+    MalformedPageError,
+    NotFoundError,
+    RateLimitedError,
+    RetryableError,
+    ServerError,
+    SourceError,
+    TransportError,
+)
+
+log = logging.getLogger(__name__)
+
+ResponseHook = Callable[[str, str], None]
+"""Called with (endpoint, status code or error reason) after every request."""
+
+Sleep = Callable[[float], Awaitable[None]]
+
+_MAX_BODY_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry a retryable failure within one poll."""
+
+    attempts: int = 3
+    base_delay_s: float = 0.5
+    max_delay_s: float = 10.0
+    deadline_s: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Return the full-jitter backoff before retry number `attempt` (1-based)."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return rng.uniform(0, ceiling)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Return the wait a `Retry-After` header asks for, in seconds (delta or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:_MAX_BODY_TEXT].strip()
+    if isinstance(body, dict):
+        message = body.get("error") or body.get("message")
+        if isinstance(message, dict):
+            message = message.get("message")
+        if message:
+            return str(message)[:_MAX_BODY_TEXT]
+    return str(body)[:_MAX_BODY_TEXT]
+
+
+def translate_status(response: httpx.Response, now: float) -> SourceError:
+    """Return the error that a non-2xx `response` stands for."""
+    code = response.status_code
+    text = f"HTTP {code} from {response.request.url.path}: {_error_text(response)}"
+    if code == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+        return RateLimitedError(text, retry_after=retry_after)
+    if code in (401, 403):
+        return AuthError(text, status_code=code)
+    if code == 404:
+        return NotFoundError(text, status_code=code)
+    if code >= 500:
+        return ServerError(text, status_code=code)
+    return ClientError(text, status_code=code)
+
+
+class HttpClient:
+    """A JSON-over-HTTP client for one source, with retries and error translation."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        headers: Mapping[str, str],
+        timeout_s: float,
+        on_response: ResponseHook,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"User-Agent": f"agent-runs-exporter/{__version__}", **headers},
+            timeout=timeout_s,
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._on_response = on_response
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    async def get_json(self, path: str, *, endpoint: str, params: Mapping[str, Any]) -> Any:
+        """GET `path` and return its decoded JSON body, retrying retryable failures."""
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._get_once(path, endpoint=endpoint, params=params)
+            except RetryableError as exc:
+                wait = self._next_wait(exc, attempt, started)
+                if wait is None:
+                    raise
+                log.debug("retrying %s in %.2fs after: %s", endpoint, wait, exc)
+                await self._sleep(wait)
+
+    def _next_wait(self, exc: RetryableError, attempt: int, started: float) -> float | None:
+        if attempt >= self._retry.attempts:
+            return None
+        wait = self._retry.delay(attempt, self._rng)
+        if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+            wait = exc.retry_after  # the upstream's word wins over our backoff
+        if self._clock() - started + wait > self._retry.deadline_s:
+            return None
+        return wait
+
+    async def _get_once(self, path: str, *, endpoint: str, params: Mapping[str, Any]) -> Any:
+        query = {k: v for k, v in params.items() if v is not None}
+        try:
+            response = await self._client.get(path, params=query)
+        except httpx.TimeoutException as exc:
+            self._on_response(endpoint, "timeout")
+            raise TransportError(f"timed out requesting {path}", timeout=True) from exc
+        except httpx.TransportError as exc:
+            self._on_response(endpoint, "connect")
+            raise TransportError(f"cannot reach upstream for {path}: {exc}") from exc
+        self._on_response(endpoint, str(response.status_code))
+        if not response.is_success:
+            raise translate_status(response, self._clock())
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise MalformedPageError(f"{path} answered a body that is not JSON") from exc
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()

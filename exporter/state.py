@@ -1,0 +1,234 @@
+"""The embedded SQLite state store: which runs are known, how far each agent was read, and the
+cumulative run metrics, all written in one transaction per commit.
+
+A corrupt or unreadable state file is moved aside (`<path>.corrupt-<epoch>`) and the exporter
+starts fresh; a path that cannot be opened at all falls back to memory. Both are logged loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.errors import StateError
+from exporter.model import Run, Status, ToolStep
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    source TEXT NOT NULL, run_id TEXT NOT NULL, agent_id TEXT NOT NULL,
+    created_at REAL NOT NULL, status TEXT NOT NULL, counted INTEGER NOT NULL,
+    trace_pending INTEGER NOT NULL, attempts INTEGER NOT NULL, payload TEXT,
+    PRIMARY KEY (source, run_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS cursors (
+    source TEXT NOT NULL, agent_id TEXT NOT NULL, high_water REAL NOT NULL,
+    PRIMARY KEY (source, agent_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """What the exporter remembers of one run.
+
+    `run` is kept only while the run's trace is still to be exported.
+    """
+
+    source: str
+    run_id: str
+    agent_id: str
+    created_at: float
+    status: Status
+    counted: bool
+    trace_pending: bool = False
+    attempts: int = 0
+    run: Run | None = None
+
+
+@dataclass(slots=True)
+class StateBatch:
+    """Changes to write in one transaction."""
+
+    runs: list[RunRecord] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    cursors: dict[tuple[str, str], float] = field(default_factory=dict)
+    series: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.deleted or self.cursors or self.series)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Everything loaded from the store at start."""
+
+    runs: list[RunRecord]
+    cursors: dict[tuple[str, str], float]
+    series: dict[str, str]
+
+
+def encode_run(run: Run) -> str:
+    """Serialize a run to compact JSON."""
+    return json.dumps(dataclasses.asdict(run), separators=(",", ":"), default=str)
+
+
+def decode_run(text: str) -> Run:
+    """Rebuild a run serialized by `encode_run`."""
+    data: dict[str, Any] = json.loads(text)
+    data["status"] = Status(data["status"])
+    steps = data.get("tool_steps")
+    data["tool_steps"] = None if steps is None else tuple(ToolStep(**s) for s in steps)
+    return Run(**data)
+
+
+class StateStore:
+    """Runs, read positions and metric series in one SQLite file (or in memory)."""
+
+    def __init__(self, path: str, *, clock: Any = time.time) -> None:
+        self.path = path
+        self.resets = 0
+        self.persistent = path != ":memory:"
+        self._clock = clock
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.persistent:
+            return self._connect(":memory:")
+        try:
+            return self._connect(self.path)
+        except sqlite3.DatabaseError as exc:
+            if os.path.exists(self.path):
+                self._move_aside(exc)
+                try:
+                    return self._connect(self.path)
+                except sqlite3.DatabaseError as again:
+                    exc = again
+            log.error(
+                "cannot open state file %s (%s); keeping state in memory: runs will be recounted "
+                "after a restart. Fix the path or its permissions.",
+                self.path,
+                exc,
+            )
+            self.persistent = False
+            return self._connect(":memory:")
+
+    def _connect(self, path: str) -> sqlite3.Connection:
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            result = db.execute("PRAGMA quick_check").fetchone()
+            if result is None or result[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {result}")
+            db.executescript(_SCHEMA)
+            self._check_version(db)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _check_version(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"unknown schema version {row[0]!r}")
+
+    def _move_aside(self, exc: Exception) -> None:
+        target = f"{self.path}.corrupt-{int(self._clock())}"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, target + suffix)
+        self.resets += 1
+        log.error(
+            "state file %s is unreadable (%s): moved it to %s and starting with fresh state; "
+            "runs within lookback will be counted again",
+            self.path,
+            exc,
+            target,
+        )
+
+    def load(self, min_created_at: float) -> Snapshot:
+        """Load the runs created at or after `min_created_at`, all cursors and all series."""
+        rows = self._db.execute(
+            "SELECT source, run_id, agent_id, created_at, status, counted, trace_pending,"
+            " attempts, payload FROM runs WHERE created_at >= ?",
+            (min_created_at,),
+        )
+        runs = list(self._records(rows))
+        cursors = {(s, a): hw for s, a, hw in self._db.execute("SELECT * FROM cursors")}
+        series = dict(self._db.execute("SELECT key, value FROM series").fetchall())
+        return Snapshot(runs=runs, cursors=cursors, series=series)
+
+    @staticmethod
+    def _records(rows: Iterator[tuple[Any, ...]]) -> Iterator[RunRecord]:
+        for source, run_id, agent, created, status, counted, pending, attempts, payload in rows:
+            yield RunRecord(
+                source=source,
+                run_id=run_id,
+                agent_id=agent,
+                created_at=created,
+                status=Status(status),
+                counted=bool(counted),
+                trace_pending=bool(pending),
+                attempts=attempts,
+                run=decode_run(payload) if payload else None,
+            )
+
+    def commit(self, batch: StateBatch, *, prune_before: float | None = None) -> None:
+        """Write `batch` (and drop runs created before `prune_before`) in one transaction."""
+        try:
+            self._write(batch, prune_before)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write state file {self.path}: {exc}") from exc
+
+    def _write(self, batch: StateBatch, prune_before: float | None) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?)", _rows(batch))
+            db.executemany("DELETE FROM runs WHERE source=? AND run_id=?", batch.deleted)
+            db.executemany(
+                "INSERT OR REPLACE INTO cursors VALUES (?,?,?)",
+                [(s, a, hw) for (s, a), hw in batch.cursors.items()],
+            )
+            db.executemany("INSERT OR REPLACE INTO series VALUES (?,?)", batch.series.items())
+            if prune_before is not None:
+                db.execute("DELETE FROM runs WHERE created_at < ?", (prune_before,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        self._db.close()
+
+
+def _rows(batch: StateBatch) -> Iterator[tuple[Any, ...]]:
+    for r in batch.runs:
+        payload = encode_run(r.run) if (r.run is not None and r.trace_pending) else None
+        yield (
+            r.source,
+            r.run_id,
+            r.agent_id,
+            r.created_at,
+            r.status.value,
+            int(r.counted),
+            int(r.trace_pending),
+            r.attempts,
+            payload,
+        )

@@ -1,0 +1,196 @@
+"""The run tracker: counts each run exactly once, when it is first seen in a terminal state.
+
+For each (source, run id) it remembers whether the run was counted, whether it is still in flight
+and whether its trace is still to be exported. For each (source, agent) it remembers the newest
+run seen by a complete poll (the high-water mark), so paging can stop as soon as everything older
+is known. Memory and state are bounded by `lookback`: a run created before `now - lookback` is
+outside the window; one still in flight by then is given up.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import replace
+from enum import Enum
+
+from exporter.model import Run, Status
+from exporter.state import RunRecord, Snapshot, StateBatch
+
+RunKey = tuple[str, str]
+
+
+class Outcome(Enum):
+    """What observing a run meant."""
+
+    NEW_TERMINAL = "new_terminal"  # count it now
+    IN_FLIGHT = "in_flight"  # remembered, counted when it ends
+    KNOWN = "known"  # counted before
+    OUTSIDE = "outside"  # created before the lookback window
+
+
+class Tracker:
+    """Deduplicates runs by (source, run id) within the lookback window."""
+
+    def __init__(
+        self,
+        *,
+        lookback_s: float,
+        traces_enabled: bool,
+        prune_margin_s: float = 300.0,
+        on_given_up: Callable[[RunRecord], None] | None = None,
+    ) -> None:
+        self.lookback_s = lookback_s
+        self.traces_enabled = traces_enabled
+        self._margin = prune_margin_s
+        self._on_given_up = on_given_up or (lambda _record: None)
+        self._records: dict[RunKey, RunRecord] = {}
+        self._in_flight: dict[tuple[str, str], dict[str, float]] = {}
+        self._pending: dict[str, dict[str, RunRecord]] = {}
+        self._high_water: dict[tuple[str, str], float] = {}
+        self._by_age: list[tuple[float, str, str]] = []
+        self._dirty: dict[RunKey, RunRecord] = {}
+        self._deleted: set[RunKey] = set()
+        self._dirty_cursors: dict[tuple[str, str], float] = {}
+
+    def floor(self, now: float) -> float:
+        """Return the oldest creation time inside the lookback window."""
+        return now - self.lookback_s
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Load what an earlier process remembered."""
+        for record in snapshot.runs:
+            self._remember(record)
+        self._high_water.update(snapshot.cursors)
+
+    def window(self, source: str, agent_id: str, now: float) -> float:
+        """Return the creation time below which paging this agent can stop."""
+        floor = self.floor(now)
+        high_water = self._high_water.get((source, agent_id))
+        if high_water is None:
+            return floor
+        oldest_in_flight = min(self._in_flight.get((source, agent_id), {}).values(), default=None)
+        reach = high_water if oldest_in_flight is None else min(high_water, oldest_in_flight)
+        return max(floor, reach)
+
+    def observe(self, source: str, run: Run, now: float) -> Outcome:
+        """Record a sighting of `run` and say whether it must be counted now."""
+        if run.created_at < self.floor(now):
+            return Outcome.OUTSIDE
+        record = self._records.get((source, run.id))
+        if record is None:
+            record = RunRecord(source, run.id, run.agent_id, run.created_at, run.status, False)
+            self._remember(record)
+        elif record.counted:
+            return Outcome.KNOWN
+        record.status = run.status
+        if not run.status.terminal:
+            self._in_flight.setdefault((source, run.agent_id), {})[run.id] = record.created_at
+            self._touch(record)
+            return Outcome.IN_FLIGHT
+        self._count(record, run)
+        return Outcome.NEW_TERMINAL
+
+    def _count(self, record: RunRecord, run: Run) -> None:
+        record.counted = True
+        self._in_flight.get((record.source, record.agent_id), {}).pop(record.run_id, None)
+        if self.traces_enabled:
+            record.trace_pending = True
+            record.run = run
+            self._pending.setdefault(record.source, {})[record.run_id] = record
+        self._touch(record)
+
+    def finish_agent(self, source: str, agent_id: str, newest_created_at: float | None) -> None:
+        """Advance the agent's high-water mark after a poll that read every page it needed."""
+        if newest_created_at is None:
+            return
+        key = (source, agent_id)
+        if newest_created_at > self._high_water.get(key, float("-inf")):
+            self._high_water[key] = newest_created_at
+            self._dirty_cursors[key] = newest_created_at
+
+    def pending_traces(self, source: str) -> list[RunRecord]:
+        """Return the source's runs whose trace is still to be exported, failures first."""
+        records = list(self._pending.get(source, {}).values())
+        return sorted(records, key=lambda r: (r.status is Status.COMPLETED, -r.created_at))
+
+    def trace_done(self, record: RunRecord) -> None:
+        """Mark a run's trace exported (or abandoned) so it is not fetched again."""
+        record.trace_pending = False
+        record.run = None
+        self._pending.get(record.source, {}).pop(record.run_id, None)
+        self._touch(record)
+
+    def trace_failed(self, record: RunRecord) -> int:
+        """Note a failed attempt at a run's detail and return how many attempts failed."""
+        record.attempts += 1
+        self._touch(record)
+        return record.attempts
+
+    def expire(self, now: float) -> list[RunRecord]:
+        """Give up runs in flight since before the window, forget old ones; return the given up."""
+        floor = self.floor(now)
+        given_up = [
+            self._records[(source, run_id)]
+            for (source, _agent), runs in self._in_flight.items()
+            for run_id, created in runs.items()
+            if created < floor
+        ]
+        for record in given_up:
+            self._forget((record.source, record.run_id), persist=True)
+            self._on_given_up(record)
+        while self._by_age and self._by_age[0][0] < floor - self._margin:
+            _created, source, run_id = heapq.heappop(self._by_age)
+            self._forget((source, run_id), persist=False)
+        return given_up
+
+    def in_flight_counts(self) -> dict[tuple[str, str, Status], int]:
+        """Return how many runs are in flight per (source, agent, status)."""
+        counts: dict[tuple[str, str, Status], int] = {}
+        for (source, agent), runs in self._in_flight.items():
+            for run_id in runs:
+                key = (source, agent, self._records[(source, run_id)].status)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def drain(self, batch: StateBatch) -> None:
+        """Move every change since the last drain into `batch`."""
+        batch.runs.extend(replace(r) for r in self._dirty.values())
+        batch.deleted.extend(self._deleted)
+        batch.cursors.update(self._dirty_cursors)
+        self._dirty.clear()
+        self._deleted.clear()
+        self._dirty_cursors.clear()
+
+    def prune_before(self, now: float) -> float:
+        """Return the creation time before which stored runs can be dropped."""
+        return self.floor(now) - self._margin
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _remember(self, record: RunRecord) -> None:
+        key = (record.source, record.run_id)
+        self._records[key] = record
+        heapq.heappush(self._by_age, (record.created_at, record.source, record.run_id))
+        if not record.counted:
+            self._in_flight.setdefault((record.source, record.agent_id), {})[record.run_id] = (
+                record.created_at
+            )
+        if record.trace_pending:
+            self._pending.setdefault(record.source, {})[record.run_id] = record
+
+    def _touch(self, record: RunRecord) -> None:
+        key = (record.source, record.run_id)
+        self._dirty[key] = record
+        self._deleted.discard(key)
+
+    def _forget(self, key: RunKey, *, persist: bool) -> None:
+        record = self._records.pop(key, None)
+        if record is None:
+            return
+        self._in_flight.get((record.source, record.agent_id), {}).pop(record.run_id, None)
+        self._pending.get(record.source, {}).pop(record.run_id, None)
+        self._dirty.pop(key, None)
+        if persist:
+            self._deleted.add(key)

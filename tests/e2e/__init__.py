@@ -1,0 +1,1 @@
+"""End-to-end tests: the exporter as a real process against real collectors and fakes."""
