@@ -67,6 +67,7 @@ class Exporter:
         )
         self.runtimes = [self._runtime(source, transport) for source in settings.sources]
         self._restore()
+        self.run_metrics.publish()  # the declared zeros; restored values are published already
         self.registry.register(self.run_metrics)
         self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
         self.poller = Poller(

@@ -62,12 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--dir", default="./agent-runs-exporter-demo", help="demo config, state and spans"
     )
-    _simulator_arguments(demo, default_port=0, rate=0.2)
+    # No upstream rate limit by default in the demo: request budgets are a feature of their own.
+    _simulator_arguments(demo, default_port=0, rate=0.2, rate_limit=0)
     return parser
 
 
 def _simulator_arguments(
-    parser: argparse.ArgumentParser, *, default_port: int, rate: float = 0.5
+    parser: argparse.ArgumentParser, *, default_port: int, rate: float = 0.5, rate_limit: int = 120
 ) -> None:
     group = parser.add_argument_group("simulator")
     group.add_argument("--host", default="127.0.0.1", help="simulator bind address")
@@ -86,6 +87,18 @@ def _simulator_arguments(
         "--throttle-ratio", type=float, default=0.0, help="share of answers that are 429"
     )
     group.add_argument("--token", default=None, help="bearer token the simulator requires")
+    group.add_argument(
+        "--duration-scale", type=float, default=1.0, help="multiply run durations (median ~4 s)"
+    )
+    group.add_argument(
+        "--history", type=float, default=600.0, help="seconds of runs that exist at start"
+    )
+    group.add_argument(
+        "--rate-limit",
+        type=int,
+        default=rate_limit,
+        help="requests per minute per workspace before 429, as Conduit does (0: no limit)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,6 +154,9 @@ def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
             error_ratio=args.error_ratio,
             throttle_ratio=args.throttle_ratio,
             token=args.token,
+            duration_scale=args.duration_scale,
+            history=args.history,
+            rate_limit=args.rate_limit or None,
         )
     except ValueError as exc:
         raise ConfigError([ConfigProblem("simulator options", str(exc))]) from exc

@@ -79,8 +79,7 @@ async def run_demo(args: argparse.Namespace, sim_settings: SimulatorSettings) ->
 
 
 def _with_token(settings: SimulatorSettings) -> SimulatorSettings:
-    # The demo shows the exporter, not throttling: request budgets are a separate feature.
-    return replace(settings, token=settings.token or DEMO_TOKEN, rate_limit=None)
+    return replace(settings, token=settings.token or DEMO_TOKEN)
 
 
 def _announce(simulator: RunningServer, config: Path, directory: Path, listen: str) -> None:

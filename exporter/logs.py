@@ -171,8 +171,13 @@ def setup_logging(
     level: str = "info",
     fmt: Literal["plain", "json"] = "plain",
     stream: IO[str] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Send log records to `stream` (stderr by default) at `level`, formatted as `fmt`."""
+    """Send log records to `stream` (stderr by default) at `level`, formatted as `fmt`.
+
+    Identical warnings and errors are damped for 60 s of `clock`.
+    """
     numeric = _parse_level(level)
     formatter: logging.Formatter
     if fmt == "plain":
@@ -183,7 +188,7 @@ def setup_logging(
         raise ValueError(f"invalid log format {fmt!r}: use plain or json")
     handler = _Handler(sys.stderr if stream is None else stream)
     handler.setFormatter(formatter)
-    handler.addFilter(DampingFilter())
+    handler.addFilter(DampingFilter(clock=clock))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)

@@ -108,7 +108,7 @@ class StateStore:
         try:
             return self._connect(self.path)
         except sqlite3.DatabaseError as exc:
-            if os.path.exists(self.path):
+            if _corrupt(self.path, exc):
                 self._move_aside(exc)
                 try:
                     return self._connect(self.path)
@@ -216,6 +216,11 @@ class StateStore:
     def close(self) -> None:
         """Close the database (idempotent)."""
         self._db.close()
+
+
+def _corrupt(path: str, exc: sqlite3.DatabaseError) -> bool:
+    """Say whether `exc` means the file's content is bad (not that it cannot be opened)."""
+    return os.path.isfile(path) and not isinstance(exc, sqlite3.OperationalError)
 
 
 def _rows(batch: StateBatch) -> Iterator[tuple[Any, ...]]:

@@ -6,8 +6,9 @@ Depends only on the platforms' payload shapes: nothing else in the package is im
 """
 
 from exporter.simulator.conduit import create_app
+from exporter.simulator.records import Agent, SimRun, TruthRun
 from exporter.simulator.server import RunningServer, run_simulator, serve_in_loop
-from exporter.simulator.world import Agent, SimRun, SimulatorSettings, TruthRun, World
+from exporter.simulator.world import SimulatorSettings, World
 
 __all__ = [
     "Agent",

@@ -30,8 +30,9 @@ from exporter.simulator import control
 from exporter.simulator.faults import FaultKnobs, Faults
 from exporter.simulator.paging import CursorError, decode_cursor, encode_cursor, newest_first
 from exporter.simulator.payloads import agent_payload, run_detail, run_summary
+from exporter.simulator.records import Agent, SimRun
 from exporter.simulator.traffic import RequestLog
-from exporter.simulator.world import Agent, SimRun, World
+from exporter.simulator.world import World
 
 Payload = dict[str, Any]
 Handler = Callable[[Request, World], Payload]

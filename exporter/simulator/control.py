@@ -21,8 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from exporter.simulator.faults import Faults
+from exporter.simulator.records import iso_ms
 from exporter.simulator.traffic import RequestLog
-from exporter.simulator.world import World, iso_ms
+from exporter.simulator.world import World
 
 PREFIX = "/_simulator"
 

@@ -13,7 +13,7 @@ import random
 from typing import Any
 
 from exporter.simulator import catalogue
-from exporter.simulator.world import Agent, SimRun, iso_ms
+from exporter.simulator.records import Agent, SimRun, iso_ms
 
 
 def agent_payload(agent: Agent) -> dict[str, Any]:

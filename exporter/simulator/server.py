@@ -58,6 +58,11 @@ class RunningServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        """Say whether the server task is still running."""
+        return not self._task.done()
+
     async def stop(self, grace: float = STOP_TIMEOUT_S) -> None:
         """Stop serving: graceful first, then forced, then cancelled; idempotent."""
         self._server.should_exit = True

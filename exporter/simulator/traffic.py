@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from exporter.simulator.world import iso_ms
+from exporter.simulator.records import iso_ms
 
 
 class RequestLog:

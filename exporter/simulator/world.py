@@ -8,19 +8,19 @@ A run's times are fixed when it is generated; its status is derived from them at
 from __future__ import annotations
 
 import bisect
-import datetime as dt
 import math
 import random
-import string
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from exporter.simulator import catalogue
+from exporter.simulator.records import Agent, SimRun, TruthRun, conduit_id, iso_ms, truth_of
+
+__all__ = ["Agent", "Clock", "SimRun", "SimulatorSettings", "TruthRun", "World", "iso_ms"]
 
 Clock = Callable[[], float]
 
-_ALNUM = string.digits + string.ascii_lowercase
 _MAX_RUNNING_S = 30 * 60.0
 _MEDIAN_RUNNING_S = 4.0
 
@@ -65,105 +65,12 @@ class SimulatorSettings:
         ]
 
 
-@dataclass(frozen=True, slots=True)
-class Agent:
-    """One simulated V2 chat agent."""
-
-    id: str
-    name: str
-    description: str
-    workspace_id: str
-    trigger_id: str
-    internal: bool  # billed in credits: its runs have no total_cost
-    created_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class SimRun:
-    """One generated run: fixed facts; status and in-flight nulls are derived at read time."""
-
-    id: str
-    run_id: str
-    agent_id: str
-    workspace_id: str
-    created_ms: int
-    started_ms: int
-    completed_ms: int
-    failed: bool
-    disposition: str | None
-    error: str | None
-    contact_id: str | None
-    conversation_id: str | None
-    trigger_id: str | None
-    trigger_event_id: str | None
-    session_id: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    total_cost: float | None
-    trace_id: str | None
-    tool_steps: int | None  # length of tool_trace; None when the list itself is null
-    tool_nulls: int  # how many of those items are null
-    detail_seed: int
-
-    @property
-    def key(self) -> tuple[int, str]:
-        """Return the (created_ms, id) sort key used for ordering and cursors."""
-        return (self.created_ms, self.id)
-
-    def status(self, now_ms: int) -> str:
-        """Return the Conduit lifecycle status of the run at `now_ms`."""
-        if now_ms < self.started_ms:
-            return "accepted"
-        if now_ms < self.completed_ms:
-            return "running"
-        return "failed" if self.failed else "completed"
-
-    def terminal(self, now_ms: int) -> bool:
-        """Say whether the run has finished at `now_ms`."""
-        return now_ms >= self.completed_ms
-
-
-@dataclass(frozen=True, slots=True)
-class TruthRun:
-    """Ground truth of one run at a given instant, for tests; in-flight values are None."""
-
-    id: str
-    run_id: str
-    agent_id: str
-    status: str
-    created_at: str
-    completed_at: str | None
-    duration_ms: int | None
-    disposition: str | None
-    trace_id: str | None
-    tool_steps: int  # non-null tool_trace items the run has once terminal
-    input_tokens: int | None
-    output_tokens: int | None
-    total_cost: float | None
-
-
 @dataclass(slots=True)
 class _Stream:
     agent: Agent
     rng: random.Random
     next_at: float
     runs: list[SimRun] = field(default_factory=list)
-
-
-def iso_ms(ms: int) -> str:
-    """Format epoch milliseconds as Conduit does: `2026-04-03T03:14:15.000Z`."""
-    stamp = dt.datetime.fromtimestamp(ms // 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{ms % 1000:03d}Z"
-
-
-def conduit_id(rng: random.Random, prefix: str, length: int = 30) -> str:
-    """Draw a Conduit-looking id: a prefix and lowercase alphanumerics (`ag77c0dy...`)."""
-    value = rng.randrange(len(_ALNUM) ** length)  # one draw: far cheaper than one per character
-    chars = []
-    for _ in range(length):
-        value, digit = divmod(value, len(_ALNUM))
-        chars.append(_ALNUM[digit])
-    return prefix + "".join(chars)
 
 
 def _maybe(rng: random.Random, null_ratio: float, value: str) -> str | None:
@@ -250,7 +157,7 @@ class World:
     def truth(self) -> list[TruthRun]:
         """Return every retained run with its current status, oldest first per agent."""
         now_ms = self.now_ms()
-        return [_truth(run, now_ms) for stream in self._streams for run in stream.runs]
+        return [truth_of(run, now_ms) for stream in self._streams for run in stream.runs]
 
     def _advance(self, now: float) -> None:
         if self._paused_at is None:
@@ -324,22 +231,3 @@ def _tokens(rng: random.Random) -> tuple[int, int] | None:
 def _cost(input_tokens: int, output_tokens: int) -> float:
     # Priced like a mid-tier model: $3 per million input tokens, $15 per million output tokens.
     return round(input_tokens * 3e-6 + output_tokens * 15e-6, 6)
-
-
-def _truth(run: SimRun, now_ms: int) -> TruthRun:
-    done = run.terminal(now_ms)
-    return TruthRun(
-        id=run.id,
-        run_id=run.run_id,
-        agent_id=run.agent_id,
-        status=run.status(now_ms),
-        created_at=iso_ms(run.created_ms),
-        completed_at=iso_ms(run.completed_ms) if done else None,
-        duration_ms=run.completed_ms - run.created_ms if done else None,
-        disposition=run.disposition if done else None,
-        trace_id=run.trace_id,
-        tool_steps=(run.tool_steps or 0) - run.tool_nulls,
-        input_tokens=run.input_tokens if done else None,
-        output_tokens=run.output_tokens if done else None,
-        total_cost=run.total_cost if done else None,
-    )

@@ -75,6 +75,12 @@ class Sim:
     def get(self, path: str, token: str | None = None, **params: Any) -> httpx.Response:
         return asyncio.run(self._send("GET", path, token, params=params))
 
+    def statuses(self, path: str, count: int) -> list[int]:
+        async def send_all() -> list[int]:
+            return [(await self._send("GET", path, None)).status_code for _ in range(count)]
+
+        return asyncio.run(send_all())
+
     def post(self, path: str, body: Any = None) -> httpx.Response:
         return asyncio.run(self._send("POST", path, None, json=body))
 
@@ -322,7 +328,7 @@ def test_injected_errors_and_throttling() -> None:
 def test_fault_ratios_are_seeded_and_roughly_honoured() -> None:
     def statuses(seed: int) -> list[int]:
         sim = Sim(seed=seed, error_ratio=0.2, throttle_ratio=0.1)
-        return [sim.get("/v1/agents").status_code for _ in range(300)]
+        return sim.statuses("/v1/agents", 300)
 
     first = statuses(3)
     assert first == statuses(3)
@@ -413,7 +419,7 @@ def test_real_server_on_loopback() -> None:
                 response = await client.get(sim.runs_path(), params={"limit": 5})
         finally:
             await server.stop()
-        assert server._task.done()
+        assert not server.running
         return dict(response.json())
 
     body = asyncio.run(scenario())

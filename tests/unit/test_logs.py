@@ -1,0 +1,282 @@
+"""Tests for exporter.logs: plain and JSON lines, damping of repeats, secret redaction."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from exporter import logs
+from exporter.logs import DampingFilter, register_secret, setup_logging
+
+PLAIN_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (?P<rest>.*)")
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """Put the root logger back the way the test found it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def configured(fmt: str = "plain", level: str = "info") -> io.StringIO:
+    """Set up logging into a fresh buffer and return it."""
+    stream = io.StringIO()
+    setup_logging(level, fmt, stream)  # type: ignore[arg-type]
+    return stream
+
+
+def lines(stream: io.StringIO) -> list[str]:
+    """Return the lines written so far."""
+    return stream.getvalue().splitlines()
+
+
+def record(
+    msg: str = "upstream down: %s", *args: object, level: int = logging.WARNING
+) -> logging.LogRecord:
+    """Build a log record."""
+    return logging.LogRecord("exporter.poller", level, __file__, 1, msg, args, None)
+
+
+# --- formats -----------------------------------------------------------------------------------
+
+
+def test_plain_line_shape() -> None:
+    stream = configured("plain")
+    logging.getLogger("exporter.poller").info("polled %s runs", 3, extra={"source": "support"})
+    (line,) = lines(stream)
+    match = PLAIN_LINE.fullmatch(line)
+    assert match is not None, line
+    assert match["rest"] == "INFO exporter.poller polled 3 runs source=support"
+
+
+def test_plain_quotes_extra_values_that_are_not_one_token() -> None:
+    stream = configured("plain")
+    logging.getLogger("t").warning("x", extra={"reason": "two words", "empty": "", "n": 2})
+    assert lines(stream)[0].endswith(' x reason="two words" empty="" n=2')
+
+
+def test_plain_includes_the_traceback() -> None:
+    stream = configured("plain")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("t").exception("poll failed")
+    text = stream.getvalue()
+    assert "ERROR t poll failed\nTraceback (most recent call last):" in text
+    assert "RuntimeError: boom" in text
+
+
+def test_json_line_shape() -> None:
+    stream = configured("json")
+    logging.getLogger("exporter.poller").warning(
+        "source %s failed", "support", extra={"source": "support", "reason": "timeout", "n": 2}
+    )
+    (line,) = lines(stream)
+    payload = json.loads(line)
+    assert PLAIN_LINE.fullmatch(payload.pop("ts") + " x")
+    assert payload == {
+        "level": "WARNING",
+        "logger": "exporter.poller",
+        "msg": "source support failed",
+        "source": "support",
+        "reason": "timeout",
+        "n": 2,
+    }
+
+
+def test_json_exception_goes_to_exc() -> None:
+    stream = configured("json")
+    try:
+        raise ValueError("bad payload")
+    except ValueError:
+        logging.getLogger("t").exception("parse failed")
+    payload = json.loads(lines(stream)[0])
+    assert payload["msg"] == "parse failed"
+    assert payload["exc"].startswith("Traceback")
+    assert "ValueError: bad payload" in payload["exc"]
+
+
+def test_json_extras_cannot_overwrite_base_fields() -> None:
+    stream = configured("json")
+    logging.getLogger("t").warning("real", extra={"ts": "fake", "level": "fake"})
+    payload = json.loads(lines(stream)[0])
+    assert payload["level"] == "WARNING"
+    assert payload["ts"] != "fake"
+
+
+def test_json_renders_unserializable_extras_as_text() -> None:
+    stream = configured("json")
+    logging.getLogger("t").warning("x", extra={"when": object})
+    assert json.loads(lines(stream)[0])["when"] == "<class 'object'>"
+
+
+# --- setup -------------------------------------------------------------------------------------
+
+
+def test_levels_filter_and_accept_any_case() -> None:
+    stream = configured(level="WARNING")
+    logging.getLogger("t").info("hidden")
+    logging.getLogger("t").warning("shown")
+    assert [line.split(" ", 3)[3] for line in lines(stream)] == ["shown"]
+
+
+def test_debug_level_shows_debug() -> None:
+    stream = configured(level="Debug")
+    logging.getLogger("t").debug("detail")
+    assert lines(stream)[0].endswith("DEBUG t detail")
+
+
+@pytest.mark.parametrize("level", ["verbose", "", "warn", "critical"])
+def test_invalid_level_is_a_clear_error(level: str) -> None:
+    with pytest.raises(
+        ValueError, match=r"invalid log level .*use one of debug, info, warning, error"
+    ):
+        setup_logging(level)
+
+
+def test_invalid_format_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="invalid log format 'xml': use plain or json"):
+        setup_logging("info", "xml")  # type: ignore[arg-type]
+
+
+def test_setup_is_idempotent_and_replaces_its_handler() -> None:
+    first = configured("plain")
+    second = configured("json")
+    logging.getLogger("t").warning("once")
+    assert first.getvalue() == ""
+    assert len(lines(second)) == 1
+    ours = [h for h in logging.getLogger().handlers if isinstance(h.formatter, logs.JsonFormatter)]
+    assert len(ours) == 1
+
+
+def test_http_client_request_lines_are_quiet_unless_debug() -> None:
+    configured(level="info")
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+    configured(level="debug")
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.DEBUG
+
+
+# --- damping -----------------------------------------------------------------------------------
+
+
+def test_damping_suppresses_repeats_within_the_window() -> None:
+    clock = FakeClock()
+    damping = DampingFilter(window=60.0, clock=clock)
+    assert damping.filter(record("upstream down: %s", "support"))
+    passed = []
+    for _ in range(12):
+        clock.now += 1
+        passed.append(damping.filter(record("upstream down: %s", "support")))
+    assert passed == [False] * 12
+    clock.now += 60
+    later = record("upstream down: %s", "support")
+    assert damping.filter(later)
+    assert later.repeated == 12  # type: ignore[attr-defined]
+    clock.now += 1
+    assert not damping.filter(record("upstream down: %s", "support"))
+
+
+def test_damping_keys_on_logger_level_and_formatted_message() -> None:
+    damping = DampingFilter(clock=FakeClock())
+    assert damping.filter(record("upstream down: %s", "a"))
+    assert damping.filter(record("upstream down: %s", "b"))
+    assert damping.filter(record("upstream down: %s", "a", level=logging.ERROR))
+    other = logging.LogRecord("other", logging.WARNING, __file__, 1, "upstream down: a", (), None)
+    assert damping.filter(other)
+    assert not damping.filter(record("upstream down: %s", "a"))
+
+
+def test_damping_leaves_info_alone() -> None:
+    damping = DampingFilter(clock=FakeClock())
+    assert all(damping.filter(record("tick", level=logging.INFO)) for _ in range(5))
+
+
+def test_damping_memory_is_bounded() -> None:
+    clock = FakeClock()
+    damping = DampingFilter(window=10.0, clock=clock, max_keys=3)
+    for index in range(3):
+        damping.filter(record(f"m{index}"))
+    clock.now += 11
+    damping.filter(record("m3"))
+    assert len(damping._seen) == 1
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_damped_count_reaches_the_output(fmt: str) -> None:
+    stream = io.StringIO()
+    clock = FakeClock()
+    setup_logging("info", fmt, stream, clock=clock)  # type: ignore[arg-type]
+    log = logging.getLogger("exporter.poller")
+    for _ in range(13):
+        log.warning("upstream down")
+        clock.now += 1
+    clock.now += 60
+    log.warning("upstream down")
+    out = lines(stream)
+    assert len(out) == 2
+    if fmt == "plain":
+        assert out[1].endswith("WARNING exporter.poller upstream down (repeated 12 times)")
+    else:
+        payload = json.loads(out[1])
+        assert (payload["msg"], payload["repeated"]) == ("upstream down (repeated 12 times)", 12)
+
+
+def test_setup_damps_warnings_by_default() -> None:
+    stream = configured()
+    for _ in range(5):
+        logging.getLogger("t").warning("same")
+        logging.getLogger("t").info("info is never damped")
+    assert len(lines(stream)) == 6
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_registered_secrets_never_reach_a_line(fmt: str) -> None:
+    secret = f"sk-test-{fmt}-9f8e7d6c5b4a"
+    register_secret(secret)
+    stream = configured(fmt)
+    log = logging.getLogger("exporter.sources")
+    leaked = "token is " + secret  # a message that embeds the secret itself
+    log.warning(leaked)
+    log.warning("header Authorization: Bearer %s", secret)
+    log.warning("extra", extra={"token": secret, "nested": {"t": secret}})
+    try:
+        raise RuntimeError(f"request failed with {secret}")
+    except RuntimeError:
+        log.exception("failed")
+    text = stream.getvalue()
+    assert secret not in text
+    assert text.count("****") >= 4
+
+
+def test_redact_masks_longest_secret_first() -> None:
+    register_secret("abcd-short-secret")
+    register_secret("abcd-short-secret-and-longer")
+    assert logs.redact("x abcd-short-secret-and-longer y") == "x **** y"
+
+
+def test_empty_secret_is_ignored() -> None:
+    register_secret("")
+    assert logs.redact("nothing to hide") == "nothing to hide"

@@ -1,0 +1,79 @@
+"""State store: one transaction per commit, corrupt files moved aside, memory as a last resort."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from exporter.errors import StateError
+from exporter.model import Status, ToolStep
+from exporter.state import RunRecord, StateBatch, StateStore, decode_run, encode_run
+from tests.unit.runs import T0, make_run
+
+
+def record(run_id: str, created: float = T0, **kw: object) -> RunRecord:
+    return RunRecord("s", run_id, "ag1", created, Status.COMPLETED, True, **kw)  # type: ignore[arg-type]
+
+
+def test_run_round_trips_through_json() -> None:
+    run = make_run("r1", tool_steps=(ToolStep("lookup", {"id": 1}, {"error": "x"}, error="x"),))
+    assert decode_run(encode_run(run)) == run
+
+
+def test_commit_and_load(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path / "s.db"))
+    run = make_run("r2")
+    batch = StateBatch(
+        runs=[record("r1"), record("r2", trace_pending=True, run=run)],
+        cursors={("s", "ag1"): T0 + 5},
+        series={"k": "v"},
+    )
+    store.commit(batch)
+    store.close()
+    snapshot = StateStore(str(tmp_path / "s.db")).load(T0 - 1)
+    assert {r.run_id: r.run for r in snapshot.runs} == {"r1": None, "r2": run}
+    assert snapshot.cursors == {("s", "ag1"): T0 + 5}
+    assert snapshot.series == {"k": "v"}
+
+
+def test_deletes_and_pruning(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path / "s.db"))
+    store.commit(StateBatch(runs=[record("old", T0 - 100), record("gone"), record("kept")]))
+    store.commit(StateBatch(deleted=[("s", "gone")]), prune_before=T0 - 50)
+    assert [r.run_id for r in store.load(0).runs] == ["kept"]
+
+
+def test_corrupt_file_is_moved_aside_and_state_starts_fresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not a sqlite database at all" * 100)
+    with caplog.at_level(logging.ERROR):
+        store = StateStore(str(path), clock=lambda: 1234)
+    assert store.resets == 1
+    assert store.persistent
+    assert (tmp_path / "s.db.corrupt-1234").read_bytes().startswith(b"this is not")
+    assert "moved it to" in caplog.text
+    store.commit(StateBatch(runs=[record("r1")]))
+    assert [r.run_id for r in store.load(0).runs] == ["r1"]
+
+
+def test_path_that_is_a_directory_falls_back_to_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        store = StateStore(str(tmp_path))
+    assert not store.persistent
+    assert "keeping state in memory" in caplog.text
+    store.commit(StateBatch(runs=[record("r1")]))
+    assert len(store.load(0).runs) == 1
+
+
+def test_failed_commit_raises_state_error_and_rolls_back(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path / "s.db"))
+    store.commit(StateBatch(runs=[record("r1")]))
+    store.close()
+    with pytest.raises(StateError, match="cannot write state file"):
+        store.commit(StateBatch(runs=[record("r2")]))
