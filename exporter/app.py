@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 
@@ -23,7 +22,7 @@ from exporter.health import Health
 from exporter.poller import Poller, SourceRuntime
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import create_app
-from exporter.simulator.server import serve_in_loop
+from exporter.serving import serve_in_loop, stop_on_signals
 from exporter.sinks.metrics import InProgressCollector, RunMetrics
 from exporter.sinks.traces import SourceInfo, TraceSink, build_span_exporter
 from exporter.sources.factory import ENDPOINTS, build_source
@@ -187,18 +186,3 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         log.error("cannot start the exporter on %s: %s", settings.listen, exc)
         return 1
     return 0
-
-
-def stop_on_signals() -> asyncio.Event:
-    """Return an event that SIGINT or SIGTERM sets."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, _on_signal, stop, sig)
-    return stop
-
-
-def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
-    log.info("received %s: shutting down", sig.name)
-    stop.set()

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from exporter.app import serve, stop_on_signals
+from exporter.app import serve
 from exporter.config import load_settings
+from exporter.serving import RunningServer, serve_in_loop, stop_on_signals
 from exporter.simulator.conduit import create_app
-from exporter.simulator.server import RunningServer, serve_in_loop
 from exporter.simulator.world import SimulatorSettings, World
 
 log = logging.getLogger(__name__)

@@ -161,12 +161,15 @@ class CliProcess:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self.stop() is None:
-            self.kill()
+        self.stop()
 
 
-def run_cli(args: Sequence[str], workdir: Path, env: Mapping[str, str] | None = None,
-            timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: Sequence[str],
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> subprocess.CompletedProcess[str]:
     """Run `agent-runs-exporter ARGS` to completion (bounded) and return its result."""
     return subprocess.run(
         cli_command(*args),
@@ -178,3 +181,16 @@ def run_cli(args: Sequence[str], workdir: Path, env: Mapping[str, str] | None = 
         timeout=timeout,
         check=False,
     )
+
+
+def start_simulator(
+    args: Sequence[str], workdir: Path, timeout: float = 20.0
+) -> tuple[CliProcess, str]:
+    """Start `agent-runs-exporter simulate ARGS --port 0`; return it and the URL it printed."""
+    process = CliProcess.start("simulator", ["simulate", *args, "--port", "0"], workdir)
+    try:
+        match = process.wait_for_output(r"listening on (http://127\.0\.0\.1:\d+)", timeout)
+    except BaseException:
+        process.stop()
+        raise
+    return process, match[1]

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from exporter.serving import serve_in_loop
 from exporter.simulator import catalogue
 from exporter.simulator.conduit import create_app
-from exporter.simulator.server import serve_in_loop
 from exporter.simulator.world import SimulatorSettings, World
 
 START = 1_775_186_055.0  # 2026-04-03T03:14:15Z
