@@ -1,0 +1,103 @@
+"""The command line: help, check-config reports, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import main
+
+SECRET = "tok-4f1b9c-very-secret"
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = """
+poll_interval: 30s
+state: {path: ":memory:"}
+traces: {exporter: none}
+sources:
+  - name: support
+    platform: conduit
+    base_url: https://api.conduit.ai
+    token: ${TEST_CONDUIT_TOKEN}
+    agents: [ag77c0dy0mgdpzmqz6tesry8w184002s]
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "check-config", "simulate", "demo"])
+def test_every_subcommand_has_help(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", command, "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "--log-format" in result.stdout
+    assert "--log-level" in result.stdout
+
+
+def test_check_config_prints_effective_config_with_the_token_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_CONDUIT_TOKEN", SECRET)
+    assert main(["check-config", "--config", write(tmp_path, GOOD)]) == 0
+    out = capsys.readouterr()
+    assert "poll_interval: 30s" in out.out
+    assert "****" in out.out
+    assert SECRET not in out.out + out.err
+
+
+def test_bad_config_gets_one_report_of_every_problem_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEST_CONDUIT_TOKEN", raising=False)
+    text = GOOD.replace("poll_interval: 30s", "pol_interval: 30s\nlookback: forever").replace(
+        "platform: conduit", "platform: condiut"
+    )
+    assert main(["check-config", "--config", write(tmp_path, text)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    needles = ("pol_interval", "did you mean 'poll_interval'", "lookback", "sources[0].platform")
+    for needle in (*needles, "TEST_CONDUIT_TOKEN is not set"):
+        assert needle in err, needle
+    assert "config.yaml" in err
+
+
+def test_missing_config_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.yaml" in err
+    assert "Traceback" not in err
+
+
+def test_run_on_a_port_in_use_exits_1_with_a_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TEST_CONDUIT_TOKEN", SECRET)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = write(tmp_path, f'listen: "127.0.0.1:{port}"\n' + GOOD)
+        assert main(["run", "--config", config]) == 1
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+def test_bad_simulator_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--agents", "0"]) == 2
+    assert "agents" in capsys.readouterr().err

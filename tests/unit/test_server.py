@@ -1,0 +1,93 @@
+"""HTTP endpoints: /metrics content negotiation, /healthz liveness, /readyz readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from exporter.health import Health
+from exporter.server import create_app
+
+NOW = 1_800_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def fetch(
+    health: Health,
+    clock: Clock,
+    path: str,
+    registry: CollectorRegistry | None = None,
+    **headers: str,
+) -> httpx.Response:
+    async def go() -> httpx.Response:
+        app = create_app(registry or CollectorRegistry(), health, clock)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://x"
+        ) as c:
+            return await c.get(path, headers=headers)
+
+    return asyncio.run(go())
+
+
+def test_metrics_negotiates_openmetrics(clock: Clock) -> None:
+    registry = CollectorRegistry()
+    Counter("demo_things", "Things.", registry=registry).inc()
+    plain = fetch(Health(15), clock, "/metrics", registry)
+    assert plain.status_code == 200
+    assert plain.headers["content-type"].startswith("text/plain")
+    assert "demo_things_total 1.0" in plain.text
+    om = fetch(Health(15), clock, "/metrics", registry, accept="application/openmetrics-text")
+    assert om.headers["content-type"].startswith("application/openmetrics-text")
+    assert om.text.endswith("# EOF\n")
+
+
+def test_healthz_fails_when_a_poll_loop_stalls(clock: Clock) -> None:
+    health = Health(poll_interval_s=15)
+    source = health.add("support", clock())
+    assert fetch(health, clock, "/healthz").status_code == 200
+    clock.now += health.stall_after_s + 1
+    stalled = fetch(health, clock, "/healthz")
+    assert stalled.status_code == 503
+    assert stalled.json()["stalled_sources"] == ["support"]
+    source.last_cycle = clock.now
+    assert fetch(health, clock, "/healthz").status_code == 200
+
+
+def test_readyz_names_stale_and_failing_sources(clock: Clock) -> None:
+    health = Health(poll_interval_s=15)
+    good = health.add("good", clock())
+    bad = health.add("bad", clock())
+    first = fetch(health, clock, "/readyz")
+    assert first.status_code == 503  # nothing polled yet
+    good.last_success = clock.now
+    bad.last_error = "unauthorized"
+    body = fetch(health, clock, "/readyz").json()
+    assert body["stale_sources"] == ["bad"]
+    assert body["sources"]["bad"]["reason"] == "unauthorized"
+    bad.last_success = clock.now
+    assert fetch(health, clock, "/readyz").status_code == 200
+    clock.now += health.stale_after_s + 1
+    stale = fetch(health, clock, "/readyz")
+    assert stale.status_code == 503
+    assert stale.json()["sources"]["good"]["reason"].startswith("stale")
+
+
+def test_index_links_the_endpoints(clock: Clock) -> None:
+    page = fetch(Health(15), clock, "/")
+    assert page.status_code == 200
+    assert 'href="metrics"' in page.text
