@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from exporter.errors import ExporterError, PermanentError, SourceError, StateError
 from exporter.health import SourceHealth
@@ -26,6 +26,7 @@ from exporter.tracker import Outcome, Tracker
 log = logging.getLogger(__name__)
 
 MAX_DETAIL_ATTEMPTS = 3
+AGENT_CONCURRENCY = 4
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ class SourceRuntime:
     info: SourceInfo
     health: SourceHealth
     max_pages: int = 100
+    agent_names: dict[str, str] = field(default_factory=dict)
 
 
 class Poller:
@@ -85,7 +87,15 @@ class Poller:
         """Run one cycle for a source: every agent, pending traces, expiry, commit."""
         name = runtime.info.name
         started = self.clock()
-        results = [await self._poll_agent(runtime, agent) for agent in runtime.agents]
+        limit = asyncio.Semaphore(AGENT_CONCURRENCY)
+
+        async def one(agent_id: str) -> bool:
+            async with limit:
+                return await self._poll_agent(runtime, agent_id)
+
+        results = await asyncio.gather(*(one(agent) for agent in runtime.agents))
+        if self.traces is not None:
+            await self._learn_names(runtime)
         await self._export_traces(runtime)
         self.commit()
         now = self.clock()
@@ -155,6 +165,23 @@ class Poller:
             pages,
         )
 
+    async def _learn_names(self, runtime: SourceRuntime) -> None:
+        """Look up agent names for span names, once each; a failure is retried next poll."""
+        for agent_id in runtime.agents:
+            if agent_id in runtime.agent_names:
+                continue
+            try:
+                name = await runtime.source.agent_name(agent_id)
+            except PermanentError as exc:
+                log.info(
+                    "agent %s of %s has no readable name: %s", agent_id, runtime.info.name, exc
+                )
+                name = None
+            except ExporterError as exc:
+                log.debug("no name for agent %s of %s yet: %s", agent_id, runtime.info.name, exc)
+                continue
+            runtime.agent_names[agent_id] = name or agent_id
+
     async def _export_traces(self, runtime: SourceRuntime) -> None:
         pending = self.tracker.pending_traces(runtime.info.name)
         if self.traces is None or not pending:
@@ -186,7 +213,8 @@ class Poller:
             )
             self.metrics.runs_skipped.labels(info.name, "detail_failed").inc()
             run = replace(record.run, tool_steps=None)
-        self._export(info, run)
+        name = runtime.agent_names.get(run.agent_id)
+        self._export(info, replace(run, agent_name=run.agent_name or name))
         self.tracker.trace_done(record)
 
     def _export(self, info: SourceInfo, run: Run) -> None:

@@ -33,6 +33,10 @@ class Source(Protocol):
         """Yield the agent's runs page by page, newest first, until the caller stops."""
         ...
 
+    async def agent_name(self, agent_id: str) -> str | None:
+        """Return the agent's display name, or None when the platform has none."""
+        ...
+
     async def fetch_detail(self, run: Run) -> Run:
         """Return `run` completed with what only its detail call gives (tool steps)."""
         ...

@@ -167,6 +167,15 @@ class ConduitSource:
                 return
             seen_cursors.add(cursor)
 
+    async def agent_name(self, agent_id: str) -> str | None:
+        """Return the agent's name from `GET /v1/agents/{id}`."""
+        body = await self._client.get_json(
+            f"/v1/agents/{agent_id}", endpoint="get_agent", params={"workspace_id": self._workspace}
+        )
+        data = body.get("data") if isinstance(body, dict) else None
+        name = data.get("name") if isinstance(data, dict) else None
+        return name if isinstance(name, str) and name else None
+
     async def fetch_detail(self, run: Run) -> Run:
         """Return `run` with the tool steps of its get-run call."""
         body = await self._client.get_json(

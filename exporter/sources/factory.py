@@ -12,7 +12,7 @@ from exporter.sources.base import Source
 from exporter.sources.conduit import ConduitSource
 from exporter.sources.http import HttpClient, ResponseHook
 
-ENDPOINTS = {"conduit": ("list_runs", "get_run")}
+ENDPOINTS = {"conduit": ("list_runs", "get_run", "get_agent")}
 
 
 def build_source(

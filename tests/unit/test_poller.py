@@ -156,6 +156,8 @@ def test_counts_equal_ground_truth_and_every_run_has_one_root_span(harness: Harn
     expected = {run_trace_id("support", r.id, r.trace_id) for r in harness.world.truth()}
     assert set(by_trace) == expected
     assert set(by_trace.values()) == {1}
+    names = {f"invoke_agent {agent.name}" for agent in harness.world.agents}
+    assert {s.name for s in roots} == names
 
 
 def test_tool_spans_match_each_runs_tool_trace(harness: Harness) -> None:
