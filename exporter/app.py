@@ -24,7 +24,8 @@ from exporter.selfmetrics import SelfMetrics
 from exporter.server import create_app
 from exporter.serving import serve_in_loop, stop_on_signals
 from exporter.sinks.metrics import InProgressCollector, RunMetrics
-from exporter.sinks.traces import SourceInfo, TraceSink, build_span_exporter
+from exporter.sinks.span_exporters import build_span_exporter
+from exporter.sinks.traces import SourceInfo, TraceSink
 from exporter.sources.factory import ENDPOINTS, build_source
 from exporter.state import StateStore
 from exporter.tracker import Tracker

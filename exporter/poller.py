@@ -37,7 +37,7 @@ class SourceRuntime:
     agents: list[str]
     info: SourceInfo
     health: SourceHealth
-    max_pages: int = 100
+    max_pages: int = 1000
     agent_names: dict[str, str] = field(default_factory=dict)
 
 
