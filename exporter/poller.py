@@ -158,8 +158,8 @@ class Poller:
         self.metrics.poll_errors.labels(name, "page_cap").inc()
         runtime.health.last_error = "page_cap"
         log.warning(
-            "source %s agent %s: stopped after %d pages (max_pages_per_poll); the rest is read "
-            "next poll. Raise max_pages_per_poll or shorten lookback if this repeats.",
+            "source %s agent %s: stopped after %d pages (max_pages_per_poll); older runs were "
+            "not read this poll. Raise max_pages_per_poll or shorten lookback if this repeats.",
             name,
             agent_id,
             pages,

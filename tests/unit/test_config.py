@@ -231,7 +231,7 @@ def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
     assert settings.metrics.cost_buckets[0] == 0.0005
     (src,) = settings.sources
     assert src.resolved_token() is None
-    assert (src.page_size, src.request_timeout, src.max_pages_per_poll) == (100, 10.0, 100)
+    assert (src.page_size, src.request_timeout, src.max_pages_per_poll) == (100, 10.0, 1000)
 
 
 def test_example_config_loads() -> None:

@@ -12,18 +12,9 @@ import pytest
 
 from exporter import logs
 from exporter.logs import DampingFilter, register_secret, setup_logging
+from tests.unit.fakeclock import FakeClock
 
 PLAIN_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (?P<rest>.*)")
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(autouse=True)
@@ -180,7 +171,7 @@ def test_http_client_request_lines_are_quiet_unless_debug() -> None:
 
 
 def test_damping_suppresses_repeats_within_the_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     damping = DampingFilter(window=60.0, clock=clock)
     assert damping.filter(record("upstream down: %s", "support"))
     passed = []
@@ -197,7 +188,7 @@ def test_damping_suppresses_repeats_within_the_window() -> None:
 
 
 def test_damping_keys_on_logger_level_and_formatted_message() -> None:
-    damping = DampingFilter(clock=FakeClock())
+    damping = DampingFilter(clock=FakeClock(1000.0))
     assert damping.filter(record("upstream down: %s", "a"))
     assert damping.filter(record("upstream down: %s", "b"))
     assert damping.filter(record("upstream down: %s", "a", level=logging.ERROR))
@@ -207,12 +198,12 @@ def test_damping_keys_on_logger_level_and_formatted_message() -> None:
 
 
 def test_damping_leaves_info_alone() -> None:
-    damping = DampingFilter(clock=FakeClock())
+    damping = DampingFilter(clock=FakeClock(1000.0))
     assert all(damping.filter(record("tick", level=logging.INFO)) for _ in range(5))
 
 
 def test_damping_memory_is_bounded() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     damping = DampingFilter(window=10.0, clock=clock, max_keys=3)
     for index in range(3):
         damping.filter(record(f"m{index}"))
@@ -224,7 +215,7 @@ def test_damping_memory_is_bounded() -> None:
 @pytest.mark.parametrize("fmt", ["plain", "json"])
 def test_damped_count_reaches_the_output(fmt: str) -> None:
     stream = io.StringIO()
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     setup_logging("info", fmt, stream, clock=clock)  # type: ignore[arg-type]
     log = logging.getLogger("exporter.poller")
     for _ in range(13):

@@ -18,19 +18,9 @@ from exporter.config import Settings, load_settings
 from exporter.ids import run_trace_id
 from exporter.simulator.conduit import create_app
 from exporter.simulator.world import SimulatorSettings, World
+from tests.unit.fakeclock import START, FakeClock
 
-START = 1_800_000_000.0
 TOKEN = "sim-token"
-
-
-class Clock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def settings(tmp_path: Path, world: World, **overrides: Any) -> Settings:
@@ -61,7 +51,7 @@ class Harness:
 
     def __init__(self, tmp_path: Path, *, seed: int = 5, rate: float = 0.4) -> None:
         self.tmp_path = tmp_path
-        self.clock = Clock()
+        self.clock = FakeClock(START)
         sim = SimulatorSettings(
             seed=seed, agents=2, rate=rate, history=300, rate_limit=None, token=TOKEN
         )

@@ -10,26 +10,19 @@ from prometheus_client import CollectorRegistry, Counter
 
 from exporter.health import Health
 from exporter.server import create_app
+from tests.unit.fakeclock import FakeClock
 
 NOW = 1_800_000_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(NOW)
 
 
 def fetch(
     health: Health,
-    clock: Clock,
+    clock: FakeClock,
     path: str,
     registry: CollectorRegistry | None = None,
     **headers: str,
@@ -44,7 +37,7 @@ def fetch(
     return asyncio.run(go())
 
 
-def test_metrics_negotiates_openmetrics(clock: Clock) -> None:
+def test_metrics_negotiates_openmetrics(clock: FakeClock) -> None:
     registry = CollectorRegistry()
     Counter("demo_things", "Things.", registry=registry).inc()
     plain = fetch(Health(15), clock, "/metrics", registry)
@@ -56,7 +49,7 @@ def test_metrics_negotiates_openmetrics(clock: Clock) -> None:
     assert om.text.endswith("# EOF\n")
 
 
-def test_healthz_fails_when_a_poll_loop_stalls(clock: Clock) -> None:
+def test_healthz_fails_when_a_poll_loop_stalls(clock: FakeClock) -> None:
     health = Health(poll_interval_s=15)
     source = health.add("support", clock())
     assert fetch(health, clock, "/healthz").status_code == 200
@@ -68,7 +61,7 @@ def test_healthz_fails_when_a_poll_loop_stalls(clock: Clock) -> None:
     assert fetch(health, clock, "/healthz").status_code == 200
 
 
-def test_readyz_names_stale_and_failing_sources(clock: Clock) -> None:
+def test_readyz_names_stale_and_failing_sources(clock: FakeClock) -> None:
     health = Health(poll_interval_s=15)
     good = health.add("good", clock())
     bad = health.add("bad", clock())
@@ -87,7 +80,7 @@ def test_readyz_names_stale_and_failing_sources(clock: Clock) -> None:
     assert stale.json()["sources"]["good"]["reason"].startswith("stale")
 
 
-def test_index_links_the_endpoints(clock: Clock) -> None:
+def test_index_links_the_endpoints(clock: FakeClock) -> None:
     page = fetch(Health(15), clock, "/")
     assert page.status_code == 200
     assert 'href="metrics"' in page.text

@@ -17,6 +17,7 @@ from exporter.serving import serve_in_loop
 from exporter.simulator import catalogue
 from exporter.simulator.conduit import create_app
 from exporter.simulator.world import SimulatorSettings, World
+from tests.unit.fakeclock import FakeClock
 
 START = 1_775_186_055.0  # 2026-04-03T03:14:15Z
 TERMINAL = ("completed", "failed")
@@ -49,25 +50,12 @@ DETAIL_FIELDS = LIST_FIELDS | {
 }
 
 
-class FakeClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class Sim:
     """A world, its app and a fake clock, with one-call synchronous requests."""
 
     def __init__(self, **knobs: Any) -> None:
         knobs.setdefault("rate_limit", None)
-        self.clock = FakeClock()
+        self.clock = FakeClock(START)
         self.world = World(SimulatorSettings(**knobs), self.clock)
         self.app: Starlette = create_app(self.world)
         self.agent_id = self.world.agents[0].id

@@ -8,26 +8,14 @@ import statistics
 import pytest
 
 from exporter.simulator.world import SimRun, SimulatorSettings, World, iso_ms
+from tests.unit.fakeclock import FakeClock
 
 START = 1_775_186_055.0  # 2026-04-03T03:14:15Z
 TERMINAL = ("completed", "failed")
 
 
-class FakeClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def make_world(**knobs: object) -> tuple[World, FakeClock]:
-    clock = FakeClock()
+    clock = FakeClock(START)
     return World(SimulatorSettings(**knobs), clock), clock  # type: ignore[arg-type]
 
 
