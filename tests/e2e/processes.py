@@ -10,6 +10,7 @@ Output goes to `<workdir>/<name>.stdout.log` and `.stderr.log`, so a failing tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -47,9 +48,7 @@ def cli_command(*args: str) -> list[str]:
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Return this environment without exporter or OTel overrides, plus `extra`."""
     env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(_HERMETIC_PREFIXES)
+        key: value for key, value in os.environ.items() if not key.startswith(_HERMETIC_PREFIXES)
     }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
@@ -126,8 +125,9 @@ class CliProcess:
         def probe() -> re.Match[str] | None:
             match = re.search(pattern, self.stdout())
             if match is None and self.returncode is not None:
-                raise RuntimeError(f"{self.name} exited before printing {pattern!r}\n"
-                                   + self.describe())
+                raise RuntimeError(
+                    f"{self.name} exited before printing {pattern!r}\n" + self.describe()
+                )
             return match
 
         return wait_until(probe, timeout=timeout, interval=0.05, what=f"{self.name}: {pattern}")
@@ -147,10 +147,8 @@ class CliProcess:
         """Kill the process (idempotent) and reap it, waiting a bounded time."""
         if self.returncode is None:
             self.popen.kill()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL does not fail in practice
             self.popen.wait(KILL_TIMEOUT_S)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not fail in practice
-            pass
 
     def __enter__(self) -> CliProcess:
         return self
