@@ -39,6 +39,7 @@ class SourceRuntime:
     health: SourceHealth
     max_pages: int = 1000
     agent_names: dict[str, str] = field(default_factory=dict)
+    counted: int = 0
 
 
 class Poller:
@@ -85,8 +86,8 @@ class Poller:
 
     async def poll_once(self, runtime: SourceRuntime) -> bool:
         """Run one cycle for a source: every agent, pending traces, expiry, commit."""
-        name = runtime.info.name
         started = self.clock()
+        counted_before = runtime.counted
         limit = asyncio.Semaphore(AGENT_CONCURRENCY)
 
         async def one(agent_id: str) -> bool:
@@ -96,10 +97,27 @@ class Poller:
         results = await asyncio.gather(*(one(agent) for agent in runtime.agents))
         if self.traces is not None:
             await self._learn_names(runtime)
-        await self._export_traces(runtime)
+        traced = await self._export_traces(runtime)
         self.commit()
+        self._report(runtime, runtime.counted - counted_before, traced, started)
+        return self._record_health(runtime, all(results), started)
+
+    def _report(self, runtime: SourceRuntime, counted: int, traced: int, started: float) -> None:
+        # The first cycle may read a whole lookback window: say what it did at info level.
+        level = logging.INFO if runtime.health.last_cycle is None else logging.DEBUG
+        log.log(
+            level,
+            "poll of source %s: %d runs counted, %d traces exported, %d pending, %.1fs",
+            runtime.info.name,
+            counted,
+            traced,
+            len(self.tracker.pending_traces(runtime.info.name)),
+            self.clock() - started,
+        )
+
+    def _record_health(self, runtime: SourceRuntime, ok: bool, started: float) -> bool:
+        name = runtime.info.name
         now = self.clock()
-        ok = all(results)
         runtime.health.last_cycle = now
         self.metrics.poll_duration.labels(name).observe(max(0.0, now - started))
         self.metrics.up.labels(name).set(1 if ok else 0)
@@ -141,6 +159,7 @@ class Poller:
             if newest is None or run.created_at > newest:
                 newest = run.created_at
             if self.tracker.observe(info.name, run, now) is Outcome.NEW_TERMINAL:
+                runtime.counted += 1
                 trace_id = run_trace_id(info.name, run.id, run.trace_id)
                 self.run_metrics.record_run(info.name, info.platform, run, trace_id, now)
         return newest
@@ -182,11 +201,12 @@ class Poller:
                 continue
             runtime.agent_names[agent_id] = name or agent_id
 
-    async def _export_traces(self, runtime: SourceRuntime) -> None:
+    async def _export_traces(self, runtime: SourceRuntime) -> int:
+        """Fetch details and export spans of every pending run; return how many were traced."""
         pending = self.tracker.pending_traces(runtime.info.name)
         if self.traces is None or not pending:
             self.metrics.trace_backlog.labels(runtime.info.name).set(len(pending))
-            return
+            return 0
         limit = asyncio.Semaphore(self.detail_concurrency)
 
         async def one(record: RunRecord) -> None:
@@ -196,6 +216,7 @@ class Poller:
         await asyncio.gather(*(one(record) for record in pending))
         backlog = len(self.tracker.pending_traces(runtime.info.name))
         self.metrics.trace_backlog.labels(runtime.info.name).set(backlog)
+        return len(pending) - backlog
 
     async def _trace_run(self, runtime: SourceRuntime, record: RunRecord) -> None:
         assert record.run is not None
