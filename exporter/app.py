@@ -32,8 +32,10 @@ from exporter.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
-POLLER_GRACE_S = 5.0
+# Shutdown bounds; together they keep an exit within 10 s of SIGTERM.
+POLLER_GRACE_S = 4.0
 FLUSH_TIMEOUT_S = 3.0
+SERVER_GRACE_S = 2.0
 
 
 class Exporter:
@@ -147,7 +149,13 @@ class Exporter:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve and poll until `stop` is set, then shut down."""
         host, port = self.settings.listen_address
-        server = await serve_in_loop(create_app(self.registry, self.health, self.clock), host, port)
+        try:
+            server = await serve_in_loop(
+                create_app(self.registry, self.health, self.clock), host, port
+            )
+        except OSError:
+            await self.close()
+            raise
         self.port = server.port
         log.info("serving /metrics, /healthz and /readyz on http://%s:%d", host, server.port)
         poller = asyncio.create_task(self.poller.run(self.runtimes, stop), name="poller")
@@ -156,7 +164,7 @@ class Exporter:
         finally:
             await self._stop_poller(poller)
             await self.close()
-            await server.stop()
+            await server.stop(grace=SERVER_GRACE_S)
 
     async def _stop_poller(self, poller: asyncio.Task[None]) -> None:
         done, _ = await asyncio.wait({poller}, timeout=POLLER_GRACE_S)

@@ -13,9 +13,15 @@ class SourceHealth:
     name: str
     started_at: float
     last_cycle: float | None = None
+    last_progress: float | None = None
     last_success: float | None = None
     last_error: str | None = None
     last_error_message: str | None = None
+
+    @property
+    def last_alive(self) -> float:
+        """Return when the loop last showed life: a finished cycle, a page read, traces sent."""
+        return max(self.started_at, self.last_cycle or 0.0, self.last_progress or 0.0)
 
     def readiness(self, now: float, stale_after_s: float) -> tuple[bool, str]:
         """Say whether the source's data is fresh, and why not."""
@@ -43,12 +49,7 @@ class Health:
 
     def alive(self, now: float) -> tuple[bool, list[str]]:
         """Say whether every poll loop completed a cycle recently; name the stalled ones."""
-        stalled = [
-            h.name
-            for h in self.sources.values()
-            if now - (h.last_cycle if h.last_cycle is not None else h.started_at)
-            > self.stall_after_s
-        ]
+        stalled = [h.name for h in self.sources.values() if now - h.last_alive > self.stall_after_s]
         return not stalled, stalled
 
     def ready(self, now: float) -> tuple[bool, dict[str, Any]]:

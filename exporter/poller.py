@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_DETAIL_ATTEMPTS = 3
 AGENT_CONCURRENCY = 4
+TRACE_CHUNK = 200
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class Poller:
         self.clock = clock
         self.poll_interval_s = poll_interval_s
         self.detail_concurrency = detail_concurrency
+        self.trace_budget_s = max(2 * poll_interval_s, 10.0)
 
     async def run(self, sources: list[SourceRuntime], stop: asyncio.Event) -> None:
         """Poll every source until `stop` is set."""
@@ -153,6 +155,7 @@ class Poller:
         self, runtime: SourceRuntime, page: Page, now: float, newest: float | None
     ) -> float | None:
         info = runtime.info
+        runtime.health.last_progress = self.clock()
         for reason, count in page.skipped.items():
             self.metrics.runs_skipped.labels(info.name, reason).inc(count)
         for run in page.runs:
@@ -202,21 +205,33 @@ class Poller:
             runtime.agent_names[agent_id] = name or agent_id
 
     async def _export_traces(self, runtime: SourceRuntime) -> int:
-        """Fetch details and export spans of every pending run; return how many were traced."""
-        pending = self.tracker.pending_traces(runtime.info.name)
-        if self.traces is None or not pending:
-            self.metrics.trace_backlog.labels(runtime.info.name).set(len(pending))
-            return 0
+        """Fetch details and export spans of pending runs; return how many were traced.
+
+        Runs are taken failures first, in chunks, each followed by a commit. Past the cycle's
+        time budget the rest waits for the next cycle, so a backlog never delays polling.
+        """
+        name = runtime.info.name
+        pending = self.tracker.pending_traces(name)
+        if self.traces is not None and pending:
+            deadline = self.clock() + self.trace_budget_s
+            for start in range(0, len(pending), TRACE_CHUNK):
+                if start and self.clock() > deadline:
+                    break
+                await self._trace_chunk(runtime, pending[start : start + TRACE_CHUNK])
+                self.commit()
+        backlog = len(self.tracker.pending_traces(name))
+        self.metrics.trace_backlog.labels(name).set(backlog)
+        return len(pending) - backlog
+
+    async def _trace_chunk(self, runtime: SourceRuntime, records: list[RunRecord]) -> None:
         limit = asyncio.Semaphore(self.detail_concurrency)
 
         async def one(record: RunRecord) -> None:
             async with limit:
                 await self._trace_run(runtime, record)
 
-        await asyncio.gather(*(one(record) for record in pending))
-        backlog = len(self.tracker.pending_traces(runtime.info.name))
-        self.metrics.trace_backlog.labels(runtime.info.name).set(backlog)
-        return len(pending) - backlog
+        await asyncio.gather(*(one(record) for record in records))
+        runtime.health.last_progress = self.clock()
 
     async def _trace_run(self, runtime: SourceRuntime, record: RunRecord) -> None:
         assert record.run is not None

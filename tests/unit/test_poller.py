@@ -293,3 +293,27 @@ def test_unreachable_collector_never_blocks_polling(harness: Harness, tmp_path: 
     harness.poll(3)
     assert sum(harness.counted().values()) > 0
     assert harness.sample("agent_runs_exporter_up", source="support") == 1
+
+
+def test_a_trace_backlog_waits_for_later_cycles_instead_of_delaying_polls(harness: Harness) -> None:
+    inner = harness.transport()
+    clock = harness.clock
+
+    class SlowDetails(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.count("/") == 5:  # get-run: one second each on the fake clock
+                clock.advance(1.0)
+            return await inner.handle_async_request(request)
+
+    harness.exporter = harness.start(transport=SlowDetails())
+    harness.poll(1)
+    backlog = harness.sample("agent_runs_exporter_trace_backlog", source="support")
+    assert backlog > 0  # the first chunk used up the cycle's budget
+    assert sum(harness.counted().values()) > backlog  # every run is counted all the same
+    harness.poll(5)
+    assert harness.sample("agent_runs_exporter_trace_backlog", source="support") < backlog
+    harness.finish()
+    harness.poll(10)
+    assert harness.sample("agent_runs_exporter_trace_backlog", source="support") == 0
+    roots = {s.context.trace_id for s in harness.spans() if s.parent is None}
+    assert len(roots) == sum(harness.truth().values())

@@ -61,6 +61,17 @@ def test_healthz_fails_when_a_poll_loop_stalls(clock: FakeClock) -> None:
     assert fetch(health, clock, "/healthz").status_code == 200
 
 
+def test_a_long_cycle_that_makes_progress_stays_alive(clock: FakeClock) -> None:
+    health = Health(poll_interval_s=15)
+    source = health.add("support", clock())
+    for _ in range(10):  # a first poll reading an hour of history: pages, then trace chunks
+        clock.now += health.stall_after_s / 2
+        source.last_progress = clock.now
+        assert fetch(health, clock, "/healthz").status_code == 200
+    clock.now += health.stall_after_s + 1
+    assert fetch(health, clock, "/healthz").status_code == 503
+
+
 def test_readyz_names_stale_and_failing_sources(clock: FakeClock) -> None:
     health = Health(poll_interval_s=15)
     good = health.add("good", clock())
