@@ -156,7 +156,6 @@ class Exporter:
         except OSError:
             await self.close()
             raise
-        self.port = server.port
         log.info("serving /metrics, /healthz and /readyz on http://%s:%d", host, server.port)
         poller = asyncio.create_task(self.poller.run(self.runtimes, stop), name="poller")
         try:
@@ -190,8 +189,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     stop = stop or stop_on_signals()
     try:
         exporter = Exporter(settings)
+    except OSError as exc:  # e.g. an unreadable token_file or state directory
+        log.error("cannot start the exporter: %s", exc)
+        return 1
+    try:
         await exporter.run(stop)
     except OSError as exc:
-        log.error("cannot start the exporter on %s: %s", settings.listen, exc)
+        log.error("cannot serve on %s: %s (is the port in use?)", settings.listen, exc)
         return 1
     return 0
