@@ -79,27 +79,29 @@ def counted(metrics: RunMetrics) -> int:
     return sum(int(s.value) for f in metrics.collect() if f.name == "agent_runs" for s in f.samples)
 
 
-def test_a_run_that_finishes_on_page_3_is_counted_once_and_paging_stops_there(
-    tmp_path: Path,
-) -> None:
+def test_a_run_finishing_on_page_3_counts_once_and_paging_stops_there(tmp_path: Path) -> None:
     poller, runtime, source, metrics, clock = setup(tmp_path)
+    done = [
+        make_run(name, created=START - age) for name, age in (("t", 50), ("m1", 60), ("m2", 70))
+    ]
+    older = [make_run(f"a{i}", created=START - 200 - i) for i in range(4)]
     slow = make_run("slow", created=START - 100, status=Status.RUNNING)
-    source.runs = [slow, *(make_run(f"a{i}", created=START - 200 - i) for i in range(4))]
+    source.runs = [*done, slow, *older]
     asyncio.run(poller.poll_once(runtime))
-    assert counted(metrics) == 4
-    assert runtime.source is source
-    # Ten newer runs arrive; "slow" finishes and now sits on page 3 (positions 7-9).
+    assert counted(metrics) == 7
+    # Three newer runs arrive and "slow" finishes: it now sits on page 3, below a page (t, m1,
+    # m2) that already reaches past the newest run of the last poll.
     clock.advance(60)
-    newer = [make_run(f"n{i}", created=START - 10 + i) for i in range(7)]
-    source.runs = [*newer, make_run("slow", created=START - 100), *source.runs[1:]]
+    newer = [make_run(f"n{i}", created=START - 10 + i) for i in range(3)]
+    source.runs = [*newer, *done, make_run("slow", created=START - 100), *older]
     source.pages_read.clear()
     asyncio.run(poller.poll_once(runtime))
-    assert counted(metrics) == 4 + 7 + 1
+    assert counted(metrics) == 7 + 3 + 1
     assert source.pages_read == [1, 2, 3]  # down to the oldest run in flight, not further
     # Nothing new: one page, nothing counted.
     source.pages_read.clear()
     asyncio.run(poller.poll_once(runtime))
-    assert counted(metrics) == 12
+    assert counted(metrics) == 11
     assert source.pages_read == [1]
 
 
