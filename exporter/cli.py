@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
 from exporter.simulator.server import run_simulator
 from exporter.simulator.world import SimulatorSettings
+from exporter.sinks.span_exporters import resolve_protocol
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ def _report(error: ConfigError, path: str | None) -> None:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if settings.traces.exporter == "otlp":
+        resolve_protocol(settings.traces.protocol, os.environ)  # OTEL_* variables count too
     print(f"# {args.config}: OK\n" + render_effective(settings), end="")
     return EXIT_OK
 

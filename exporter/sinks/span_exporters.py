@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.util.re import parse_env_headers
 
+from exporter.errors import ConfigError, ConfigProblem
 from exporter.sinks.spanfile import FileSpanExporter
 
 logger = logging.getLogger(__name__)
@@ -103,14 +104,14 @@ def _otlp_exporter(
 
 def resolve_protocol(protocol: str | None, environ: Mapping[str, str]) -> str:
     """Return the OTLP protocol: the explicit one, else the standard variables, else http."""
-    chosen = (
-        protocol
-        or environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or _HTTP
-    ).strip()
+    origin, chosen = "traces.protocol", protocol
+    for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        if not chosen and environ.get(variable):
+            origin, chosen = variable, environ[variable]
+    chosen = (chosen or _HTTP).strip()
     if chosen not in _DEFAULT_ENDPOINTS:
-        raise ValueError(f"unsupported OTLP protocol {chosen!r} (expected {_HTTP} or {_GRPC})")
+        message = f"unsupported OTLP protocol {chosen!r}: use {_HTTP} or {_GRPC}"
+        raise ConfigError([ConfigProblem(origin, message)])
     return chosen
 
 

@@ -101,3 +101,13 @@ def test_run_on_a_port_in_use_exits_1_with_a_clear_message(
 def test_bad_simulator_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--agents", "0"]) == 2
     assert "agents" in capsys.readouterr().err
+
+
+def test_check_config_also_checks_the_otel_variables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_CONDUIT_TOKEN", SECRET)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    text = GOOD.replace("traces: {exporter: none}", "traces: {exporter: otlp}")
+    assert main(["check-config", "--config", write(tmp_path, text)]) == 2
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL: unsupported OTLP protocol" in capsys.readouterr().err

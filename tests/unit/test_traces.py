@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from exporter import ids
+from exporter.errors import ConfigError
 from exporter.model import Run, Status, ToolStep
 from exporter.sinks.spanfile import FileSpanExporter
 from exporter.sinks.traces import (
@@ -462,7 +463,7 @@ def test_grpc_endpoint_precedence(
 def test_bad_kind_or_protocol_is_rejected() -> None:
     with pytest.raises(ValueError, match="kind"):
         build({}, kind="zipkin")
-    with pytest.raises(ValueError, match="protocol"):
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_PROTOCOL: unsupported OTLP protocol"):
         build({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})
 
 
