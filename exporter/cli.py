@@ -118,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _report(exc, getattr(args, "config", None))
         return EXIT_CONFIG
+    except OSError as exc:  # a port in use, an unwritable directory: say so, no traceback
+        print(f"agent-runs-exporter {args.command}: cannot start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
 

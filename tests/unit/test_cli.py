@@ -111,3 +111,16 @@ def test_check_config_also_checks_the_otel_variables(
     text = GOOD.replace("traces: {exporter: none}", "traces: {exporter: otlp}")
     assert main(["check-config", "--config", write(tmp_path, text)]) == 2
     assert "OTEL_EXPORTER_OTLP_PROTOCOL: unsupported OTLP protocol" in capsys.readouterr().err
+
+
+def test_simulator_on_a_port_in_use_exits_1_without_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["simulate", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot start" in err
+    assert "Traceback" not in err
