@@ -113,7 +113,7 @@ class Poller:
             runtime.info.name,
             counted,
             traced,
-            len(self.tracker.pending_traces(runtime.info.name)),
+            self.tracker.trace_backlog(runtime.info.name),
             self.clock() - started,
         )
 
@@ -219,7 +219,7 @@ class Poller:
                     break
                 await self._trace_chunk(runtime, pending[start : start + TRACE_CHUNK])
                 self.commit()
-        backlog = len(self.tracker.pending_traces(name))
+        backlog = self.tracker.trace_backlog(name)
         self.metrics.trace_backlog.labels(name).set(backlog)
         return len(pending) - backlog
 

@@ -114,6 +114,10 @@ class Tracker:
         records = list(self._pending.get(source, {}).values())
         return sorted(records, key=lambda r: (r.status is Status.COMPLETED, -r.created_at))
 
+    def trace_backlog(self, source: str) -> int:
+        """Return how many of the source's runs still wait for their trace."""
+        return len(self._pending.get(source, {}))
+
     def trace_done(self, record: RunRecord) -> None:
         """Mark a run's trace exported (or abandoned) so it is not fetched again."""
         record.trace_pending = False

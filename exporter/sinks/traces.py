@@ -38,21 +38,6 @@ from opentelemetry.util.types import AttributeValue
 
 from exporter import __version__, ids
 from exporter.model import Run, ToolStep
-from exporter.sinks.span_exporters import CountingSpanExporter, build_span_exporter
-
-__all__ = [  # the span exporters are re-exported for callers that import them from here
-    "SCOPE",
-    "TRUNCATION_MARK",
-    "CountingSpanExporter",
-    "SourceInfo",
-    "TraceSink",
-    "build_resource",
-    "build_span_exporter",
-    "parse_resource_attributes",
-    "step_window",
-    "to_ns",
-    "truncate",
-]
 
 logger = logging.getLogger(__name__)
 
