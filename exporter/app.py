@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 import httpx
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
 from exporter.config import Settings, SourceSettings
@@ -25,8 +25,10 @@ from exporter.server import create_app
 from exporter.serving import serve_in_loop, stop_on_signals
 from exporter.sinks.metrics import InProgressCollector, RunMetrics
 from exporter.sinks.span_exporters import build_span_exporter
+from exporter.sinks.span_queue import SpanQueue
 from exporter.sinks.traces import SourceInfo, TraceSink
-from exporter.sources.factory import ENDPOINTS, build_source
+from exporter.sources.budget import build_budgets
+from exporter.sources.factory import ENDPOINTS, budget_spec, build_source
 from exporter.state import StateStore
 from exporter.tracker import Tracker
 
@@ -34,7 +36,8 @@ log = logging.getLogger(__name__)
 
 # Shutdown bounds; together they keep an exit within 10 s of SIGTERM.
 POLLER_GRACE_S = 4.0
-FLUSH_TIMEOUT_S = 3.0
+FLUSH_TIMEOUT_S = 2.5
+QUEUE_STOP_S = 0.5
 SERVER_GRACE_S = 2.0
 
 
@@ -55,11 +58,15 @@ class Exporter:
         self.clock = clock
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.metrics = SelfMetrics(self.registry)
-        self.health = Health(settings.poll_interval)
         self.store = StateStore(settings.state.path, clock=clock)
+        self.health = Health(settings.poll_interval, state_problem=lambda: self.store.problem)
         self.metrics.state_resets.inc(self.store.resets)
         self.traces = self._trace_sink(span_exporter, environ)
-        self.tracker = Tracker(lookback_s=settings.lookback, traces_enabled=self.traces is not None)
+        self.tracker = Tracker(
+            lookback_s=settings.lookback,
+            traces_enabled=self.traces is not None,
+            sample_successful=settings.traces.sample_successful,
+        )
         self.run_metrics = RunMetrics(
             {
                 "duration": settings.metrics.duration_buckets,
@@ -67,6 +74,7 @@ class Exporter:
                 "cost": settings.metrics.cost_buckets,
             }
         )
+        self.budgets = build_budgets(map(budget_spec, settings.sources), clock)
         self.runtimes = [self._runtime(source, transport) for source in settings.sources]
         self._restore()
         self.run_metrics.publish()  # the declared zeros; restored values are published already
@@ -99,9 +107,11 @@ class Exporter:
         if exporter is None:
             log.info("traces are off: no run details are fetched and no spans are exported")
             return None
-        processor = BatchSpanProcessor(exporter, max_queue_size=8192, schedule_delay_millis=1000)
+        queue = SpanQueue(
+            exporter, max_size=traces.queue_size, on_drop=self.metrics.spans_dropped.inc
+        )
         return TraceSink(
-            processor,
+            queue,
             capture_content=traces.capture_content,
             max_content_chars=traces.max_content_chars,
             environ=environ,
@@ -115,7 +125,13 @@ class Exporter:
         def on_response(endpoint: str, code: str) -> None:
             requests.labels(source.name, endpoint, code).inc()
 
-        built = build_source(source, on_response=on_response, transport=transport, clock=self.clock)
+        built = build_source(
+            source,
+            on_response=on_response,
+            transport=transport,
+            clock=self.clock,
+            budget=self.budgets[source.name],
+        )
         self.metrics.declare_source(source.name, ENDPOINTS.get(source.platform, ()))
         for agent_id in source.agents:
             self.run_metrics.declare_agent(
@@ -175,10 +191,12 @@ class Exporter:
             log.error("poller ended with an error: %s", poller.exception())
 
     async def close(self) -> None:
-        """Commit state, flush spans and release connections (each bounded)."""
+        """Flush spans, commit state (with what the flush settled) and release connections."""
+        if self.traces is not None:
+            await asyncio.to_thread(self.traces.force_flush, FLUSH_TIMEOUT_S)
         self.poller.commit()
         if self.traces is not None:
-            await asyncio.to_thread(self.traces.shutdown, FLUSH_TIMEOUT_S)
+            await asyncio.to_thread(self.traces.shutdown, QUEUE_STOP_S)
         for runtime in self.runtimes:
             await runtime.source.aclose()
         self.store.close()

@@ -143,6 +143,8 @@ class TracesSettings(_Model):
     max_content_chars: int = Field(default=4096, ge=64)
     timeout: Duration = Field(default=10.0, gt=0)
     detail_concurrency: int = Field(default=4, ge=1, le=32)
+    sample_successful: float = Field(default=1.0, ge=0, le=1)
+    queue_size: int = Field(default=8192, ge=1)
 
     @field_validator("endpoint")
     @classmethod
@@ -172,6 +174,7 @@ class SourceSettings(_Model):
     page_size: int = Field(default=100, ge=1, le=100)
     request_timeout: Duration = Field(default=10.0, gt=0)
     max_pages_per_poll: int = Field(default=1000, ge=1)
+    max_requests_per_minute: int | None = Field(default=None, ge=0)  # None: platform default
 
     @field_validator("name")
     @classmethod

@@ -45,6 +45,7 @@ def demo_config(
                 "base_url": simulator.url,
                 "token": DEMO_TOKEN,
                 "agents": [agent.id for agent in world.agents],
+                "max_requests_per_minute": 0,  # the demo simulator has no rate limit either
             }
         ],
     }

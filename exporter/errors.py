@@ -9,7 +9,7 @@
         ├── RetryableError        worth retrying later in this or the next poll
         │   ├── TransportError    timeout, connection refused or reset        reason=timeout|connect
         │   ├── ServerError       HTTP 5xx                                    reason=http_5xx
-        │   └── RateLimitedError  HTTP 429, with .retry_after seconds         reason=rate_limited
+        │   └── RateLimitedError  HTTP 429 (or our own request budget, .budget) reason=rate_limited
         └── PermanentError        retrying the same request will not help
             ├── AuthError         HTTP 401 / 403                 reason=unauthorized|forbidden
             ├── NotFoundError     HTTP 404                                    reason=not_found
@@ -97,13 +97,18 @@ class ServerError(RetryableError):
 
 
 class RateLimitedError(RetryableError):
-    """The upstream answered 429; `retry_after` is the wait it asked for, in seconds."""
+    """The upstream answered 429; `retry_after` is the wait it asked for, in seconds.
+
+    With `budget` set, no request was sent: the source's own request budget has no token
+    before the retry deadline.
+    """
 
     reason = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float | None) -> None:
-        super().__init__(message, status_code=429)
+    def __init__(self, message: str, *, retry_after: float | None, budget: bool = False) -> None:
+        super().__init__(message, status_code=None if budget else 429)
         self.retry_after = retry_after
+        self.budget = budget
 
 
 class PermanentError(SourceError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,11 @@ class SourceHealth:
 class Health:
     """Liveness and readiness of the exporter as a whole."""
 
-    def __init__(self, poll_interval_s: float) -> None:
+    def __init__(
+        self, poll_interval_s: float, state_problem: Callable[[], str | None] = lambda: None
+    ) -> None:
         self.sources: dict[str, SourceHealth] = {}
+        self.state_problem = state_problem
         self.stall_after_s = max(10 * poll_interval_s, 120.0)
         self.stale_after_s = max(3 * poll_interval_s, 30.0)
 
@@ -58,4 +62,9 @@ class Health:
         for h in self.sources.values():
             ok, reason = h.readiness(now, self.stale_after_s)
             report[h.name] = {"ready": ok, "reason": reason, "last_success": h.last_success}
-        return all(r["ready"] for r in report.values()), report
+        ready = all(r["ready"] for r in report.values())
+        if (problem := self.state_problem()) is not None:
+            # Polling goes on from memory; say so, since a restart now would recount runs.
+            report["_state"] = {"ready": False, "reason": problem}
+            ready = False
+        return ready, report

@@ -12,7 +12,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from exporter.errors import ExporterError, PermanentError, SourceError, StateError
+from exporter.errors import (
+    ExporterError,
+    PermanentError,
+    RateLimitedError,
+    SourceError,
+    StateError,
+)
 from exporter.health import SourceHealth
 from exporter.ids import run_trace_id
 from exporter.model import Run
@@ -148,7 +154,7 @@ class Poller:
         except SourceError as exc:
             self._poll_failed(runtime, agent_id, exc)
             return False
-        self.tracker.finish_agent(name, agent_id, newest)
+        self.tracker.finish_agent(name, agent_id, newest, now)
         return True
 
     def _ingest(
@@ -217,18 +223,24 @@ class Poller:
             for start in range(0, len(pending), TRACE_CHUNK):
                 if start and self.clock() > deadline:
                     break
-                await self._trace_chunk(runtime, pending[start : start + TRACE_CHUNK])
+                await self._trace_chunk(runtime, pending[start : start + TRACE_CHUNK], deadline)
                 self.commit()
         backlog = self.tracker.trace_backlog(name)
         self.metrics.trace_backlog.labels(name).set(backlog)
         return len(pending) - backlog
 
-    async def _trace_chunk(self, runtime: SourceRuntime, records: list[RunRecord]) -> None:
+    async def _trace_chunk(
+        self, runtime: SourceRuntime, records: list[RunRecord], deadline: float
+    ) -> None:
         limit = asyncio.Semaphore(self.detail_concurrency)
+        assert self.traces is not None
+        traces = self.traces
 
         async def one(record: RunRecord) -> None:
             async with limit:
-                await self._trace_run(runtime, record)
+                # Past the budget, or with the span queue full, the trace waits for a later cycle.
+                if self.clock() <= deadline and traces.has_room():
+                    await self._trace_run(runtime, record)
 
         await asyncio.gather(*(one(record) for record in records))
         runtime.health.last_progress = self.clock()
@@ -239,6 +251,8 @@ class Poller:
         try:
             run = await runtime.source.fetch_detail(record.run)
         except ExporterError as exc:
+            if isinstance(exc, RateLimitedError) and exc.budget:
+                return  # no request budget left before the deadline: nothing failed, it waits
             reason = getattr(exc, "reason", "malformed_item")
             self.metrics.poll_errors.labels(info.name, reason).inc()
             retryable = isinstance(exc, SourceError) and exc.retryable
@@ -250,29 +264,51 @@ class Poller:
             self.metrics.runs_skipped.labels(info.name, "detail_failed").inc()
             run = replace(record.run, tool_steps=None)
         name = runtime.agent_names.get(run.agent_id)
-        self._export(info, replace(run, agent_name=run.agent_name or name))
-        self.tracker.trace_done(record)
+        self._export(info, replace(run, agent_name=run.agent_name or name), record)
 
-    def _export(self, info: SourceInfo, run: Run) -> None:
+    def _export(self, info: SourceInfo, run: Run, record: RunRecord) -> None:
         assert self.traces is not None
-        self.run_metrics.record_tools(info.name, info.platform, run)
-        self.traces.export(info, run)
+        self.traces.submit(info, run, _Sent(info, record, run))
+        self.tracker.trace_sent(record)
+
+    def _settle(self) -> None:
+        """Mark done the traces the span queue has exported (or dropped), and count their tools.
+
+        Done only once the collector has the spans, so a crash before re-sends them instead.
+        """
+        if self.traces is None:
+            return
+        for settled in self.traces.settled():
+            sent = settled.key
+            if isinstance(sent, _Sent):
+                self.run_metrics.record_tools(sent.info.name, sent.info.platform, sent.run)
+                self.tracker.trace_done(sent.record)
 
     def commit(self) -> None:
         """Write every change since the last commit in one transaction, then publish metrics."""
         now = self.clock()
+        self._settle()
         for record in self.tracker.expire(now):
             self.metrics.runs_skipped.labels(record.source, "in_flight_expired").inc()
         batch = StateBatch()
         self.tracker.drain(batch)
         self.run_metrics.drain(batch)
-        if batch:
+        if batch or self.store.problem:  # a failed commit is retried, even with nothing new
             try:
                 self.store.commit(batch, prune_before=self.tracker.prune_before(now))
             except StateError as exc:
                 log.error("%s; going on from memory", exc)
         self.run_metrics.publish()
         self.metrics.tracked_runs.set(len(self.tracker))
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A run whose spans are in the span queue, waiting to be settled."""
+
+    info: SourceInfo
+    record: RunRecord
+    run: Run
 
 
 def _reaches(page: Page, stop_below: float) -> bool:

@@ -75,6 +75,13 @@ _SPECS = (
         ("result",),
     ),
     _Spec(
+        "spans_dropped",
+        Counter,
+        "agent_runs_exporter_spans_dropped_total",
+        "Spans dropped because the span queue was full (the collector down or too slow).",
+        (),
+    ),
+    _Spec(
         "trace_backlog",
         Gauge,
         "agent_runs_exporter_trace_backlog",
@@ -123,6 +130,7 @@ class SelfMetrics:
     poll_errors: Counter
     runs_skipped: Counter
     spans_exported: Counter
+    spans_dropped: Counter
     trace_backlog: Gauge
     tracked_runs: Gauge
     state_resets: Counter

@@ -3,6 +3,8 @@ cumulative run metrics, all written in one transaction per commit.
 
 A corrupt or unreadable state file is moved aside (`<path>.corrupt-<epoch>`) and the exporter
 starts fresh; a path that cannot be opened at all falls back to memory. Both are logged loudly.
+A commit that fails (read-only or full disk) keeps its changes and writes them with the next
+commit that succeeds; meanwhile `problem` says what is wrong, for /readyz.
 """
 
 from __future__ import annotations
@@ -68,6 +70,15 @@ class StateBatch:
     def __bool__(self) -> bool:
         return bool(self.runs or self.deleted or self.cursors or self.series)
 
+    def merged(self, newer: StateBatch) -> StateBatch:
+        """Return this batch followed by `newer` (later writes of a key win)."""
+        return StateBatch(
+            runs=[*self.runs, *newer.runs],
+            deleted=[*self.deleted, *newer.deleted],
+            cursors={**self.cursors, **newer.cursors},
+            series={**self.series, **newer.series},
+        )
+
 
 @dataclass(slots=True)
 class Snapshot:
@@ -100,6 +111,8 @@ class StateStore:
         self.resets = 0
         self.persistent = path != ":memory:"
         self._clock = clock
+        self.problem: str | None = None
+        self._unsaved: StateBatch | None = None
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -121,6 +134,7 @@ class StateStore:
                 exc,
             )
             self.persistent = False
+            self.problem = f"state kept in memory: cannot open {self.path}"
             return self._connect(":memory:")
 
     def _connect(self, path: str) -> sqlite3.Connection:
@@ -189,11 +203,22 @@ class StateStore:
             )
 
     def commit(self, batch: StateBatch, *, prune_before: float | None = None) -> None:
-        """Write `batch` (and drop runs created before `prune_before`) in one transaction."""
+        """Write `batch` (and drop runs created before `prune_before`) in one transaction.
+
+        On failure the batch is kept and written, before newer changes, by the next commit.
+        """
+        if self._unsaved is not None:
+            batch = self._unsaved.merged(batch)
         try:
             self._write(batch, prune_before)
         except sqlite3.Error as exc:
+            self._unsaved = batch
+            if self.persistent:
+                self.problem = f"cannot write state file {self.path}: {exc}"
             raise StateError(f"cannot write state file {self.path}: {exc}") from exc
+        self._unsaved = None
+        if self.persistent:
+            self.problem = None
 
     def _write(self, batch: StateBatch, prune_before: float | None) -> None:
         db = self._db

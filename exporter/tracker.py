@@ -15,6 +15,7 @@ from dataclasses import replace
 from enum import Enum
 
 from exporter.model import Run, Status
+from exporter.sampling import keep_trace
 from exporter.state import RunRecord, Snapshot, StateBatch
 
 RunKey = tuple[str, str]
@@ -39,9 +40,11 @@ class Tracker:
         traces_enabled: bool,
         prune_margin_s: float = 300.0,
         on_given_up: Callable[[RunRecord], None] | None = None,
+        sample_successful: float = 1.0,
     ) -> None:
         self.lookback_s = lookback_s
         self.traces_enabled = traces_enabled
+        self.sample_successful = sample_successful
         self._margin = prune_margin_s
         self._on_given_up = on_given_up or (lambda _record: None)
         self._records: dict[RunKey, RunRecord] = {}
@@ -94,16 +97,24 @@ class Tracker:
     def _count(self, record: RunRecord, run: Run) -> None:
         record.counted = True
         self._in_flight.get((record.source, record.agent_id), {}).pop(record.run_id, None)
-        if self.traces_enabled:
+        if self.traces_enabled and keep_trace(record.source, run, self.sample_successful):
             record.trace_pending = True
             record.run = run
             self._pending.setdefault(record.source, {})[record.run_id] = record
         self._touch(record)
 
-    def finish_agent(self, source: str, agent_id: str, newest_created_at: float | None) -> None:
-        """Advance the agent's high-water mark after a poll that read every page it needed."""
+    def finish_agent(
+        self, source: str, agent_id: str, newest_created_at: float | None, now: float | None = None
+    ) -> None:
+        """Advance the agent's high-water mark after a poll that read every page it needed.
+
+        A run stamped in the future (upstream clock skew) moves the mark no further than `now`:
+        a mark in the future would stop every later poll after its first page.
+        """
         if newest_created_at is None:
             return
+        if now is not None:
+            newest_created_at = min(newest_created_at, now)
         key = (source, agent_id)
         if newest_created_at > self._high_water.get(key, float("-inf")):
             self._high_water[key] = newest_created_at
@@ -118,8 +129,14 @@ class Tracker:
         """Return how many of the source's runs still wait for their trace."""
         return len(self._pending.get(source, {}))
 
+    def trace_sent(self, record: RunRecord) -> None:
+        """Take a run out of the backlog while its spans are queued (persisted by `trace_done`)."""
+        self._pending.get(record.source, {}).pop(record.run_id, None)
+
     def trace_done(self, record: RunRecord) -> None:
         """Mark a run's trace exported (or abandoned) so it is not fetched again."""
+        if self._records.get((record.source, record.run_id)) is not record:
+            return  # forgotten meanwhile (out of the window): nothing left to persist
         record.trace_pending = False
         record.run = None
         self._pending.get(record.source, {}).pop(record.run_id, None)

@@ -38,6 +38,7 @@ from opentelemetry.util.types import AttributeValue
 
 from exporter import __version__, ids
 from exporter.model import Run, ToolStep
+from exporter.sinks.span_queue import Settled, SpanQueue
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class TraceSink:
         self._max_content_chars = max_content_chars
         self._environ = environ
         self._resources: dict[SourceInfo, Resource] = {}
+        self._settled: list[Settled] = []
 
     def export(self, source: SourceInfo, run: Run) -> str:
         """Build the run's spans, hand each to the processor and return the 32-hex trace id."""
@@ -86,6 +88,27 @@ class TraceSink:
             self._processor.on_end(span)
         logger.debug("exported run %s as trace %s (%d spans)", run.id, trace_id, len(spans))
         return trace_id
+
+    def submit(self, source: SourceInfo, run: Run, key: object) -> bool:
+        """Queue the run's spans; `key` comes back from `settled` once they are out (or dropped)."""
+        spans = self.build_spans(source, run)
+        if isinstance(self._processor, SpanQueue):
+            return self._processor.submit(spans, key)
+        for span in spans:
+            self._processor.on_end(span)
+        self._settled.append(Settled(key, exported=True))
+        return True
+
+    def settled(self) -> list[Settled]:
+        """Return the runs whose spans were exported or dropped since the last call."""
+        if isinstance(self._processor, SpanQueue):
+            return self._processor.settled()
+        done, self._settled = self._settled, []
+        return done
+
+    def has_room(self) -> bool:
+        """Say whether more spans fit in the queue (always, without one)."""
+        return not isinstance(self._processor, SpanQueue) or self._processor.has_room()
 
     def build_spans(self, source: SourceInfo, run: Run) -> list[ReadableSpan]:
         """Return the run's root span followed by one span per tool step, in order."""

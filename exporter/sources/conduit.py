@@ -20,6 +20,7 @@ from exporter.errors import MalformedPageError, ParseError, UnknownStatusError
 from exporter.model import Run, Status, ToolStep
 from exporter.sources import fields
 from exporter.sources.base import Page
+from exporter.sources.budget import Priority
 from exporter.sources.http import HttpClient
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,10 @@ class ConduitSource:
     async def agent_name(self, agent_id: str) -> str | None:
         """Return the agent's name from `GET /v1/agents/{id}`."""
         body = await self._client.get_json(
-            f"/v1/agents/{agent_id}", endpoint="get_agent", params={"workspace_id": self._workspace}
+            f"/v1/agents/{agent_id}",
+            endpoint="get_agent",
+            params={"workspace_id": self._workspace},
+            priority=Priority.DETAIL,
         )
         data = body.get("data") if isinstance(body, dict) else None
         name = data.get("name") if isinstance(data, dict) else None
@@ -182,6 +186,7 @@ class ConduitSource:
             f"/v1/agents/{run.agent_id}/runs/{run.id}",
             endpoint="get_run",
             params={"workspace_id": self._workspace},
+            priority=Priority.DETAIL,
         )
         detail = parse_detail(body)
         return replace(run, tool_steps=detail.tool_steps)

@@ -29,6 +29,7 @@ from exporter.errors import (
     SourceError,
     TransportError,
 )
+from exporter.sources.budget import UNLIMITED, Budget, Priority
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class HttpClient:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        budget: Budget = UNLIMITED,
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
@@ -129,14 +131,26 @@ class HttpClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
+        self._budget = budget
 
-    async def get_json(self, path: str, *, endpoint: str, params: Mapping[str, Any]) -> Any:
-        """GET `path` and return its decoded JSON body, retrying retryable failures."""
+    async def get_json(
+        self,
+        path: str,
+        *,
+        endpoint: str,
+        params: Mapping[str, Any],
+        priority: Priority = Priority.LIST,
+    ) -> Any:
+        """GET `path` and return its decoded JSON body, retrying retryable failures.
+
+        Every attempt first waits for a token of the source's request budget at `priority`.
+        """
         started = self._clock()
         attempt = 0
         while True:
             attempt += 1
             try:
+                await self._spend(priority, started)
                 return await self._get_once(path, endpoint=endpoint, params=params)
             except RetryableError as exc:
                 wait = self._next_wait(exc, attempt, started)
@@ -155,6 +169,17 @@ class HttpClient:
             return None
         return wait
 
+    async def _spend(self, priority: Priority, started: float) -> None:
+        """Wait for a budget token, or raise `RateLimitedError` if it comes past the deadline."""
+        while (wait := self._budget.wait_for(priority)) > 0:
+            if self._clock() - started + wait > self._retry.deadline_s:
+                raise RateLimitedError(
+                    f"request budget exhausted: next request allowed in {wait:.1f}s",
+                    retry_after=wait,
+                    budget=True,
+                )
+            await self._sleep(wait)
+
     async def _get_once(self, path: str, *, endpoint: str, params: Mapping[str, Any]) -> Any:
         query = {k: v for k, v in params.items() if v is not None}
         try:
@@ -167,10 +192,13 @@ class HttpClient:
             raise TransportError(f"cannot reach upstream for {path}: {exc}") from exc
         self._on_response(endpoint, str(response.status_code))
         if not response.is_success:
-            raise translate_status(response, self._clock())
+            error = translate_status(response, self._clock())
+            if isinstance(error, RateLimitedError) and error.retry_after is not None:
+                self._budget.pause(error.retry_after)  # Retry-After wins over the bucket
+            raise error
         try:
             return response.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
             raise MalformedPageError(f"{path} answered a body that is not JSON") from exc
 
     async def aclose(self) -> None:

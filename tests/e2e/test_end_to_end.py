@@ -119,6 +119,7 @@ def write_config(
                 "base_url": simulator_url,
                 "token": "${E2E_TOKEN}",
                 "agents": agents,
+                "max_requests_per_minute": 0,  # a 0.5 s poll needs more than Conduit allows
             }
         ],
     }

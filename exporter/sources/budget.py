@@ -1,0 +1,155 @@
+"""Request budgets: token buckets that keep each source under its platform's rate limit.
+
+A bucket for `limit` requests per minute holds at most `burst = max(1, limit // 10)` tokens and
+refills at `limit - burst` tokens per minute, so no 60-second window, and hence no clock minute,
+ever sees more than `limit` requests. It starts empty: an exporter restarted in a crash loop
+cannot spend a fresh burst on every start.
+
+    priority LIST    may take any token                         (list polls)
+    priority DETAIL  may take a token only above the reserve    (detail fetches, name lookups)
+
+The reserve (`burst // 2` tokens) is what a list poll finds waiting, however long the detail
+backlog. A `Retry-After` from upstream drains every bucket of the source and pauses it until then:
+the upstream's word always wins over the bucket.
+
+Each source has its own bucket; on platforms that limit per workspace (Conduit), sources sharing a
+workspace also share a workspace bucket, so together they stay under the largest of their limits.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+Clock = Callable[[], float]
+
+# platform: (documented limit per minute, safe default below it, limited per workspace)
+PLATFORM_LIMITS: dict[str, tuple[int, int, bool]] = {"conduit": (120, 100, True)}
+DEFAULT_LIMIT = 60  # a platform whose limit we do not know yet: stay modest
+
+
+class Priority(enum.IntEnum):
+    """How urgent a request is; lower values are served first."""
+
+    LIST = 0
+    DETAIL = 1
+
+
+def default_limit(platform: str) -> int:
+    """Return the safe default requests per minute for `platform`."""
+    return PLATFORM_LIMITS.get(platform, (0, DEFAULT_LIMIT, False))[1]
+
+
+def limited_per_workspace(platform: str) -> bool:
+    """Say whether `platform` counts requests per workspace rather than per token."""
+    return PLATFORM_LIMITS.get(platform, (0, 0, False))[2]
+
+
+class TokenBucket:
+    """A token bucket for `limit` requests per minute with a reserve for list polls."""
+
+    def __init__(self, limit: int, clock: Clock) -> None:
+        if limit < 1:
+            raise ValueError("a bucket needs a limit of at least 1 request per minute")
+        self.limit = limit
+        self.burst = max(1, limit // 10)
+        self.reserve = self.burst // 2
+        self._rate = (limit - self.burst) / 60.0 if limit > self.burst else limit / 60.0
+        self._clock = clock
+        self._tokens = 0.0
+        self._updated = clock()
+        self._paused_until = float("-inf")
+
+    def wait_for(self, priority: Priority) -> float:
+        """Return how long until a request of `priority` may take a token (0: one is there)."""
+        now = self._refill()
+        if now < self._paused_until:
+            return self._paused_until - now
+        needed = 1.0 + (self.reserve if priority is Priority.DETAIL else 0)
+        return max(0.0, (needed - self._tokens) / self._rate)
+
+    def take(self) -> None:
+        """Spend one token; call only after `wait_for` returned 0."""
+        self._tokens -= 1.0
+
+    def pause(self, seconds: float) -> None:
+        """Drain the bucket and refuse every request for `seconds` (a `Retry-After`)."""
+        now = self._refill()
+        self._tokens = 0.0
+        self._paused_until = max(self._paused_until, now + seconds)
+
+    def _refill(self) -> float:
+        now = self._clock()
+        start = max(self._updated, self._paused_until)
+        if now > start:
+            self._tokens = min(float(self.burst), self._tokens + (now - start) * self._rate)
+        self._updated = max(self._updated, now)
+        return now
+
+
+class Budget:
+    """The buckets one source's requests draw from (its own, and maybe its workspace's)."""
+
+    def __init__(self, buckets: Sequence[TokenBucket] = ()) -> None:
+        self._buckets = tuple(buckets)
+
+    def wait_for(self, priority: Priority) -> float:
+        """Return how long until every bucket has a token for `priority`; 0 takes them now."""
+        wait = max((bucket.wait_for(priority) for bucket in self._buckets), default=0.0)
+        if wait <= 0:
+            for bucket in self._buckets:
+                bucket.take()
+        return wait
+
+    def pause(self, seconds: float) -> None:
+        """Honour a `Retry-After`: pause every bucket for `seconds`."""
+        for bucket in self._buckets:
+            bucket.pause(seconds)
+
+
+UNLIMITED = Budget()
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    """What a source asks for: its limit (0 = none) and the workspace it shares, if any."""
+
+    source: str
+    limit: int
+    workspace: str | None = None
+
+
+def workspace_key(platform: str, base_url: str, workspace_id: str | None, token: str | None) -> str:
+    """Name the workspace a source's requests count against (the token's own when unset)."""
+    scope = f"id:{workspace_id}" if workspace_id else "token:" + _fingerprint(token or "")
+    return f"{platform} {base_url} {scope}"
+
+
+def build_budgets(specs: Iterable[BudgetSpec], clock: Clock = time.monotonic) -> dict[str, Budget]:
+    """Return each source's budget, sharing one bucket between sources of one workspace."""
+    specs = list(specs)
+    shared: dict[str, int] = {}
+    for spec in specs:
+        if spec.workspace is not None and spec.limit > 0:
+            shared[spec.workspace] = max(shared.get(spec.workspace, 0), spec.limit)
+    members = [spec.workspace for spec in specs if spec.workspace in shared]
+    workspaces = {
+        key: TokenBucket(limit, clock) for key, limit in shared.items() if members.count(key) > 1
+    }
+    budgets: dict[str, Budget] = {}
+    for spec in specs:
+        if spec.limit <= 0:
+            budgets[spec.source] = UNLIMITED
+            continue
+        buckets = [TokenBucket(spec.limit, clock)]
+        if spec.workspace in workspaces:
+            buckets.append(workspaces[spec.workspace])
+        budgets[spec.source] = Budget(buckets)
+    return budgets
+
+
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
