@@ -62,9 +62,12 @@ class Health:
         for h in self.sources.values():
             ok, reason = h.readiness(now, self.stale_after_s)
             report[h.name] = {"ready": ok, "reason": reason, "last_success": h.last_success}
-        ready = all(r["ready"] for r in report.values())
-        if (problem := self.state_problem()) is not None:
-            # Polling goes on from memory; say so, since a restart now would recount runs.
-            report["_state"] = {"ready": False, "reason": problem}
-            ready = False
+        # With the state file unwritable, polling goes on from memory, but a restart would
+        # recount runs: not ready, so a rollout stops and someone looks at the disk.
+        ready = all(r["ready"] for r in report.values()) and self.state_problem() is None
         return ready, report
+
+    def state(self) -> dict[str, Any]:
+        """Report whether the state file takes commits, and why not."""
+        problem = self.state_problem()
+        return {"ok": problem is None, "reason": problem or "ok"}

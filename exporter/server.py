@@ -40,6 +40,7 @@ def create_app(
             "status": "ready" if ready else "not ready",
             "stale_sources": stale,
             "sources": sources,
+            "state": health.state(),
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 

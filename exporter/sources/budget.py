@@ -29,6 +29,7 @@ Clock = Callable[[], float]
 # platform: (documented limit per minute, safe default below it, limited per workspace)
 PLATFORM_LIMITS: dict[str, tuple[int, int, bool]] = {"conduit": (120, 100, True)}
 DEFAULT_LIMIT = 60  # a platform whose limit we do not know yet: stay modest
+_EPSILON = 1e-6
 
 
 class Priority(enum.IntEnum):
@@ -69,11 +70,13 @@ class TokenBucket:
         if now < self._paused_until:
             return self._paused_until - now
         needed = 1.0 + (self.reserve if priority is Priority.DETAIL else 0)
-        return max(0.0, (needed - self._tokens) / self._rate)
+        if self._tokens >= needed - _EPSILON:  # refills are floats: 0.9999999 is a token
+            return 0.0
+        return max(_EPSILON, (needed - self._tokens) / self._rate)
 
     def take(self) -> None:
         """Spend one token; call only after `wait_for` returned 0."""
-        self._tokens -= 1.0
+        self._tokens = max(0.0, self._tokens - 1.0)
 
     def pause(self, seconds: float) -> None:
         """Drain the bucket and refuse every request for `seconds` (a `Retry-After`)."""

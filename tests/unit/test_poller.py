@@ -318,6 +318,7 @@ def test_a_trace_backlog_waits_for_later_cycles_instead_of_delaying_polls(harnes
     harness.finish()
     harness.poll(25)  # each cycle traces what its 10 s of slow details allow
     assert harness.sample("agent_runs_exporter_trace_backlog", source="support") == 0
-    assert harness.exporter.traces is not None and harness.exporter.traces.force_flush(5)
+    assert harness.exporter.traces is not None
+    assert harness.exporter.traces.force_flush(5)
     roots = {s.context.trace_id for s in harness.spans() if s.parent is None}
     assert len(roots) == sum(harness.truth().values())

@@ -95,3 +95,15 @@ def test_index_links_the_endpoints(clock: FakeClock) -> None:
     page = fetch(Health(15), clock, "/")
     assert page.status_code == 200
     assert 'href="metrics"' in page.text
+
+
+def test_readyz_reports_a_state_file_that_takes_no_commits(clock: FakeClock) -> None:
+    problem: list[str | None] = [None]
+    health = Health(poll_interval_s=15, state_problem=lambda: problem[0])
+    health.add("good", clock()).last_success = clock.now
+    assert fetch(health, clock, "/readyz").json()["state"] == {"ok": True, "reason": "ok"}
+    problem[0] = "cannot write state file /data/s.db: database or disk is full"
+    answer = fetch(health, clock, "/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["state"]["reason"].endswith("disk is full")
+    assert fetch(health, clock, "/healthz").status_code == 200  # alive: polling goes on

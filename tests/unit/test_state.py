@@ -77,3 +77,31 @@ def test_failed_commit_raises_state_error_and_rolls_back(tmp_path: Path) -> None
     store.close()
     with pytest.raises(StateError, match="cannot write state file"):
         store.commit(StateBatch(runs=[record("r2")]))
+
+
+def test_a_full_disk_keeps_changes_until_a_commit_succeeds(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = StateStore(path)
+    store.commit(StateBatch(runs=[record("r0")]))
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count={pages}")  # SQLite's own "disk is full"
+    many = StateBatch(runs=[record(f"run-{i:05d}-" + "x" * 200) for i in range(500)])
+    with pytest.raises(StateError, match="full"):
+        store.commit(many)
+    assert store.problem is not None
+    assert "full" in store.problem
+    store._db.execute("PRAGMA max_page_count=1073741823")  # space freed
+    store.commit(StateBatch(runs=[record("later")]))
+    assert store.problem is None
+    store.close()
+    loaded = {r.run_id for r in StateStore(path).load(0).runs}
+    assert len(loaded) == 502
+    assert "later" in loaded
+    assert "r0" in loaded
+
+
+def test_a_state_file_that_cannot_be_opened_is_a_standing_problem(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path))
+    store.commit(StateBatch(runs=[record("r1")]))
+    assert store.problem is not None
+    assert "memory" in store.problem

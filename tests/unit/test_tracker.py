@@ -143,3 +143,35 @@ def test_drain_hands_each_change_over_once() -> None:
     again = StateBatch()
     t.drain(again)
     assert not again
+
+
+def test_a_run_stamped_in_the_future_moves_the_mark_no_further_than_now() -> None:
+    t = tracker()
+    now = T0 + 100
+    t.observe("s", make_run("skewed", created=now + 86400), now)  # upstream clock a day ahead
+    t.finish_agent("s", "ag1", now + 86400, now)
+    assert t.window("s", "ag1", now + 15) == now  # the next poll still reads everything newer
+
+
+def test_a_run_twice_on_one_page_counts_once() -> None:
+    t = tracker(traces=True)
+    page = [make_run("r1"), make_run("r2"), make_run("r1")]
+    outcomes = [t.observe("s", run, T0 + 10) for run in page]
+    assert outcomes.count(Outcome.NEW_TERMINAL) == 2
+    assert len(t.pending_traces("s")) == 2
+
+
+def test_a_sent_trace_leaves_the_backlog_but_is_persisted_done_only_when_settled() -> None:
+    t = tracker(traces=True)
+    t.observe("s", make_run("r1"), T0 + 10)
+    t.drain(StateBatch())
+    (record,) = t.pending_traces("s")
+    t.trace_sent(record)
+    assert t.trace_backlog("s") == 0
+    unsettled = StateBatch()
+    t.drain(unsettled)
+    assert unsettled.runs == []  # a crash now leaves it pending on disk: it is sent again
+    t.trace_done(record)
+    settled = StateBatch()
+    t.drain(settled)
+    assert [(r.run_id, r.trace_pending) for r in settled.runs] == [("r1", False)]

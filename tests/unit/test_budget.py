@@ -1,0 +1,189 @@
+"""Request budgets: the bucket's window guarantee, list priority, Retry-After, shared workspaces,
+and the HTTP client spending tokens (time moved only by a fake clock)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+
+import httpx
+import pytest
+
+from exporter.errors import RateLimitedError
+from exporter.sources.budget import (
+    UNLIMITED,
+    Budget,
+    BudgetSpec,
+    Priority,
+    TokenBucket,
+    build_budgets,
+    default_limit,
+)
+from exporter.sources.http import HttpClient, RetryPolicy
+from tests.unit.fakeclock import FakeClock
+
+
+def spend_greedily(
+    budget: Budget, clock: FakeClock, seconds: float, priority: Priority
+) -> list[float]:
+    """Take every token as soon as it is there for `seconds`; return when each was taken."""
+    taken: list[float] = []
+    end = clock.now + seconds
+    while clock.now < end:
+        wait = budget.wait_for(priority)
+        if wait == 0:
+            taken.append(clock.now)
+        else:
+            clock.advance(wait)
+    return taken
+
+
+def per_minute(times: list[float]) -> Counter[int]:
+    return Counter(math.floor(t / 60) for t in times)
+
+
+def test_no_sixty_second_window_exceeds_the_limit() -> None:
+    clock = FakeClock(0.0)
+    budget = Budget([TokenBucket(100, clock)])
+    clock.advance(600)  # idle for ten minutes: the burst is all it saved
+    taken = spend_greedily(budget, clock, 600, Priority.LIST)
+    windows = [sum(1 for t in taken if start <= t < start + 60) for start in taken]
+    assert max(windows) <= 100
+    assert max(per_minute(taken).values()) <= 100
+    assert len(taken) >= 9 * 90  # and the budget is used: 90 per minute after the burst
+
+
+def test_a_bucket_starts_empty_so_restarts_cannot_add_bursts() -> None:
+    clock = FakeClock(0.0)
+    taken: list[float] = []
+    for _ in range(20):  # a crash loop: a new process (and bucket) every 3 seconds
+        taken += spend_greedily(Budget([TokenBucket(100, clock)]), clock, 3, Priority.LIST)
+    assert max(per_minute(taken).values()) <= 100
+
+
+def test_details_leave_the_reserve_to_list_polls() -> None:
+    clock = FakeClock(0.0)
+    bucket = TokenBucket(100, clock)
+    assert (bucket.burst, bucket.reserve) == (10, 5)
+    clock.advance(60)  # full: 10 tokens
+    budget = Budget([bucket])
+    details = 0
+    while budget.wait_for(Priority.DETAIL) == 0:
+        details += 1
+    assert details == 5
+    lists = 0
+    while budget.wait_for(Priority.LIST) == 0:
+        lists += 1
+    assert lists == 5
+
+
+def test_retry_after_drains_and_pauses_every_bucket() -> None:
+    clock = FakeClock(0.0)
+    budget = Budget([TokenBucket(100, clock), TokenBucket(1000, clock)])
+    clock.advance(60)
+    budget.pause(30)
+    assert budget.wait_for(Priority.LIST) == pytest.approx(30)
+    clock.advance(30)
+    assert budget.wait_for(Priority.LIST) == pytest.approx(60 / 90)  # empty, refilling again
+    clock.advance(60 / 90)
+    assert budget.wait_for(Priority.LIST) == 0
+
+
+def test_sources_of_one_workspace_share_a_bucket() -> None:
+    clock = FakeClock(0.0)
+    budgets = build_budgets(
+        [
+            BudgetSpec("a", 100, workspace="w1"),
+            BudgetSpec("b", 100, workspace="w1"),
+            BudgetSpec("c", 100, workspace="w2"),
+            BudgetSpec("d", 0, workspace="w2"),
+        ],
+        clock,
+    )
+    assert budgets["d"] is UNLIMITED
+    taken: list[float] = []
+    end = 300.0
+    while clock.now < end:
+        waits = [budgets[name].wait_for(Priority.LIST) for name in ("a", "b")]
+        taken += [clock.now for wait in waits if wait == 0]
+        if all(waits):
+            clock.advance(min(waits))
+    assert max(per_minute(taken).values()) <= 100  # together, not 100 each
+
+
+def test_conduit_defaults_below_its_documented_limit() -> None:
+    assert default_limit("conduit") == 100  # Conduit documents 120 per workspace
+    assert default_limit("unknown-platform") == 60
+
+
+def budgeted_client(
+    clock: FakeClock, handler: httpx.MockTransport, budget: Budget, deadline_s: float = 30
+) -> HttpClient:
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    return HttpClient(
+        base_url="https://u.test",
+        headers={},
+        timeout_s=1,
+        on_response=lambda _e, _c: None,
+        transport=handler,
+        sleep=sleep,
+        clock=clock,
+        retry=RetryPolicy(attempts=3, deadline_s=deadline_s),
+        budget=budget,
+    )
+
+
+def test_the_client_waits_for_a_token_before_each_request() -> None:
+    clock = FakeClock(0.0)
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.now)
+        return httpx.Response(200, json={})
+
+    client = budgeted_client(clock, httpx.MockTransport(handler), Budget([TokenBucket(60, clock)]))
+
+    async def main() -> None:
+        for _ in range(10):
+            await client.get_json("/x", endpoint="x", params={})
+
+    asyncio.run(main())
+    assert len(sent) == 10
+    assert sent[-1] - sent[0] >= 9 * 60 / 54 - 1e-9  # 54 tokens a minute after a burst of 6
+
+
+def test_a_429_pauses_the_budget_for_its_retry_after() -> None:
+    clock = FakeClock(0.0)
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.now)
+        if len(sent) == 1:
+            return httpx.Response(429, headers={"Retry-After": "12"}, json={"error": "slow"})
+        return httpx.Response(200, json={"ok": True})
+
+    bucket = TokenBucket(600, clock)
+    clock.advance(60)  # full, yet the upstream's word wins
+    client = budgeted_client(clock, httpx.MockTransport(handler), Budget([bucket]))
+    assert asyncio.run(client.get_json("/x", endpoint="x", params={})) == {"ok": True}
+    assert sent[1] - sent[0] >= 12
+
+
+def test_no_token_before_the_deadline_is_a_budget_refusal_not_a_request() -> None:
+    clock = FakeClock(0.0)
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.now)
+        return httpx.Response(200, json={})
+
+    budget = Budget([TokenBucket(100, clock)])
+    budget.pause(3600)
+    client = budgeted_client(clock, httpx.MockTransport(handler), budget)
+    with pytest.raises(RateLimitedError) as raised:
+        asyncio.run(client.get_json("/x", endpoint="x", params={}, priority=Priority.DETAIL))
+    assert raised.value.budget
+    assert sent == []
