@@ -274,15 +274,23 @@ class Poller:
     def _settle(self) -> None:
         """Mark done the traces the span queue has exported (or dropped), and count their tools.
 
-        Done only once the collector has the spans, so a crash before re-sends them instead.
+        Done only once the collector has the spans, so a crash before re-sends them instead. A run
+        whose spans found the queue full is tried again, up to MAX_DETAIL_ATTEMPTS times.
         """
         if self.traces is None:
             return
         for settled in self.traces.settled():
             sent = settled.key
-            if isinstance(sent, _Sent):
-                self.run_metrics.record_tools(sent.info.name, sent.info.platform, sent.run)
-                self.tracker.trace_done(sent.record)
+            if not isinstance(sent, _Sent):
+                continue
+            if (
+                not settled.exported
+                and self.tracker.trace_failed(sent.record) < MAX_DETAIL_ATTEMPTS
+            ):
+                self.tracker.trace_retry(sent.record)  # dropped from a full queue: try again later
+                continue
+            self.run_metrics.record_tools(sent.info.name, sent.info.platform, sent.run)
+            self.tracker.trace_done(sent.record)
 
     def commit(self) -> None:
         """Write every change since the last commit in one transaction, then publish metrics."""

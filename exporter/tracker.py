@@ -133,6 +133,11 @@ class Tracker:
         """Take a run out of the backlog while its spans are queued (persisted by `trace_done`)."""
         self._pending.get(record.source, {}).pop(record.run_id, None)
 
+    def trace_retry(self, record: RunRecord) -> None:
+        """Put a sent run back in the backlog (its spans were dropped)."""
+        if self._records.get((record.source, record.run_id)) is record:
+            self._pending.setdefault(record.source, {})[record.run_id] = record
+
     def trace_done(self, record: RunRecord) -> None:
         """Mark a run's trace exported (or abandoned) so it is not fetched again."""
         if self._records.get((record.source, record.run_id)) is not record:

@@ -19,6 +19,7 @@ from exporter.ids import run_trace_id
 from exporter.simulator.conduit import create_app
 from exporter.simulator.world import SimulatorSettings, World
 from tests.unit.fakeclock import START, FakeClock
+from tests.unit.test_span_queue import Collector
 
 TOKEN = "sim-token"
 
@@ -321,4 +322,31 @@ def test_a_trace_backlog_waits_for_later_cycles_instead_of_delaying_polls(harnes
     assert harness.exporter.traces is not None
     assert harness.exporter.traces.force_flush(5)
     roots = {s.context.trace_id for s in harness.spans() if s.parent is None}
+    assert len(roots) == sum(harness.truth().values())
+
+
+def test_a_collector_outage_delays_traces_but_loses_none(harness: Harness, tmp_path: Path) -> None:
+    collector = Collector(up=False)
+    harness.exporter = Exporter(
+        settings(tmp_path, harness.world, traces={"exporter": "otlp", "queue_size": 40}),
+        clock=harness.clock,
+        transport=harness.transport(),
+        span_exporter=collector,
+        environ={},
+    )
+    harness.poll(4)
+    assert sum(harness.counted().values()) > 40  # polling and metrics go on
+    assert harness.sample("agent_runs_exporter_up", source="support") == 1
+    assert harness.sample("agent_runs_exporter_trace_backlog", source="support") > 0
+    assert collector.received == []
+    collector.up = True
+    harness.finish()
+    traces = harness.exporter.traces
+    assert traces is not None
+    for _ in range(40):  # each cycle queues what fits in 40 spans; the flush empties the queue
+        harness.poll(1)
+        assert traces.force_flush(5)
+    harness.exporter.poller.commit()
+    assert harness.sample("agent_runs_exporter_trace_backlog", source="support") == 0
+    roots = {s.context.trace_id for s in collector.received if s.parent is None}
     assert len(roots) == sum(harness.truth().values())
