@@ -6,9 +6,11 @@
     poller ◄──settled(): keys whose spans were all exported ─────┘
 
 A run's spans are admitted together or not at all: when they do not fit, they are dropped and
-counted (`on_drop(n)`), and the run is settled as dropped. A run is settled as exported only once
-its last span was accepted by the exporter, so the poller marks a trace done only after the
-collector has it: a crash before that re-sends the run's spans (identical ids), never loses them.
+counted (`on_drop(n)`), and the run is settled as dropped. A batch the exporter raises on (it
+cannot be encoded) is dropped the same way instead of being retried forever. A run is settled as
+exported only once its last span was accepted by the exporter, so the poller marks a trace done
+only after the collector has it: a crash before that re-sends the run's spans (identical ids),
+never loses them.
 
 One daemon thread exports; `export_batch` is the step it repeats, callable directly in tests.
 """
@@ -116,20 +118,25 @@ class SpanQueue(SpanProcessor):
             return None
         try:
             result = self._exporter.export([entry.span for entry in batch])
-        except Exception:  # a broken exporter must not kill the export thread
-            logger.exception("span exporter raised")
-            result = SpanExportResult.FAILURE
+        except Exception:  # e.g. a span that cannot be encoded: retrying would never end
+            logger.exception("span exporter raised; dropping a batch of %d spans", len(batch))
+            self._remove(batch, exported=False)
+            self._on_drop(len(batch))
+            return False
         if result is not SpanExportResult.SUCCESS:
             self._failures += 1
             return False
+        self._remove(batch, exported=True)
+        self._failures = 0
+        return True
+
+    def _remove(self, batch: list[_Entry], *, exported: bool) -> None:
         with self._cond:
             for entry in batch:
                 self._entries.popleft()
                 if entry.key is not None:
-                    self._settled.append(Settled(entry.key, exported=True))
+                    self._settled.append(Settled(entry.key, exported=exported))
             self._cond.notify_all()
-        self._failures = 0
-        return True
 
     def retry_delay(self) -> float:
         """Return the full-jitter backoff after the current streak of failed exports."""

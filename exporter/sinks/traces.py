@@ -46,6 +46,7 @@ SCOPE = InstrumentationScope("agent-runs-exporter", __version__)
 TRUNCATION_MARK = "…[truncated]"
 _MAX_STATUS_CHARS = 1024
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_MAX_NS = 2**63 - 1
 _SDK_ATTRIBUTES = {
     TELEMETRY_SDK_LANGUAGE: "python",
     TELEMETRY_SDK_NAME: "opentelemetry",
@@ -260,8 +261,11 @@ def parse_resource_attributes(raw: str) -> dict[str, str]:
 
 
 def to_ns(epoch_s: float) -> int:
-    """Convert epoch seconds to nanoseconds, at microsecond precision so floats stay exact."""
-    return round(epoch_s * 1_000_000) * 1000
+    """Convert epoch seconds to nanoseconds, at microsecond precision so floats stay exact.
+
+    Clamped to what OTLP's fixed64 holds, so an absurd upstream duration cannot poison a batch.
+    """
+    return min(max(0, round(epoch_s * 1_000_000) * 1000), _MAX_NS)
 
 
 def truncate(text: str, limit: int) -> str:

@@ -8,6 +8,9 @@ from typing import Any
 
 from exporter.errors import ParseError
 
+_MAX_INT = 2**63 - 1  # OTLP attributes are int64
+_MAX_EPOCH = 2.0**33  # year 2242: nanoseconds still fit in OTLP's uint64, with room to spare
+
 
 def required_str(item: dict[str, Any], key: str) -> str:
     """Return `item[key]` as a non-empty string."""
@@ -48,6 +51,8 @@ def optional_number(value: Any, key: str) -> float | None:
 def optional_int(value: Any, key: str) -> int | None:
     """Return a non-negative integer count from a JSON number, or None."""
     number = optional_number(value, key)
+    if number is not None and number > _MAX_INT:
+        raise ParseError(f"field {key!r} is too large for a count")
     return None if number is None else round(number)
 
 
@@ -61,7 +66,10 @@ def timestamp(value: Any, key: str) -> float:
         raise ParseError(f"field {key!r} is not an ISO 8601 timestamp: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    epoch = parsed.timestamp()
+    if not 0 <= epoch < _MAX_EPOCH:
+        raise ParseError(f"field {key!r} is out of range: {value[:40]!r}")
+    return epoch
 
 
 def optional_timestamp(value: Any, key: str) -> float | None:

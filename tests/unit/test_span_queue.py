@@ -106,3 +106,16 @@ def test_shutdown_with_the_collector_down_makes_one_last_attempt_only() -> None:
     queue.shutdown()  # returns although the backoff is an hour
     assert len(queue) == 1
     assert queue.settled() == []  # never settled: the run stays pending and is sent next start
+
+
+def test_a_batch_the_exporter_raises_on_is_dropped_not_retried_forever() -> None:
+    class Broken(Collector):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            raise ValueError("value out of range for int64")
+
+    dropped: list[int] = []
+    queue = SpanQueue(Broken(), background=False, on_drop=dropped.append)
+    queue.submit(spans_of("r1", steps=1), key="r1")
+    assert queue.export_batch() is False
+    assert (len(queue), dropped) == (0, [2])
+    assert queue.settled() == [Settled("r1", exported=False)]
