@@ -88,6 +88,16 @@ def _simulator_arguments(
     group.add_argument(
         "--throttle-ratio", type=float, default=0.0, help="share of answers that are 429"
     )
+    group.add_argument(
+        "--retry-after", type=int, default=1, help="Retry-After seconds of an injected 429"
+    )
+    group.add_argument("--slow-ratio", type=float, default=0.0, help="share of answers sent late")
+    group.add_argument(
+        "--slow-seconds", type=float, default=5.0, help="delay of a slow answer (beyond a timeout)"
+    )
+    group.add_argument(
+        "--malformed-ratio", type=float, default=0.0, help="share of answers with a truncated body"
+    )
     group.add_argument("--token", default=None, help="bearer token the simulator requires")
     group.add_argument(
         "--duration-scale", type=float, default=1.0, help="multiply run durations (median ~4 s)"
@@ -160,6 +170,10 @@ def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
             latency=args.latency,
             error_ratio=args.error_ratio,
             throttle_ratio=args.throttle_ratio,
+            retry_after=args.retry_after,
+            slow_ratio=args.slow_ratio,
+            slow_seconds=args.slow_seconds,
+            malformed_ratio=args.malformed_ratio,
             token=args.token,
             duration_scale=args.duration_scale,
             history=args.history,

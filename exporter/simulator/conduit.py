@@ -6,10 +6,11 @@
     GET /v1/agents/{id}/runs/{run_id}       {data: run + detail}        404 Run not found
 
 Every error body is `{"error": "..."}`. Each Conduit request goes through, in order: the
-`latency` sleep, bearer auth (401 when a token is configured and missing or wrong), the refusals
-of `faults.Faults` (429 with Retry-After, 5xx), then the handler: a `workspace_id` other than the
-world's is 403 "Invalid workspace id"; a bad `limit`, `status` or `cursor` is 400. Answers are
-counted in a `traffic.RequestLog`. The test-only control endpoints live under `/_simulator/`
+`latency` sleep, bearer auth (401 when a token is configured and missing or wrong), the faults
+of `faults.Faults` (429 with Retry-After, 5xx, a slow answer, a truncated body), then the
+handler: a `workspace_id` other than the world's is 403 "Invalid workspace id"; a bad `limit`,
+`status` or `cursor` is 400. Answers are counted in a `traffic.RequestLog`, in the minute the
+request arrived. The test-only control endpoints live under `/_simulator/`
 (see `control.py`); they need no token and are neither delayed, refused nor counted.
 """
 
@@ -27,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from exporter.simulator import control
-from exporter.simulator.faults import FaultKnobs, Faults
+from exporter.simulator.faults import FaultKnobs, Faults, Refusal
 from exporter.simulator.paging import CursorError, decode_cursor, encode_cursor, newest_first
 from exporter.simulator.payloads import agent_payload, run_detail, run_summary
 from exporter.simulator.records import Agent, SimRun
@@ -38,6 +39,7 @@ Payload = dict[str, Any]
 Handler = Callable[[Request, World], Payload]
 
 STATUSES = ("accepted", "running", "completed", "failed")
+JSON_TYPE = "application/json"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
@@ -160,8 +162,9 @@ class _Gate:
         """Wrap a handler into a GET route whose answers are gated and counted."""
 
         async def endpoint(request: Request) -> Response:
+            arrived = self.world.clock()  # a slow answer still counts in the minute it was asked
             response = await self._answer(request, handler)
-            self.requests.record(path, response.status_code)
+            self.requests.record(path, response.status_code, arrived)
             return response
 
         return Route(path, endpoint, methods=["GET"])
@@ -171,16 +174,19 @@ class _Gate:
             await asyncio.sleep(self.faults.knobs.latency)
         if not self._authorized(request):
             return error_response(401, "Invalid or missing API token")
-        refusal = self.faults.refusal()
-        if refusal is not None:
-            retry = (
-                None if refusal.retry_after is None else {"Retry-After": str(refusal.retry_after)}
-            )
-            return error_response(refusal.status, refusal.error, retry)
+        fault = self.faults.choose()
+        if isinstance(fault, Refusal):
+            retry = None if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            return error_response(fault.status, fault.error, retry)
+        if fault is not None and fault.delay > 0:
+            await asyncio.sleep(fault.delay)
         try:
-            return JSONResponse(handler(request, self.world))
+            response = JSONResponse(handler(request, self.world))
         except ApiError as exc:
             return error_response(exc.status, exc.message)
+        if fault is not None and fault.malformed:
+            return Response(bytes(response.body)[: len(response.body) // 2], 200, None, JSON_TYPE)
+        return response
 
     def _authorized(self, request: Request) -> bool:
         if self._expected is None:

@@ -6,7 +6,8 @@ POST /_simulator/pause      stop new arrivals (runs in flight still finish)
 POST /_simulator/resume     start arrivals again
 GET  /_simulator/faults     current fault knobs
 POST /_simulator/faults     change fault knobs: JSON object with any of latency, error_ratio,
-                            throttle_ratio, retry_after, rate_limit; 400 on a bad key or value
+                            throttle_ratio, retry_after, rate_limit, slow_ratio, slow_seconds,
+                            malformed_ratio; 400 on a bad key or value
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""Decide which requests the fake server refuses: Conduit's quota and injected 429s and 5xx.
+"""Decide which requests the fake server refuses or spoils: Conduit's quota and injected faults.
 
-Refusals are checked in this order:
+Checked in this order, one roll of the fault RNG per request:
 
     workspace quota (rate_limit per clock minute) -> 429, Retry-After = seconds to the next minute
     injected throttle (throttle_ratio)            -> 429, Retry-After = retry_after
     injected error (error_ratio)                  -> 500 | 502 | 503
+    injected slowness (slow_ratio)                -> answered after slow_seconds (past a timeout)
+    injected malformed body (malformed_ratio)     -> 200 with the body cut in half
 
 The injection RNG is seeded separately from the world's, so faults never change the runs.
 """
@@ -37,6 +39,14 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
+class Spoil:
+    """A request served, but late or with a malformed body."""
+
+    delay: float = 0.0
+    malformed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class FaultKnobs:
     """Fault settings that can change while the server runs."""
 
@@ -45,6 +55,9 @@ class FaultKnobs:
     throttle_ratio: float = 0.0
     retry_after: int = 1
     rate_limit: int | None = None
+    slow_ratio: float = 0.0
+    slow_seconds: float = 5.0
+    malformed_ratio: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: SimulatorSettings) -> FaultKnobs:
@@ -55,6 +68,9 @@ class FaultKnobs:
             throttle_ratio=settings.throttle_ratio,
             retry_after=settings.retry_after,
             rate_limit=settings.rate_limit,
+            slow_ratio=settings.slow_ratio,
+            slow_seconds=settings.slow_seconds,
+            malformed_ratio=settings.malformed_ratio,
         )
 
     def updated(self, changes: Mapping[str, Any]) -> FaultKnobs:
@@ -75,11 +91,11 @@ def _is_number(value: Any) -> bool:
 
 
 def _problem(name: str, value: Any) -> str | None:
-    if name in ("error_ratio", "throttle_ratio"):
+    if name in ("error_ratio", "throttle_ratio", "slow_ratio", "malformed_ratio"):
         ok = _is_number(value) and 0 <= value <= 1
         return None if ok else f"{name} must be a number in [0, 1]"
-    if name == "latency":
-        return None if _is_number(value) and value >= 0 else "latency must be a number >= 0"
+    if name in ("latency", "slow_seconds"):
+        return None if _is_number(value) and value >= 0 else f"{name} must be a number >= 0"
     if name == "retry_after":
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         return None if ok else "retry_after must be an integer >= 0"
@@ -101,15 +117,24 @@ class Faults:
 
     def refusal(self) -> Refusal | None:
         """Return the refusal for the next request, or None to serve it."""
+        choice = self.choose()
+        return choice if isinstance(choice, Refusal) else None
+
+    def choose(self) -> Refusal | Spoil | None:
+        """Return what happens to the next request: refused, spoiled, or None to serve it."""
         quota = self._quota()
         if quota is not None:
             return quota
-        roll = self._rng.random()
-        if roll < self.knobs.throttle_ratio:
-            return Refusal(429, "Rate limit exceeded", self.knobs.retry_after)
-        if roll < self.knobs.throttle_ratio + self.knobs.error_ratio:
+        knobs, roll = self.knobs, self._rng.random()
+        if roll < knobs.throttle_ratio:
+            return Refusal(429, "Rate limit exceeded", knobs.retry_after)
+        if (roll := roll - knobs.throttle_ratio) < knobs.error_ratio:
             status, message = self._rng.choice(_SERVER_ERRORS)
             return Refusal(status, message)
+        if (roll := roll - knobs.error_ratio) < knobs.slow_ratio:
+            return Spoil(delay=knobs.slow_seconds)
+        if roll - knobs.slow_ratio < knobs.malformed_ratio:
+            return Spoil(malformed=True)
         return None
 
     def _quota(self) -> Refusal | None:

@@ -18,10 +18,10 @@ class RequestLog:
         self._by_endpoint: Counter[tuple[str, int]] = Counter()
         self._by_minute: Counter[int] = Counter()
 
-    def record(self, endpoint: str, status: int) -> None:
-        """Count one answered request; `endpoint` is the route template."""
+    def record(self, endpoint: str, status: int, arrived: float | None = None) -> None:
+        """Count one answered request in the minute it `arrived` (default: now)."""
         self._by_endpoint[(endpoint, status)] += 1
-        self._by_minute[math.floor(self._clock() / 60)] += 1
+        self._by_minute[math.floor((self._clock() if arrived is None else arrived) / 60)] += 1
 
     def count(self, endpoint: str | None = None, status: int | None = None) -> int:
         """Return how many requests matched the endpoint and status (None matches any)."""

@@ -42,6 +42,9 @@ class SimulatorSettings:
     throttle_ratio: float = 0.0  # share of requests answered 429
     retry_after: int = 1  # Retry-After seconds of an injected 429
     rate_limit: int | None = 120  # Conduit's requests per minute per workspace; None: unlimited
+    slow_ratio: float = 0.0  # share of requests answered only after slow_seconds
+    slow_seconds: float = 5.0
+    malformed_ratio: float = 0.0  # share of requests answered 200 with a truncated body
     token: str | None = None  # required bearer token; None: no auth
 
     def __post_init__(self) -> None:
@@ -62,6 +65,9 @@ class SimulatorSettings:
             ("throttle_ratio must be in [0, 1]", 0 <= self.throttle_ratio <= 1),
             ("retry_after must be >= 0", self.retry_after >= 0),
             ("rate_limit must be >= 1 or None", self.rate_limit is None or self.rate_limit >= 1),
+            ("slow_ratio must be in [0, 1]", 0 <= self.slow_ratio <= 1),
+            ("slow_seconds must be >= 0", self.slow_seconds >= 0),
+            ("malformed_ratio must be in [0, 1]", 0 <= self.malformed_ratio <= 1),
         ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import time
 from collections import Counter
@@ -412,3 +413,37 @@ def test_real_server_on_loopback() -> None:
 
     body = asyncio.run(scenario())
     assert len(body["data"]) == 5
+
+
+def test_malformed_answers_are_200_with_a_truncated_body() -> None:
+    sim = Sim(malformed_ratio=1.0, history=60)
+    response = sim.get(sim.runs_path())
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+
+
+def test_slow_answers_come_after_slow_seconds_and_count_when_asked() -> None:
+    sim = Sim(slow_ratio=1.0, slow_seconds=0.05)
+    started = time.perf_counter()
+    assert sim.get("/v1/agents").status_code == 200
+    assert time.perf_counter() - started >= 0.05
+    assert sum(sim.get("/_simulator/requests").json()["per_minute"].values()) == 1
+
+
+def test_every_fault_kind_is_seeded_and_settable_at_run_time() -> None:
+    sim = Sim(seed=4)
+    knobs = {"error_ratio": 0.1, "throttle_ratio": 0.05, "slow_ratio": 0.02, "slow_seconds": 0}
+    knobs |= {"malformed_ratio": 0.3}
+    assert sim.post("/_simulator/faults", knobs).status_code == 200
+    outcomes = Counter()
+    for _ in range(300):
+        response = sim.get("/v1/agents")
+        try:
+            response.json()
+            outcomes[response.status_code] += 1
+        except ValueError:
+            outcomes["malformed"] += 1
+    assert outcomes["malformed"] / 300 == pytest.approx(0.3, abs=0.08)
+    assert outcomes[429] / 300 == pytest.approx(0.05, abs=0.04)
