@@ -33,6 +33,7 @@ class FileSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._failing = False
         self._shutdown = False
+        self._checked_tail = False
 
     @property
     def path(self) -> Path:
@@ -68,6 +69,10 @@ class FileSpanExporter(SpanExporter):
     def _append(self, line: str) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with self._path.open("a", encoding="utf-8") as file:
+            if not self._checked_tail:
+                # A process killed mid-write leaves a torn last line: end it, keep ours whole.
+                file.write("\n" if _ends_torn(self._path) else "")
+                self._checked_tail = True
             file.write(line + "\n")
             file.flush()
 
@@ -76,6 +81,16 @@ class FileSpanExporter(SpanExporter):
         if not self._failing:
             logger.warning("cannot write span file %s: %s", self._path, error)
         self._failing = True
+
+
+def _ends_torn(path: Path) -> bool:
+    """Say whether the file is non-empty and its last line has no newline."""
+    with path.open("rb") as file:
+        file.seek(0, 2)
+        if file.tell() == 0:
+            return False
+        file.seek(-1, 2)
+        return file.read(1) != b"\n"
 
 
 def encode_line(spans: Sequence[ReadableSpan]) -> str:

@@ -118,3 +118,12 @@ def test_refuses_after_shutdown(tmp_path: Path) -> None:
     exporter.shutdown()
     assert exporter.export(make_spans()) is SpanExportResult.FAILURE
     assert exporter.force_flush()
+
+
+def test_a_torn_last_line_from_a_killed_process_is_ended_first(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    path.write_text('{"resourceSpans": [{"torn', encoding="utf-8")  # SIGKILL mid-write
+    FileSpanExporter(path).export(make_spans())
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == '{"resourceSpans": [{"torn'
+    assert json.loads(lines[1])["resourceSpans"]
