@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from exporter.errors import (
     ExporterError,
+    MalformedPageError,
     PermanentError,
     RateLimitedError,
     SourceError,
@@ -103,6 +104,7 @@ class Poller:
                 return await self._poll_agent(runtime, agent_id)
 
         results = await asyncio.gather(*(one(agent) for agent in runtime.agents))
+        self.commit()  # counts are durable and published before the (budget-bound) trace phase
         if self.traces is not None:
             await self._learn_names(runtime)
         traced = await self._export_traces(runtime)
@@ -255,7 +257,10 @@ class Poller:
                 return  # no request budget left before the deadline: nothing failed, it waits
             reason = getattr(exc, "reason", "malformed_item")
             self.metrics.poll_errors.labels(info.name, reason).inc()
-            retryable = isinstance(exc, SourceError) and exc.retryable
+            # A truncated or garbled detail body is worth another try in a later cycle.
+            retryable = isinstance(exc, MalformedPageError) or (
+                isinstance(exc, SourceError) and exc.retryable
+            )
             if retryable and self.tracker.trace_failed(record) < MAX_DETAIL_ATTEMPTS:
                 return
             log.warning(
