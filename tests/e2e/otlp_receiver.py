@@ -119,11 +119,11 @@ def _value(value: AnyValue) -> Any:
 class OtlpReceiver:
     """Receive OTLP/HTTP trace exports (protobuf or JSON, optionally gzipped) on 127.0.0.1."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._records: list[SpanRecord] = []
         self._headers: list[dict[str, str]] = []
         self._changed = threading.Condition()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

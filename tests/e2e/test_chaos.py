@@ -20,6 +20,7 @@ import json
 import random
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ SETTLE_TIMEOUT_S = 75.0
 
 
 @pytest.fixture
-def simulator(tmp_path: Path) -> Any:
+def simulator(tmp_path: Path) -> Iterator[Simulator]:
     """Run the faulty fake Conduit API as a process; stop it afterwards."""
     process, url = start_simulator(SIMULATOR_ARGS, tmp_path)
     with process, httpx.Client(base_url=url, timeout=5) as http:
