@@ -51,8 +51,8 @@ KILLS = 21
 LIFETIME_S = (0.5, 4.5)  # how long each exporter lives before its SIGKILL
 SIMULATOR_ARGS = [
     "--seed", str(SEED),
-    "--agents", "2",
-    "--rate", "0.15",  # new runs per second per agent
+    "--agents", "5",
+    "--rate", "0.06",  # new runs per second per agent
     "--duration-scale", "0.1",  # runs last ~0.5 s, so all finish soon after a pause
     "--history", "60",
     "--error-ratio", "0.10",
@@ -79,7 +79,7 @@ def write_config(workdir: Path, port: int, simulator: Simulator) -> Path:
     agents = [agent["id"] for agent in simulator.truth()["agents"]]  # uncounted, unlike /v1/agents
     config = {
         "listen": f"127.0.0.1:{port}",
-        "poll_interval": "4s",
+        "poll_interval": "1s",
         "lookback": "1h",
         "state": {"path": str(workdir / "state.db")},
         "traces": {"exporter": "file", "file": str(workdir / "spans.jsonl")},
