@@ -55,6 +55,8 @@ class Exporter:
         self.clock = clock
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.metrics = SelfMetrics(self.registry)
+        self.metrics.shard_ordinal.set(settings.sharding.shard)
+        self.metrics.total_shards.set(settings.sharding.total_shards)
         self.health = Health(settings.poll_interval)
         self.store = StateStore(settings.state.path, clock=clock)
         self.metrics.state_resets.inc(self.store.resets)
@@ -81,6 +83,7 @@ class Exporter:
             clock=clock,
             poll_interval_s=settings.poll_interval,
             detail_concurrency=settings.traces.detail_concurrency,
+            sharding=settings.sharding,
         )
 
     def _trace_sink(
@@ -117,7 +120,7 @@ class Exporter:
 
         built = build_source(source, on_response=on_response, transport=transport, clock=self.clock)
         self.metrics.declare_source(source.name, ENDPOINTS.get(source.platform, ()))
-        for agent_id in source.agents:
+        for agent_id in self.settings.sharding.select(source.name, source.agents):
             self.run_metrics.declare_agent(
                 source.name, source.platform, agent_id, built.terminal_statuses, built.dispositions
             )
@@ -143,7 +146,7 @@ class Exporter:
 
     def _agents(self) -> Iterator[tuple[str, str, str]]:
         for runtime in self.runtimes:
-            for agent_id in runtime.agents:
+            for agent_id in self.settings.sharding.select(runtime.info.name, runtime.agents):
                 yield runtime.info.name, runtime.info.platform, agent_id
 
     async def run(self, stop: asyncio.Event) -> None:

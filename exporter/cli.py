@@ -19,6 +19,7 @@ from exporter.config import load_settings, render_effective
 from exporter.demo import run_demo
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
+from exporter.shardflags import add_shard_arguments, apply_shard_arguments
 from exporter.simulator.server import run_simulator
 from exporter.simulator.world import SimulatorSettings
 from exporter.sinks.span_exporters import resolve_protocol
@@ -48,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the exporter daemon")
     run.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
+    add_shard_arguments(run)
     check = sub.add_parser(
         "check-config", parents=[common], help="validate a config and print it, secrets masked"
     )
     check.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
+    add_shard_arguments(check)
     sim = sub.add_parser("simulate", parents=[common], help="serve the fake Conduit API only")
     _simulator_arguments(sim, default_port=8080)
     demo = sub.add_parser(
@@ -138,7 +141,7 @@ def _report(error: ConfigError, path: str | None) -> None:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = apply_shard_arguments(load_settings(args.config), args)
     if settings.traces.exporter == "otlp":
         resolve_protocol(settings.traces.protocol, os.environ)  # OTEL_* variables count too
     print(f"# {args.config}: OK\n" + render_effective(settings), end="")
@@ -146,7 +149,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    return asyncio.run(serve(load_settings(args.config)))
+    return asyncio.run(serve(apply_shard_arguments(load_settings(args.config), args)))
 
 
 def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:

@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from exporter import configload
 from exporter.durations import Duration, format_duration, parse_duration
 from exporter.logs import MASK, register_secret
+from exporter.sharding import ShardingSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -41,6 +42,7 @@ __all__ = [
     "MetricsSettings",
     "Platform",
     "Settings",
+    "ShardingSettings",
     "SourceSettings",
     "StateSettings",
     "TracesSettings",
@@ -247,6 +249,7 @@ class Settings(BaseSettings):
     state: StateSettings = StateSettings()
     traces: TracesSettings = TracesSettings()
     metrics: MetricsSettings = MetricsSettings()
+    sharding: ShardingSettings = ShardingSettings()
     sources: list[SourceSettings] = Field(min_length=1)
 
     @classmethod

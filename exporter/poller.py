@@ -17,6 +17,7 @@ from exporter.health import SourceHealth
 from exporter.ids import run_trace_id
 from exporter.model import Run
 from exporter.selfmetrics import SelfMetrics
+from exporter.sharding import ShardingSettings
 from exporter.sinks.metrics import RunMetrics
 from exporter.sinks.traces import SourceInfo, TraceSink
 from exporter.sources.base import Page, Source
@@ -57,6 +58,7 @@ class Poller:
         clock: Callable[[], float],
         poll_interval_s: float,
         detail_concurrency: int = 4,
+        sharding: ShardingSettings | None = None,
     ) -> None:
         self.tracker = tracker
         self.store = store
@@ -67,6 +69,7 @@ class Poller:
         self.poll_interval_s = poll_interval_s
         self.detail_concurrency = detail_concurrency
         self.trace_budget_s = max(2 * poll_interval_s, 10.0)
+        self.sharding = sharding or ShardingSettings()
 
     async def run(self, sources: list[SourceRuntime], stop: asyncio.Event) -> None:
         """Poll every source until `stop` is set."""
@@ -96,7 +99,8 @@ class Poller:
             async with limit:
                 return await self._poll_agent(runtime, agent_id)
 
-        results = await asyncio.gather(*(one(agent) for agent in runtime.agents))
+        agents = self.sharding.select(runtime.info.name, runtime.agents)
+        results = await asyncio.gather(*(one(agent) for agent in agents))
         if self.traces is not None:
             await self._learn_names(runtime)
         traced = await self._export_traces(runtime)
@@ -189,7 +193,7 @@ class Poller:
 
     async def _learn_names(self, runtime: SourceRuntime) -> None:
         """Look up agent names for span names, once each; a failure is retried next poll."""
-        for agent_id in runtime.agents:
+        for agent_id in self.sharding.select(runtime.info.name, runtime.agents):
             if agent_id in runtime.agent_names:
                 continue
             try:

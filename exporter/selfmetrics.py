@@ -96,6 +96,20 @@ _SPECS = (
         (),
     ),
     _Spec(
+        "shard_ordinal",
+        Gauge,
+        "agent_runs_exporter_shard_ordinal",
+        "This instance's shard, 0 to total_shards - 1.",
+        (),
+    ),
+    _Spec(
+        "total_shards",
+        Gauge,
+        "agent_runs_exporter_total_shards",
+        "How many exporter instances share the agents between them.",
+        (),
+    ),
+    _Spec(
         "build_info",
         Gauge,
         "agent_runs_exporter_build_info",
@@ -126,12 +140,15 @@ class SelfMetrics:
     trace_backlog: Gauge
     tracked_runs: Gauge
     state_resets: Counter
+    shard_ordinal: Gauge
+    total_shards: Gauge
     build_info: Gauge
 
     def __init__(self, registry: CollectorRegistry) -> None:
         for spec in _SPECS:
             setattr(self, spec.attr, _instrument(spec, registry))
         self.build_info.labels(__version__).set(1)
+        self.total_shards.set(1)
         for result in SPAN_RESULTS:
             self.spans_exported.labels(result)
 
