@@ -15,9 +15,6 @@ sidecar mode, by your own chart to add the exporter to an existing pod:
   args:
     - run
     - --config=/etc/agent-runs-exporter/config.yaml
-    {{- if .Values.sharding.enabled }}
-    - --total-shards={{ int .Values.replicas }}
-    {{- end }}
   env:
     {{- if .Values.sharding.enabled }}
     - name: AGENT_RUNS_EXPORTER_SHARDING__SHARD
