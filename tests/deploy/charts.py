@@ -6,6 +6,8 @@ deployment = one(docs, "Deployment")
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ SOURCE: dict[str, Any] = {
     "base_url": "https://api.conduit.ai",
     "agents": ["ag77c0dy0mgdpzmqz6tesry8w184002s", "ag2"],
 }
+
+LABEL_VALUES = re.compile(r"label_values\((.+), \w+\)")
 
 Doc = dict[str, Any]
 
@@ -84,3 +88,15 @@ def example_chart(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLE, chart)
     shutil.copytree(CHART, chart / "charts" / "agent-runs-exporter")
     return chart
+
+
+def dashboard_expressions() -> list[str]:
+    """Return every PromQL expression of the shipped dashboard, variable queries included."""
+    dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":  # label_values(SELECTOR, label): query the selector
+            match = LABEL_VALUES.fullmatch(variable["definition"])
+            assert match is not None, variable["definition"]
+            exprs.append(match[1])
+    return exprs

@@ -12,28 +12,19 @@ from prometheus_client import CollectorRegistry
 
 from exporter.selfmetrics import SelfMetrics
 from exporter.sinks.metrics import RUN_METRICS
-from tests.deploy.charts import CHART
+from tests.deploy.charts import CHART, dashboard_expressions
 from tests.deploy.tools import run, script, tool
 
 DASHBOARD = json.loads((CHART / "files" / "dashboard.json").read_text())
+
 # What Grafana substitutes before a query reaches Prometheus.
 GRAFANA = {"$__rate_interval": "1m", "$__range": "1h", "$source": ".*", "$agent": ".*"}
-LABEL_VALUES = re.compile(r"label_values\((.+), \w+\)")
 _METRIC = re.compile(r"\b(agent_[a-z_]+)")
 
 
-def expressions() -> list[str]:
-    exprs = [t["expr"] for p in DASHBOARD["panels"] for t in p.get("targets", [])]
-    for variable in DASHBOARD["templating"]["list"]:
-        if variable["type"] == "query":
-            match = LABEL_VALUES.fullmatch(variable["definition"])
-            assert match is not None, variable["definition"]
-            exprs.append(match[1])
-    return exprs
-
-
-def substitute(expr: str) -> str:
-    for variable, value in GRAFANA.items():
+def substitute(expr: str, values: dict[str, str] = GRAFANA) -> str:
+    """Replace Grafana's variables in `expr` as Grafana would before querying."""
+    for variable, value in values.items():
         expr = expr.replace(variable, value)
     return expr
 
@@ -58,7 +49,7 @@ def test_dashboard_file_is_generated() -> None:
 def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
     rules = [
         {"record": f"dashboard:query_{index}", "expr": substitute(expr)}
-        for index, expr in enumerate(expressions())
+        for index, expr in enumerate(dashboard_expressions())
     ]
     path = tmp_path / "dashboard-queries.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
@@ -68,7 +59,9 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
 
 
 def test_every_metric_name_is_one_the_exporter_exports() -> None:
-    used = {name for expr in expressions() for name in _METRIC.findall(expr)} - {"agent_id"}
+    used = {name for expr in dashboard_expressions() for name in _METRIC.findall(expr)} - {
+        "agent_id"
+    }
     assert used - exported_names() == set()
     assert len(used) >= 14
 
