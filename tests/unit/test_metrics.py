@@ -72,7 +72,8 @@ def test_duration_exemplar_carries_the_trace_id_in_openmetrics() -> None:
 def test_tool_calls_by_tool_and_result() -> None:
     metrics, registry = fresh()
     steps = (ToolStep("lookup"), ToolStep("lookup", error="boom"), ToolStep("send email!"))
-    metrics.record_tools("s", "conduit", make_run("r1", tool_steps=steps))
+    run = make_run("r1", tool_steps=steps)
+    metrics.record_detail("s", "conduit", run, run)
     metrics.publish()
     get = registry.get_sample_value
     assert get("agent_tool_calls_total", AGENT | {"tool": "lookup", "result": "ok"}) == 1
