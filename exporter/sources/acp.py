@@ -74,17 +74,16 @@ def parse_list(body: Any, server_id: str, limit: int) -> Page:
     items = 0
     for item in (item for array in arrays for item in array):
         run_id = item.get("id") if isinstance(item, dict) else None
-        if isinstance(run_id, str) and run_id in seen:
-            continue
+        if isinstance(run_id, str):
+            if run_id in seen:
+                continue
+            seen.add(run_id)
         items += 1
         try:
-            run = parse_run(item, server_id)
+            page.runs.append(parse_run(item, server_id))
         except ParseError as exc:
             page.skipped[exc.reason] = page.skipped.get(exc.reason, 0) + 1
             log.warning("skipping an ACP run: %s", exc)
-            continue
-        seen.add(run.id)
-        page.runs.append(run)
     page.runs.sort(key=lambda run: run.created_at, reverse=True)
     page.history_cut = items >= limit
     return page
