@@ -50,6 +50,10 @@ class ShardingSettings(BaseModel):
             )
         return self
 
+    def owns(self, source: str, agent_id: str) -> bool:
+        """Say whether this shard polls `agent_id` of `source`."""
+        return owns(source, agent_id, self.shard, self.total_shards)
+
     def select(self, source: str, agent_ids: Iterable[str]) -> list[str]:
         """Return the agent ids of `source` that this shard polls, in their order."""
         return select(source, agent_ids, self.shard, self.total_shards)

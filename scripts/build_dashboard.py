@@ -11,7 +11,6 @@ Every expression is checked by tests/deploy (promtool) and tests/e2e (a real Pro
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,14 @@ UID = "agent-runs-exporter"
 AGENT = 'source=~"$source", agent_id=~"$agent"'
 SOURCE = 'source=~"$source"'
 RI = "$__rate_interval"
-LABEL_VALUES = re.compile(r"label_values\((.+), (\w+)\)")
+# Agents by name where agent_runs_exporter_agent_info has one, else by id; the value is the id.
+AGENTS = (
+    'max by (source, agent_id, agent_name) (agent_runs_exporter_agent_info{source=~"$source"})'
+    " or on (source, agent_id) "
+    'label_replace(max by (source, agent_id) (agent_runs_total{source=~"$source"}),'
+    ' "agent_name", "$1", "agent_id", "(.+)")'
+)
+AGENT_REGEX = '/agent_id="(?<value>[^"]+)", ?agent_name="(?<text>[^"]*)"/'
 
 
 @dataclass(frozen=True)
@@ -271,7 +277,7 @@ def _panel(panel: Panel, ident: int, x: int, y: int) -> dict[str, Any]:
     }
 
 
-def _variable(name: str, label: str, query: str) -> dict[str, Any]:
+def _variable(name: str, label: str, query: str, regex: str = "") -> dict[str, Any]:
     return {
         "name": name,
         "label": label,
@@ -285,6 +291,7 @@ def _variable(name: str, label: str, query: str) -> dict[str, Any]:
         "allValue": ".*",
         "current": {"text": "All", "value": "$__all"},
         "sort": 1,
+        "regex": regex,
     }
 
 
@@ -316,7 +323,7 @@ def build() -> dict[str, Any]:
             "hide": 0,
         },
         _variable("source", "Source", "label_values(agent_runs_total, source)"),
-        _variable("agent", "Agent", 'label_values(agent_runs_total{source=~"$source"}, agent_id)'),
+        _variable("agent", "Agent", f"query_result({AGENTS})", AGENT_REGEX),
     ]
     return {
         "uid": UID,
@@ -336,15 +343,6 @@ def build() -> dict[str, Any]:
         "links": [],
         "panels": _panels(),
     }
-
-
-def expressions(dashboard: dict[str, Any]) -> list[str]:
-    """Return every PromQL expression in a dashboard: panel targets and variable queries."""
-    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
-    for variable in dashboard["templating"]["list"]:
-        if variable["type"] == "query":  # label_values(SELECTOR, label): check the selector
-            exprs.append(LABEL_VALUES.fullmatch(variable["definition"])[1])  # type: ignore[index]
-    return exprs
 
 
 def render() -> str:

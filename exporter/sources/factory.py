@@ -8,11 +8,28 @@ from collections.abc import Callable
 import httpx
 
 from exporter.config import SourceSettings
+from exporter.sources.acp import AcpSource
 from exporter.sources.base import Source
 from exporter.sources.conduit import ConduitSource
+from exporter.sources.elizaos import ElizaSource
 from exporter.sources.http import HttpClient, ResponseHook
+from exporter.sources.runtype import RuntypeSource
 
-ENDPOINTS = {"conduit": ("list_runs", "get_run", "get_agent")}
+ENDPOINTS = {
+    "conduit": ("list_agents", "get_agent", "list_runs", "get_run"),
+    "runtype": ("list_agents", "get_agent", "list_executions", "list_tool_calls"),
+    "elizaos": ("list_agents", "get_agent", "list_runs", "get_run"),
+    "acp": ("list_runs",),
+}
+
+
+def auth_headers(platform: str, token: str | None) -> dict[str, str]:
+    """Return the headers that carry `token` on `platform` (ElizaOS: X-API-KEY; others: Bearer)."""
+    if not token:
+        return {}
+    if platform == "elizaos":
+        return {"X-API-KEY": token}
+    return {"Authorization": f"Bearer {token}"}
 
 
 def build_source(
@@ -23,17 +40,21 @@ def build_source(
     clock: Callable[[], float] = time.time,
 ) -> Source:
     """Return the platform source for `settings`, with its own HTTP client."""
-    token = settings.resolved_token()
     client = HttpClient(
         base_url=settings.base_url,
-        headers={"Authorization": f"Bearer {token}"} if token else {},
+        headers=auth_headers(settings.platform, settings.resolved_token()),
         timeout_s=settings.request_timeout,
         on_response=on_response,
         transport=transport,
         clock=clock,
     )
-    if settings.platform == "conduit":
-        return ConduitSource(
-            settings.name, client, page_size=settings.page_size, workspace_id=settings.workspace_id
-        )
-    raise ValueError(f"unsupported platform {settings.platform!r}")
+    name, size = settings.name, settings.page_size
+    match settings.platform:
+        case "conduit":
+            return ConduitSource(name, client, page_size=size, workspace_id=settings.workspace_id)
+        case "runtype":
+            return RuntypeSource(name, client, page_size=size)
+        case "elizaos":
+            return ElizaSource(name, client, page_size=size, clock=clock)
+        case "acp":
+            return AcpSource(name, client, page_size=size)

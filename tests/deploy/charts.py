@@ -29,6 +29,7 @@ SOURCE: dict[str, Any] = {
 }
 
 LABEL_VALUES = re.compile(r"label_values\((.+), \w+\)")
+QUERY_RESULT = re.compile(r"query_result\((.+)\)")
 
 Doc = dict[str, Any]
 
@@ -95,8 +96,9 @@ def dashboard_expressions() -> list[str]:
     dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     for variable in dashboard["templating"]["list"]:
-        if variable["type"] == "query":  # label_values(SELECTOR, label): query the selector
-            match = LABEL_VALUES.fullmatch(variable["definition"])
-            assert match is not None, variable["definition"]
+        if variable["type"] == "query":  # label_values(EXPR, label) or query_result(EXPR)
+            definition = variable["definition"]
+            match = LABEL_VALUES.fullmatch(definition) or QUERY_RESULT.fullmatch(definition)
+            assert match is not None, definition
             exprs.append(match[1])
     return exprs

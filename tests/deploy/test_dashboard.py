@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
+from exporter.discovery import INFO_NAME
 from exporter.selfmetrics import SelfMetrics
 from exporter.sinks.metrics import RUN_METRICS
 from tests.deploy.charts import CHART, dashboard_expressions
@@ -30,7 +31,7 @@ def substitute(expr: str, values: dict[str, str] = GRAFANA) -> str:
 
 
 def exported_names() -> set[str]:
-    names = {spec.name for spec in RUN_METRICS} | {"agent_runs_in_progress"}
+    names = {spec.name for spec in RUN_METRICS} | {"agent_runs_in_progress", INFO_NAME}
     registry = CollectorRegistry()
     SelfMetrics(registry)
     for family in registry.collect():
@@ -59,9 +60,8 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
 
 
 def test_every_metric_name_is_one_the_exporter_exports() -> None:
-    used = {name for expr in dashboard_expressions() for name in _METRIC.findall(expr)} - {
-        "agent_id"
-    }
+    labels = {"agent_id", "agent_name"}
+    used = {name for expr in dashboard_expressions() for name in _METRIC.findall(expr)} - labels
     assert used - exported_names() == set()
     assert len(used) >= 14
 

@@ -17,9 +17,14 @@ from pydantic import ValidationError
 from exporter.app import Exporter
 from exporter.cli import main
 from exporter.config import load_settings
+from exporter.health import SourceHealth
+from exporter.poller import SourceRuntime
 from exporter.sharding import ShardingSettings, owner, owns, select
 from exporter.simulator.world import SimulatorSettings, World
+from exporter.sinks.traces import SourceInfo
+from exporter.sources.base import AgentEntry
 from tests.unit.fakeclock import START, FakeClock
+from tests.unit.test_discovery import Setup
 from tests.unit.test_poller import Harness, settings
 
 AGENTS = [f"ag{index:03d}" for index in range(300)]
@@ -174,3 +179,40 @@ def test_two_shards_split_the_agents_and_together_count_every_run(tmp_path: Path
     assert shards[1].registry.get_sample_value("agent_runs_exporter_total_shards") == 2
     for exporter in (*shards, harness.exporter):
         asyncio.run(exporter.close())
+
+
+def sharded_setup(tmp_path: Path, shard: int, agents: list[str] | None) -> Setup:
+    workdir = tmp_path / f"shard{shard}"
+    workdir.mkdir()
+    setup = Setup(workdir, agents)
+    setup.runtime = SourceRuntime(
+        source=setup.source,
+        agents=agents,
+        info=SourceInfo("src", "runtype"),
+        health=SourceHealth("src", setup.clock()),
+        sharding=ShardingSettings(shard=shard, total_shards=2),
+    )
+    return setup
+
+
+def test_discovered_agents_are_split_between_shards(tmp_path: Path) -> None:
+    listed = [f"a{index}" for index in range(20)]
+    polled = []
+    for shard in (0, 1):
+        setup = sharded_setup(tmp_path, shard, None)
+        setup.source.agents = [AgentEntry(agent) for agent in listed]
+        assert setup.poll()
+        directory = setup.runtime.directory
+        assert directory.ids == select("src", listed, shard, 2)
+        assert directory.others == len(listed) - len(directory.ids)
+        polled.append(set(directory.ids))
+    assert polled[0] | polled[1] == set(listed)
+    assert polled[0].isdisjoint(polled[1])
+
+
+def test_a_shard_owning_none_of_a_sources_agents_is_healthy(tmp_path: Path) -> None:
+    agent = next(a for a in AGENTS if owner("src", a, 2) == 0)
+    setup = sharded_setup(tmp_path, 1, [agent])
+    assert setup.poll()  # nothing to poll here is not a failure
+    assert setup.runtime.directory.ids == []
+    assert setup.value("agent_runs_exporter_up", source="src") == 1
