@@ -280,3 +280,11 @@ def test_notes_say_what_to_do_next() -> None:
     assert 'include "agent-runs-exporter.container"' in sidecar
     assert "pod ordinal" not in sidecar
     assert "each polling the agents its ordinal owns" in notes(SHARDED)
+
+
+def test_a_discovering_source_needs_no_agents(tmp_path: Path) -> None:
+    source = {"name": "builders", "platform": "runtype", "base_url": "https://api.runtype.com"}
+    docs = render({"sources": [source], "tokens": {"values": {"builders": "tok-runtype-1"}}})
+    validate(docs)
+    settings = config_of(docs, tmp_path, {"SOURCE_TOKEN_BUILDERS": "tok-runtype-1"})
+    assert settings.sources[0].agents is None

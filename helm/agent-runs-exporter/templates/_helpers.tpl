@@ -77,7 +77,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{/* Stop the render with a clear message when the values contradict each other. */}}
 {{- define "agent-runs-exporter.validate" -}}
 {{- if not .Values.sources }}
-{{- fail "agent-runs-exporter: no sources configured: set sources (name, platform, base_url, agents) for at least one platform account" }}
+{{- fail "agent-runs-exporter: no sources configured: set sources (name, platform, base_url and, unless discovered, agents) for at least one platform account" }}
 {{- end }}
 {{- if gt (int .Values.replicas) 1 }}
 {{- if not (and (eq .Values.mode "statefulset") .Values.sharding.enabled) }}
