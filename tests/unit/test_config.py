@@ -17,6 +17,7 @@ from exporter.config import (
     SourceSettings,
     StateSettings,
     TracesSettings,
+    WebSettings,
     load_settings,
     render_effective,
 )
@@ -242,7 +243,7 @@ def test_example_config_loads() -> None:
 
 def test_example_config_documents_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    models = (Settings, StateSettings, TracesSettings, MetricsSettings, SourceSettings)
+    models = (Settings, StateSettings, TracesSettings, MetricsSettings, SourceSettings, WebSettings)
     keys = [key for model in models for key in model.model_fields]
     missing = [key for key in keys if f"{key}:" not in text and key != "token_file"]
     assert missing == []
