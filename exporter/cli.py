@@ -15,13 +15,14 @@ from collections.abc import Sequence
 
 from exporter import __version__
 from exporter.app import serve
-from exporter.config import load_settings, render_effective
+from exporter.config import Settings, load_settings, render_effective
 from exporter.demo import run_demo
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
 from exporter.simulator.server import run_simulator
 from exporter.simulator.world import SimulatorSettings
 from exporter.sinks.span_exporters import resolve_protocol
+from exporter.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the exporter daemon")
     run.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
+    _web_config_argument(run)
     check = sub.add_parser(
         "check-config", parents=[common], help="validate a config and print it, secrets masked"
     )
     check.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
+    _web_config_argument(check)
     sim = sub.add_parser("simulate", parents=[common], help="serve the fake Conduit API only")
     _simulator_arguments(sim, default_port=8080)
     demo = sub.add_parser(
@@ -67,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     # No upstream rate limit by default in the demo: request budgets are a feature of their own.
     _simulator_arguments(demo, default_port=0, rate=0.2, rate_limit=0)
     return parser
+
+
+def _web_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        default=None,
+        metavar="FILE",
+        help="exporter-toolkit web config (TLS, basic auth); overrides web.config_file",
+    )
 
 
 def _simulator_arguments(
@@ -137,16 +150,29 @@ def _report(error: ConfigError, path: str | None) -> None:
     )
 
 
-def _cmd_check_config(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> tuple[Settings, WebConfig]:
+    """Load the settings and the web config file they (or --web.config.file) name."""
     settings = load_settings(args.config)
+    if args.web_config_file is not None:
+        web = settings.web.model_copy(update={"config_file": args.web_config_file})
+        settings = settings.model_copy(update={"web": web})
+    return settings, load_web_config(settings.web.config_file)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    settings, web = _load(args)
     if settings.traces.exporter == "otlp":
         resolve_protocol(settings.traces.protocol, os.environ)  # OTEL_* variables count too
-    print(f"# {args.config}: OK\n" + render_effective(settings), end="")
+    print(f"# {args.config}: OK", end="\n")
+    if web.path is not None:
+        print(f"# {web.path}: OK, {web.describe()}")
+    print(render_effective(settings), end="")
     return EXIT_OK
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    return asyncio.run(serve(load_settings(args.config)))
+    settings, web = _load(args)
+    return asyncio.run(serve(settings, web=web))
 
 
 def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
