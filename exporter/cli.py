@@ -139,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(error: ConfigError, path: str | None) -> None:
-    where = f" in {path}" if path else ""
+    # Name the file only if every problem is in it (a web config file's have their own names).
+    in_file = path and all(p.location.startswith(path) for p in error.problems)
+    where = f" in {path}" if in_file else ""
     count = len(error.problems)
     print(f"agent-runs-exporter: {count} configuration problem(s){where}:", file=sys.stderr)
     for problem in error.problems:
