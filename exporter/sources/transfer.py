@@ -23,18 +23,20 @@ MAX_REDIRECTS = 5
 _DROPPED_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 
 
-def tls_verify(ca_file: str | None, insecure_skip_verify: bool, source: str) -> ssl.SSLContext:
-    """Return the TLS context for a source's upstream: system CAs, `ca_file`'s, or none (warned)."""
-    context = ssl.create_default_context(cafile=ca_file)
+def tls_verify(
+    ca_file: str | None, insecure_skip_verify: bool, source: str
+) -> ssl.SSLContext | bool:
+    """Return httpx's `verify` for a source: its default CAs, `ca_file`'s, or none (warned)."""
     if insecure_skip_verify:
         log.warning(
             "source %s: insecure_skip_verify is on: the upstream's TLS certificate is not "
             "checked, so anyone on the network path can read the API token",
             source,
         )
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+        return False
+    if ca_file is None:
+        return True  # httpx's default bundle (certifi), or SSL_CERT_FILE / SSL_CERT_DIR
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def origin(url: httpx.URL) -> tuple[str, str, int | None]:
