@@ -124,9 +124,11 @@ def test_tokens_never_leak_and_a_rotated_token_file_is_used(
         ) as http,
     ):
         refused = wait_until(
-            lambda: (body := readiness(http, exporter))
-            and body["sources"]["leak"]["reason"] == "unauthorized"
-            and body,
+            lambda: (
+                (body := readiness(http, exporter))
+                and body["sources"]["leak"]["reason"] == "unauthorized"
+                and body
+            ),
             timeout=TIMEOUT_S,
             what="the wrong token to be refused",
         )
