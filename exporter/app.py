@@ -32,6 +32,7 @@ from exporter.state import StateStore
 from exporter.tracker import Tracker
 from exporter.webauth import protect
 from exporter.webconfig import WebConfig
+from exporter.webreload import LiveWebConfig
 
 log = logging.getLogger(__name__)
 
@@ -159,14 +160,15 @@ class Exporter:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve and poll until `stop` is set, then shut down."""
         host, port = self.settings.listen_address
+        web = LiveWebConfig(self.web)
         app = protect(
             create_app(self.registry, self.health, self.clock),
-            self.web.users,
+            web,
             health_without_auth=self.settings.web.health_without_auth,
             on_failure=self.metrics.count_auth_failure,
         )
         try:
-            server = await serve_in_loop(app, host, port, tls=self.web.ssl_context())
+            server = await serve_in_loop(app, host, port, tls=web.server_context)
         except OSError:
             await self.close()
             raise

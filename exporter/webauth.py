@@ -6,6 +6,7 @@ never the offered user name or password. bcrypt runs in a worker thread, one che
 flood of bad passwords cannot occupy the event loop or every core; results are cached (keyed by
 an HMAC, so no password is kept) so a scrape every few seconds costs one bcrypt check in total.
 An unknown user is checked against a dummy hash, so timing does not tell which users exist.
+The users come from `webreload.LiveWebConfig`, so a changed web config file applies at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import bcrypt
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from exporter.webreload import LiveWebConfig
+
 log = logging.getLogger(__name__)
 
 FAILURE_REASONS = ("missing", "malformed", "wrong_credentials")
@@ -38,7 +41,7 @@ class CredentialCheck:
     """Check user names and passwords against bcrypt hashes, with a bounded result cache."""
 
     def __init__(self, users: Mapping[str, bytes], cache_size: int = CACHE_SIZE) -> None:
-        self._users = dict(users)
+        self.users = dict(users)
         self._cache: OrderedDict[bytes, bool] = OrderedDict()
         self._cache_size = cache_size
         self._key = os.urandom(32)
@@ -47,7 +50,7 @@ class CredentialCheck:
 
     async def verify(self, user: str, password: str) -> bool:
         """Say whether `password` is `user`'s."""
-        hashed = self._users.get(user)
+        hashed = self.users.get(user)
         material = b"\0".join((user.encode(), password.encode(), hashed or b""))
         key = hmac.new(self._key, material, hashlib.sha256).digest()
         cached = self._cache.get(key)
@@ -95,15 +98,23 @@ class BasicAuth:
         *,
         open_paths: Collection[str] = (),
         on_failure: Callable[[str], None] = lambda _reason: None,
+        refresh: Callable[[], object] = lambda: None,
     ) -> None:
         self.app = app
         self.check = CredentialCheck(users)
         self.open_paths = frozenset(open_paths)
         self.on_failure = on_failure
+        self.refresh = refresh
+
+    def set_users(self, users: Mapping[str, bytes]) -> None:
+        """Check credentials against `users` from now on (no users: let every request in)."""
+        self.check = CredentialCheck(users)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request if it is authorized (or open), else answer 401."""
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        if scope["type"] == "http":
+            self.refresh()
+        if scope["type"] != "http" or scope["path"] in self.open_paths or not self.check.users:
             await self.app(scope, receive, send)
             return
         reason = await self._refusal(scope)
@@ -134,16 +145,20 @@ class BasicAuth:
 
 def protect(
     app: ASGIApp,
-    users: Mapping[str, bytes],
+    web: LiveWebConfig,
     *,
     health_without_auth: bool,
     on_failure: Callable[[str], None],
 ) -> ASGIApp:
-    """Return `app` behind basic auth when there are users, else `app` itself."""
-    if not users:
+    """Return `app` behind basic auth as `web` says (users may come and go), else `app` itself."""
+    if web.web.path is None and not web.web.users:
         return app
     open_paths = HEALTH_PATHS if health_without_auth else frozenset()
-    return BasicAuth(app, users, open_paths=open_paths, on_failure=on_failure)
+    auth = BasicAuth(
+        app, web.web.users, open_paths=open_paths, on_failure=on_failure, refresh=web.refresh
+    )
+    web.on_users_changed = auth.set_users
+    return auth
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

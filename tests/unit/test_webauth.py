@@ -20,7 +20,8 @@ from exporter.selfmetrics import SelfMetrics
 from exporter.server import create_app
 from exporter.serving import serve_in_loop
 from exporter.webauth import BasicAuth, credentials, protect
-from exporter.webconfig import TlsServerConfig
+from exporter.webconfig import TlsServerConfig, WebConfig
+from exporter.webreload import LiveWebConfig
 from tests.unit.certs import Pki, make_pki
 from tests.unit.fakeclock import FakeClock
 
@@ -43,7 +44,7 @@ class Served:
         health.add("support", 1_800_000_000.0).last_success = 1_800_000_000.0
         self.app = protect(
             create_app(self.registry, health, FakeClock()),
-            USERS,
+            LiveWebConfig(WebConfig(users=USERS)),
             health_without_auth=health_without_auth,
             on_failure=self.metrics.count_auth_failure,
         )
@@ -116,9 +117,11 @@ def test_bcrypt_runs_once_for_repeated_scrapes() -> None:
     assert served.app.check.bcrypt_checks == 1
 
 
-def test_without_users_the_app_is_not_wrapped() -> None:
+def test_without_a_web_config_file_the_app_is_not_wrapped() -> None:
     app: Any = object()
-    assert protect(app, {}, health_without_auth=False, on_failure=print) is app
+    assert (
+        protect(app, LiveWebConfig(WebConfig()), health_without_auth=False, on_failure=print) is app
+    )
 
 
 def test_credentials_parsing() -> None:
