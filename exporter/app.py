@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from prometheus_client import CollectorRegistry
 
 from exporter.config import Settings, SourceSettings
+from exporter.discovery import AgentInfoCollector
 from exporter.health import Health
 from exporter.poller import Poller, SourceRuntime
 from exporter.redaction import Redactor
@@ -73,11 +74,6 @@ class Exporter:
                 "cost": settings.metrics.cost_buckets,
             }
         )
-        self.runtimes = [self._runtime(source, transport) for source in settings.sources]
-        self._restore()
-        self.run_metrics.publish()  # the declared zeros; restored values are published already
-        self.registry.register(self.run_metrics)
-        self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
         self.poller = Poller(
             tracker=self.tracker,
             store=self.store,
@@ -88,6 +84,12 @@ class Exporter:
             poll_interval_s=settings.poll_interval,
             detail_concurrency=settings.traces.detail_concurrency,
         )
+        self.runtimes = [self._runtime(source, transport) for source in settings.sources]
+        self._restore()
+        self.run_metrics.publish()  # the declared zeros; restored values are published already
+        self.registry.register(self.run_metrics)
+        self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
+        self.registry.register(AgentInfoCollector(self._agent_infos))
 
     def _trace_sink(
         self, span_exporter: SpanExporter | None, environ: Mapping[str, str]
@@ -126,19 +128,19 @@ class Exporter:
 
         built = build_source(source, on_response=on_response, transport=transport, clock=self.clock)
         self.metrics.declare_source(source.name, ENDPOINTS.get(source.platform, ()))
-        for agent_id in source.agents:
-            self.run_metrics.declare_agent(
-                source.name, source.platform, agent_id, built.terminal_statuses, built.dispositions
-            )
-        return SourceRuntime(
+        runtime = SourceRuntime(
             source=built,
-            agents=list(source.agents),
+            agents=source.agents,
             info=SourceInfo(
                 source.name, source.platform, source.service_name, source.capture_content
             ),
             health=self.health.add(source.name, self.clock()),
             max_pages=source.max_pages_per_poll,
+            discovery_interval_s=source.discovery_interval,
         )
+        for agent_id in runtime.directory.ids:
+            self.poller.declare(runtime, agent_id)
+        return runtime
 
     def _restore(self) -> None:
         snapshot = self.store.load(self.tracker.prune_before(self.clock()))
@@ -154,8 +156,14 @@ class Exporter:
 
     def _agents(self) -> Iterator[tuple[str, str, str]]:
         for runtime in self.runtimes:
-            for agent_id in runtime.agents:
+            for agent_id in runtime.directory.ids:
                 yield runtime.info.name, runtime.info.platform, agent_id
+
+    def _agent_infos(self) -> Iterator[tuple[str, str, str, str | None]]:
+        for runtime in self.runtimes:
+            for agent_id in runtime.directory.ids:
+                name = runtime.directory.name(agent_id)
+                yield runtime.info.name, runtime.info.platform, agent_id, name
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve and poll until `stop` is set, then shut down."""

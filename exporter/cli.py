@@ -19,6 +19,7 @@ from exporter.config import Settings, load_settings, render_effective
 from exporter.demo import run_demo
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
+from exporter.simulator.platforms import PLATFORMS
 from exporter.simulator.server import run_simulator
 from exporter.simulator.world import SimulatorSettings
 from exporter.sinks.span_exporters import resolve_protocol
@@ -55,7 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
     _web_config_argument(check)
-    sim = sub.add_parser("simulate", parents=[common], help="serve the fake Conduit API only")
+    sim = sub.add_parser(
+        "simulate", parents=[common], help="serve fake platform APIs (no exporter)"
+    )
+    sim.add_argument(
+        "--platform",
+        default="conduit",
+        choices=(*PLATFORMS, "all"),
+        help="platform to fake; all: the four under /conduit, /runtype, /elizaos, /acp",
+    )
     _simulator_arguments(sim, default_port=8080)
     demo = sub.add_parser(
         "demo",
@@ -101,7 +110,9 @@ def _simulator_arguments(
     group.add_argument(
         "--throttle-ratio", type=float, default=0.0, help="share of answers that are 429"
     )
-    group.add_argument("--token", default=None, help="bearer token the simulator requires")
+    group.add_argument(
+        "--token", default=None, help="token the simulator requires (ElizaOS: as X-API-KEY)"
+    )
     group.add_argument(
         "--duration-scale", type=float, default=1.0, help="multiply run durations (median ~4 s)"
     )
@@ -112,7 +123,7 @@ def _simulator_arguments(
         "--rate-limit",
         type=int,
         default=rate_limit,
-        help="requests per minute per workspace before 429, as Conduit does (0: no limit)",
+        help="requests per minute per platform before 429, as Conduit does (0: no limit)",
     )
 
 
@@ -198,7 +209,7 @@ def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    run_simulator(simulator_settings(args), args.host, args.port)
+    run_simulator(simulator_settings(args), args.host, args.port, args.platform)
     return EXIT_OK
 
 

@@ -55,7 +55,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Platform = Literal["conduit"]  # add a platform here (and a module under exporter/sources/)
+Platform = Literal["conduit", "runtype", "elizaos", "acp"]  # each has exporter/sources/<name>.py
+DISCOVERING_PLATFORMS = ("conduit", "runtype", "elizaos")  # platforms that list their agents
 ENV_PREFIX = "AGENT_RUNS_EXPORTER_"
 _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,63}")
 _LISTEN = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})")
@@ -190,7 +191,8 @@ class SourceSettings(_Model):
     base_url: str
     token: SecretStr | None = None
     token_file: str | None = None
-    agents: list[str] = Field(min_length=1)
+    agents: list[str] | None = Field(default=None, min_length=1)
+    discovery_interval: Duration = Field(default=600.0, gt=0)
     workspace_id: str | None = None
     service_name: str | None = Field(default=None, min_length=1)
     page_size: int = Field(default=100, ge=1, le=100)
@@ -259,13 +261,31 @@ class SourceSettings(_Model):
 
     @field_validator("agents")
     @classmethod
-    def _check_agents(cls, value: list[str]) -> list[str]:
+    def _check_agents(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
         agents = [agent.strip() for agent in value]
         if not all(agents):
             raise ValueError("agent ids must not be blank")
         if dupes := _duplicates(agents):
             raise ValueError(f"duplicate agent ids: {', '.join(dupes)}")
         return agents
+
+    @model_validator(mode="after")
+    def _check_platform_fields(self) -> SourceSettings:
+        if self.agents is None and self.platform not in DISCOVERING_PLATFORMS:
+            raise ValueError(
+                f"agents: {self.platform} cannot list its agents; list the ids to poll "
+                "(for acp: the server ids), e.g. agents: [srv_abc]"
+            )
+        if self.workspace_id is not None and self.platform != "conduit":
+            raise ValueError(f"workspace_id applies to conduit only, not {self.platform}")
+        return self
+
+    @property
+    def discovers_agents(self) -> bool:
+        """Say whether the agents are discovered from the platform instead of listed."""
+        return self.agents is None
 
     def resolved_token(self) -> str | None:
         """Return the API token (re-reading token_file), or None for an unauthenticated upstream."""

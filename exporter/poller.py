@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from exporter import discovery
+from exporter.discovery import AgentDirectory
 from exporter.errors import ExporterError, PermanentError, SourceError, StateError
 from exporter.health import SourceHealth
 from exporter.ids import run_trace_id
@@ -32,15 +34,22 @@ TRACE_CHUNK = 200
 
 @dataclass(slots=True)
 class SourceRuntime:
-    """A configured source with its agents, span identity and health."""
+    """A configured source with its agents, span identity and health.
+
+    `agents` are the configured agent ids; None means they are discovered from the platform.
+    """
 
     source: Source
-    agents: list[str]
+    agents: list[str] | None
     info: SourceInfo
     health: SourceHealth
     max_pages: int = 1000
-    agent_names: dict[str, str] = field(default_factory=dict)
+    discovery_interval_s: float = 600.0
     counted: int = 0
+    directory: AgentDirectory = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.directory = AgentDirectory(self.agents, self.discovery_interval_s)
 
 
 class Poller:
@@ -90,19 +99,45 @@ class Poller:
         """Run one cycle for a source: every agent, pending traces, expiry, commit."""
         started = self.clock()
         counted_before = runtime.counted
+        listed = await self._discover(runtime)
+        if not runtime.directory.ids:
+            return self._record_health(runtime, False, started)
         limit = asyncio.Semaphore(AGENT_CONCURRENCY)
 
         async def one(agent_id: str) -> bool:
             async with limit:
                 return await self._poll_agent(runtime, agent_id)
 
-        results = await asyncio.gather(*(one(agent) for agent in runtime.agents))
-        if self.traces is not None:
-            await self._learn_names(runtime)
+        results = await asyncio.gather(*(one(agent) for agent in runtime.directory.ids))
+        await discovery.learn_names(runtime.directory, runtime.source, runtime.info.name)
         traced = await self._export_traces(runtime)
         self.commit()
         self._report(runtime, runtime.counted - counted_before, traced, started)
-        return self._record_health(runtime, all(results), started)
+        return self._record_health(runtime, listed and all(results), started)
+
+    async def _discover(self, runtime: SourceRuntime) -> bool:
+        """Refresh a discovering source's agent list when due; False if that failed."""
+        try:
+            new = await discovery.refresh(runtime.directory, runtime.source, self.clock())
+        except SourceError as exc:
+            self._poll_failed(runtime, "(agent listing)", exc)
+            return False
+        for agent_id in new:
+            self.declare(runtime, agent_id)
+        return True
+
+    def declare(self, runtime: SourceRuntime, agent_id: str) -> None:
+        """Start an agent's run metrics at zero for the label sets its platform reports."""
+        source = runtime.source
+        self.run_metrics.declare_agent(
+            runtime.info.name,
+            runtime.info.platform,
+            agent_id,
+            statuses=source.terminal_statuses,
+            dispositions=source.dispositions,
+            token_types=source.token_types,
+            has_cost=source.has_cost,
+        )
 
     def _report(self, runtime: SourceRuntime, counted: int, traced: int, started: float) -> None:
         # The first cycle may read a whole lookback window: say what it did at info level.
@@ -148,8 +183,28 @@ class Poller:
         except SourceError as exc:
             self._poll_failed(runtime, agent_id, exc)
             return False
+        if page.history_cut:
+            self._check_gap(runtime, agent_id, page)
         self.tracker.finish_agent(name, agent_id, newest)
         return True
+
+    def _check_gap(self, runtime: SourceRuntime, agent_id: str, page: Page) -> None:
+        """Count a possible gap when the only visible page stops short of runs read before."""
+        high_water = self.tracker.high_water(runtime.info.name, agent_id)
+        if high_water is None or not page.runs:
+            return
+        if min(run.created_at for run in page.runs) <= high_water:  # it overlaps what was read
+            return
+        self.metrics.page_gaps.labels(runtime.info.name).inc()
+        log.warning(
+            "source %s agent %s: all %d visible runs are newer than the last poll, and the "
+            "platform shows no older page: runs in between may be missed. Poll faster "
+            "(poll_interval is %gs) or raise page_size.",
+            runtime.info.name,
+            agent_id,
+            len(page.runs),
+            self.poll_interval_s,
+        )
 
     def _ingest(
         self, runtime: SourceRuntime, page: Page, now: float, newest: float | None
@@ -186,23 +241,6 @@ class Poller:
             agent_id,
             pages,
         )
-
-    async def _learn_names(self, runtime: SourceRuntime) -> None:
-        """Look up agent names for span names, once each; a failure is retried next poll."""
-        for agent_id in runtime.agents:
-            if agent_id in runtime.agent_names:
-                continue
-            try:
-                name = await runtime.source.agent_name(agent_id)
-            except PermanentError as exc:
-                log.info(
-                    "agent %s of %s has no readable name: %s", agent_id, runtime.info.name, exc
-                )
-                name = None
-            except ExporterError as exc:
-                log.debug("no name for agent %s of %s yet: %s", agent_id, runtime.info.name, exc)
-                continue
-            runtime.agent_names[agent_id] = name or agent_id
 
     async def _export_traces(self, runtime: SourceRuntime) -> int:
         """Fetch details and export spans of pending runs; return how many were traced.
@@ -249,13 +287,13 @@ class Poller:
             )
             self.metrics.runs_skipped.labels(info.name, "detail_failed").inc()
             run = replace(record.run, tool_steps=None)
-        name = runtime.agent_names.get(run.agent_id)
-        self._export(info, replace(run, agent_name=run.agent_name or name))
+        name = runtime.directory.name(run.agent_id)
+        self._export(info, replace(run, agent_name=run.agent_name or name), record.run)
         self.tracker.trace_done(record)
 
-    def _export(self, info: SourceInfo, run: Run) -> None:
+    def _export(self, info: SourceInfo, run: Run, listed: Run) -> None:
         assert self.traces is not None
-        self.run_metrics.record_tools(info.name, info.platform, run)
+        self.run_metrics.record_detail(info.name, info.platform, run, listed)
         self.traces.export(info, run)
 
     def commit(self) -> None:

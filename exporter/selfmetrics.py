@@ -69,6 +69,14 @@ _SPECS = (
         ("source", "reason"),
     ),
     _Spec(
+        "page_gaps",
+        Counter,
+        "agent_runs_exporter_page_gaps_total",
+        "Polls whose only visible page (the platform has no paging) stopped short of the runs "
+        "read before, so runs in between may be missed: poll faster.",
+        ("source",),
+    ),
+    _Spec(
         "spans_exported",
         Counter,
         "agent_runs_exporter_spans_exported_total",
@@ -137,6 +145,7 @@ class SelfMetrics:
     api_requests: Counter
     poll_errors: Counter
     runs_skipped: Counter
+    page_gaps: Counter
     spans_exported: Counter
     trace_backlog: Gauge
     tracked_runs: Gauge
@@ -161,6 +170,7 @@ class SelfMetrics:
         self.poll_duration.labels(source)
         self.trace_backlog.labels(source)
         self.tool_steps_dropped.labels(source)
+        self.page_gaps.labels(source)
         for reason in POLL_ERROR_REASONS:
             self.poll_errors.labels(source, reason)
         for reason in SKIP_REASONS:

@@ -3,9 +3,11 @@
 The runs already happened, so nothing is instrumented live: each span is built directly as a
 `ReadableSpan` with explicit ids and times, and passed to `SpanProcessor.on_end`.
 
-    invoke_agent {agent}        CLIENT, run.created_at -> run.end_time, ERROR if failed/timeout
+    invoke_agent {agent}        CLIENT, run.start_time -> run.end_time, ERROR if failed/timeout,
+    │                           linked to its parent run's root span for a sub-agent run
     ├── execute_tool {step 0}   INTERNAL, child of the root, in the platform's order
-    └── execute_tool {step 1}
+    ├── chat {model}            CLIENT, a model call (ElizaOS MODEL_USED)
+    └── execute_tool {step 2}
 
 Ids come from `exporter.ids`, so exporting the same run twice yields byte-identical spans. Tool
 steps without reported times get synthesized ones (see `step_window`). Tool inputs and outputs are
@@ -34,7 +36,7 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.sdk.version import __version__ as sdk_version
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from exporter import __version__, ids
@@ -136,24 +138,21 @@ class TraceSink:
         assert root.start_time is not None
         assert root.end_time is not None
         start, end, reported = step_window(step, index, len(steps), root.start_time, root.end_time)
-        attributes: dict[str, AttributeValue | None] = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": step.name,
-            "gen_ai.tool.call.id": step.call_id,
-            "agent_run.tool.timing": "reported" if reported else "synthesized",
-            "error.type": "tool_error" if step.failed else None,
-        }
-        capture = source.capture_content
-        if self._capture_content if capture is None else capture:
+        attributes = _step_attributes(step, reported)
+        capture = (
+            self._capture_content if source.capture_content is None else source.capture_content
+        )
+        if capture and step.kind == "tool":
             attributes["gen_ai.tool.call.arguments"] = self._content(step.input)
             attributes["gen_ai.tool.call.result"] = self._content(step.output)
+        model = step.kind == "model"
         return ReadableSpan(
-            name=f"execute_tool {step.name}".rstrip(),
+            name=f"{'chat' if model else 'execute_tool'} {step.name}".rstrip(),
             context=_context(root.context.trace_id, ids.span_id(source.name, run.id, index)),
             parent=root.context,
             resource=root.resource,
             attributes=_present(attributes),
-            kind=SpanKind.INTERNAL,
+            kind=SpanKind.CLIENT if model else SpanKind.INTERNAL,
             status=_status(step.failed, step.error),
             start_time=start,
             end_time=end,
@@ -167,9 +166,39 @@ class TraceSink:
         return truncate(text, self._max_content_chars)
 
 
+def _step_attributes(step: ToolStep, reported: bool) -> dict[str, AttributeValue | None]:
+    timing = "reported" if reported else "synthesized"
+    if step.kind == "model":
+        return {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": step.name,
+            "gen_ai.provider.name": step.provider,
+            "gen_ai.usage.input_tokens": step.input_tokens,
+            "gen_ai.usage.output_tokens": step.output_tokens,
+            "agent_run.tool.timing": timing,
+            "error.type": "model_error" if step.failed else None,
+        }
+    return {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": step.name,
+        "gen_ai.tool.call.id": step.call_id,
+        "agent_run.tool.timing": timing,
+        "error.type": "tool_error" if step.failed else None,
+    }
+
+
+def _parent_link(source: SourceInfo, run: Run) -> list[Link]:
+    """Link a sub-agent run to the root span of the run that started it (same source)."""
+    if not run.parent_run_id:
+        return []
+    parent_trace = int(ids.run_trace_id(source.name, run.parent_run_id, None), 16)
+    parent = _context(parent_trace, ids.span_id(source.name, run.parent_run_id, "root"))
+    return [Link(parent, {"agent_run.link": "parent_run", "agent_run.id": run.parent_run_id})]
+
+
 def _root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan:
     trace_id = int(ids.run_trace_id(source.name, run.id, run.trace_id), 16)
-    start = to_ns(run.created_at)
+    start = to_ns(run.start_time)
     end_time = run.end_time
     end = start if end_time is None else max(start, to_ns(end_time))
     return ReadableSpan(
@@ -182,6 +211,7 @@ def _root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan
         status=_status(run.status.is_error, run.error),
         start_time=start,
         end_time=end,
+        links=_parent_link(source, run),
         instrumentation_scope=SCOPE,
     )
 
@@ -197,6 +227,7 @@ def _root_attributes(source: SourceInfo, run: Run) -> dict[str, AttributeValue]:
             "gen_ai.conversation.id": run.conversation_id,
             "gen_ai.usage.input_tokens": run.input_tokens,
             "gen_ai.usage.output_tokens": run.output_tokens,
+            "agent_run.usage.total_tokens": run.total_tokens,
             "error.type": run.status.value if run.status.is_error else None,
             "agent_run.id": run.id,
             "agent_run.status": run.status.value,
@@ -204,6 +235,7 @@ def _root_attributes(source: SourceInfo, run: Run) -> dict[str, AttributeValue]:
             "agent_run.disposition": run.disposition,
             "agent_run.cost_usd": run.cost_usd,
             "agent_run.upstream_trace_id": run.trace_id or None,
+            "agent_run.parent_run_id": run.parent_run_id,
             "agent_run.source": source.name,
         }
     )

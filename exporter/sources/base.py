@@ -13,12 +13,23 @@ from exporter.model import Run
 class Page:
     """One page of an agent's runs, newest first, as far as it could be read.
 
-    `skipped` counts items that were dropped, by reason (e.g. `malformed_item`).
+    `skipped` counts items that were dropped, by reason (e.g. `malformed_item`). `history_cut`
+    says that older runs exist which the platform will not show (it offers no paging), so runs
+    between this page and the last poll may be invisible.
     """
 
     runs: list[Run]
     has_more: bool
     skipped: dict[str, int] = field(default_factory=dict)
+    history_cut: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEntry:
+    """One agent as the platform lists it."""
+
+    id: str
+    name: str | None = None
 
 
 class Source(Protocol):
@@ -28,6 +39,12 @@ class Source(Protocol):
     platform: str
     terminal_statuses: tuple[str, ...]
     dispositions: tuple[str, ...]
+    token_types: tuple[str, ...]  # `type` values of agent_run_tokens declared at zero per agent
+    has_cost: bool  # whether agent_run_cost_usd is declared at zero per agent
+
+    async def list_agents(self) -> list[AgentEntry] | None:
+        """Return every agent the platform lists, or None when it cannot list agents."""
+        ...
 
     def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
         """Yield the agent's runs page by page, newest first, until the caller stops."""

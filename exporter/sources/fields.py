@@ -67,3 +67,16 @@ def timestamp(value: Any, key: str) -> float:
 def optional_timestamp(value: Any, key: str) -> float | None:
     """Return epoch seconds from an ISO 8601 string, or None when absent."""
     return None if value in (None, "") else timestamp(value, key)
+
+
+def optional_epoch_ms(value: Any, key: str) -> float | None:
+    """Return epoch seconds from epoch milliseconds (a number or numeric string), or None."""
+    ms = optional_number(value, key)
+    return None if ms is None else ms / 1000.0
+
+
+def instant(value: Any, key: str) -> float | None:
+    """Return epoch seconds from epoch milliseconds or an ISO 8601 string, or None when absent."""
+    if isinstance(value, str) and not value.strip().isdigit():
+        return optional_timestamp(value, key)
+    return optional_epoch_ms(value, key)
