@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from exporter import logs
+from exporter.config import SourceSettings
 from exporter.sources.auth import HeaderAuth, TokenFile, static_token
+from exporter.sources.factory import source_auth
 from exporter.sources.http import HttpClient
 from tests.unit.fakeclock import FakeClock
 
@@ -127,3 +129,24 @@ def test_each_request_carries_the_current_token(tmp_path: Path) -> None:
     assert sent_headers(HeaderAuth(tokens.current))["Authorization"] == "Bearer tok-live-a"
     write_token(path, "tok-live-b", 2_000)
     assert sent_headers(HeaderAuth(tokens.current))["Authorization"] == "Bearer tok-live-b"
+
+
+@pytest.mark.parametrize(
+    ("platform", "header", "value"),
+    [
+        ("conduit", "Authorization", "Bearer tok-factory"),
+        ("runtype", "Authorization", "Bearer tok-factory"),
+        ("elizaos", "X-API-KEY", "tok-factory"),
+    ],
+)
+def test_each_platform_gets_its_header_from_a_token_file(
+    tmp_path: Path, platform: str, header: str, value: str
+) -> None:
+    path = tmp_path / "token"
+    write_token(path, "tok-factory", 1_000)
+    settings = SourceSettings(
+        name="s", platform=platform, base_url="https://u.test", token_file=str(path), agents=["a"]
+    )
+    headers = sent_headers(source_auth(settings))
+    assert headers[header] == value
+    assert ("Authorization" in headers) == (header == "Authorization")
