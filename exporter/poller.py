@@ -21,6 +21,7 @@ from exporter.model import Run
 from exporter.selfmetrics import SelfMetrics
 from exporter.sinks.metrics import RunMetrics
 from exporter.sinks.traces import SourceInfo, TraceSink
+from exporter.skips import SkipLedger
 from exporter.sources.base import Page, Source
 from exporter.state import RunRecord, StateBatch, StateStore
 from exporter.tracker import Outcome, Tracker
@@ -76,6 +77,7 @@ class Poller:
         self.poll_interval_s = poll_interval_s
         self.detail_concurrency = detail_concurrency
         self.trace_budget_s = max(2 * poll_interval_s, 10.0)
+        self.skips = SkipLedger()
 
     async def run(self, sources: list[SourceRuntime], stop: asyncio.Event) -> None:
         """Poll every source until `stop` is set."""
@@ -211,8 +213,16 @@ class Poller:
     ) -> float | None:
         info = runtime.info
         runtime.health.last_progress = self.clock()
-        for reason, count in page.skipped.items():
-            self.metrics.runs_skipped.labels(info.name, reason).inc(count)
+        for skip in page.skips:
+            if self.skips.first(info.name, skip):
+                self.metrics.runs_skipped.labels(info.name, skip.reason).inc()
+                log.warning(
+                    "source %s: skipping a run (%s%s): %s",
+                    info.name,
+                    skip.reason,
+                    f" {skip.item_id}" if skip.item_id else "",
+                    skip.message,
+                )
         for run in page.runs:
             if newest is None or run.created_at > newest:
                 newest = run.created_at

@@ -13,7 +13,6 @@ and cancelled are terminal. A "agent" of this source is a server id.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
@@ -23,8 +22,6 @@ from exporter.model import Run, Status
 from exporter.sources import fields
 from exporter.sources.base import AgentEntry, Page
 from exporter.sources.http import HttpClient
-
-log = logging.getLogger(__name__)
 
 STATUS_MAP = {
     "queued": Status.QUEUED,
@@ -82,8 +79,7 @@ def parse_list(body: Any, server_id: str, limit: int) -> Page:
         try:
             page.runs.append(parse_run(item, server_id))
         except ParseError as exc:
-            page.skipped[exc.reason] = page.skipped.get(exc.reason, 0) + 1
-            log.warning("skipping an ACP run: %s", exc)
+            page.skip(exc, item)
     page.runs.sort(key=lambda run: run.created_at, reverse=True)
     page.history_cut = items >= limit
     return page

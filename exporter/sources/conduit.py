@@ -14,7 +14,6 @@ completed and failed are terminal. `tool_trace` steps carry no timing, ids or st
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
@@ -25,8 +24,6 @@ from exporter.sources import fields
 from exporter.sources.base import AgentEntry, Page
 from exporter.sources.http import HttpClient
 from exporter.sources.paging import collect, cursor_of, follow_cursor
-
-log = logging.getLogger(__name__)
 
 STATUS_MAP = {
     "accepted": Status.QUEUED,
@@ -120,8 +117,7 @@ def parse_list_page(body: Any) -> Page:
         try:
             page.runs.append(parse_run(item))
         except ParseError as exc:
-            page.skipped[exc.reason] = page.skipped.get(exc.reason, 0) + 1
-            log.warning("skipping a Conduit run item: %s", exc)
+            page.skip(exc, item)
     return page
 
 
@@ -179,7 +175,8 @@ class ConduitSource:
                 },
             )
             page = parse_list_page(body)
-            return page, cursor_of(body.get("next_cursor")), page.has_more
+            # An empty page that claims more would only lead to the page cap: stop there.
+            return page, cursor_of(body.get("next_cursor")), page.has_more and bool(page.runs)
 
         async with contextlib.aclosing(follow_cursor(fetch)) as stream:
             async for page, more in stream:

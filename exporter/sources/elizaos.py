@@ -21,7 +21,6 @@ completed, timeout and error are terminal. Quirks handled here:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from typing import Any
@@ -33,8 +32,6 @@ from exporter.sources.base import AgentEntry, Page
 from exporter.sources.conduit import agent_entry
 from exporter.sources.elizaos_events import steps_of, usage_of
 from exporter.sources.http import HttpClient
-
-log = logging.getLogger(__name__)
 
 STATUS_MAP = {
     "started": Status.RUNNING,
@@ -99,8 +96,7 @@ def parse_list(body: Any, agent_id: str) -> Page:
         try:
             page.runs.append(parse_run(item, agent_id))
         except ParseError as exc:
-            page.skipped[exc.reason] = page.skipped.get(exc.reason, 0) + 1
-            log.warning("skipping an ElizaOS run: %s", exc)
+            page.skip(exc, item, "runId")
     return page
 
 

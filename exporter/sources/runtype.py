@@ -100,8 +100,7 @@ def parse_list_page(body: Any, agent_id: str) -> tuple[Page, str | None]:
         try:
             page.runs.append(parse_run(item, agent_id))
         except ParseError as exc:
-            page.skipped[exc.reason] = page.skipped.get(exc.reason, 0) + 1
-            log.warning("skipping a Runtype execution: %s", exc)
+            page.skip(exc, item)
     return page, cursor_of(pagination.get("nextCursor"))
 
 

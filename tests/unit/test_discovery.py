@@ -17,7 +17,7 @@ from exporter.poller import Poller, SourceRuntime
 from exporter.selfmetrics import SelfMetrics
 from exporter.sinks.metrics import RunMetrics
 from exporter.sinks.traces import SourceInfo
-from exporter.sources.base import AgentEntry, Page
+from exporter.sources.base import AgentEntry, Page, Skip
 from exporter.state import StateStore
 from exporter.tracker import Tracker
 from tests.unit.fakeclock import START, FakeClock
@@ -40,6 +40,7 @@ class ListingSource:
         self.listings = 0
         self.runs: dict[str, list[Run]] = {}
         self.cut = False
+        self.skips: list[Skip] = []
         self.names_asked: list[str] = []
 
     async def list_agents(self) -> list[AgentEntry] | None:
@@ -50,7 +51,7 @@ class ListingSource:
 
     async def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
         runs = sorted(self.runs.get(agent_id, []), key=lambda r: r.created_at, reverse=True)
-        yield Page(runs=runs, has_more=False, history_cut=self.cut)
+        yield Page(runs=runs, has_more=False, skips=list(self.skips), history_cut=self.cut)
 
     async def agent_name(self, agent_id: str) -> str | None:
         self.names_asked.append(agent_id)
@@ -199,3 +200,20 @@ def test_directory_names_and_adoption(names: dict[str, str]) -> None:
     assert directory.name("a") == names.get("a")
     assert not directory.due(59.0)
     assert directory.due(60.0)
+
+
+def test_an_unreadable_run_is_counted_and_logged_once_however_often_it_is_seen(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup = Setup(tmp_path, agents=["a1"])
+    setup.source.skips = [
+        Skip("unknown_status", "r7", "unknown status 'zombie'"),
+        Skip("malformed_item", None, "run item must be an object, got int"),
+    ]
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            setup.poll()
+    skipped = "agent_runs_exporter_runs_skipped_total"
+    assert setup.value(skipped, source="src", reason="unknown_status") == 1.0
+    assert setup.value(skipped, source="src", reason="malformed_item") == 3.0  # no id: each time
+    assert sum("zombie" in record.getMessage() for record in caplog.records) == 1

@@ -146,3 +146,22 @@ def test_discovered_agents_carry_their_names(tmp_path: Path, platform: str) -> N
         assert (
             harness.sample("agent_runs_exporter_agent_info", agent_name=agent.name, **labels) == 1
         )
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_quiet_poll_reads_one_page_per_agent(tmp_path: Path, platform: str) -> None:
+    harness = PlatformHarness(tmp_path, platform, discover=False)
+    harness.poll(6)
+    harness.finish()  # every run ended and was read: the read positions are at the newest run
+
+    def requests() -> float:
+        return sum(
+            sample.value
+            for family in harness.exporter.registry.collect()
+            for sample in family.samples
+            if sample.name == "agent_runs_exporter_api_requests_total"
+        )
+
+    before = requests()
+    harness.poll()
+    assert requests() - before == len(harness.sim.world.agents)
