@@ -21,6 +21,7 @@ from exporter.config import Settings, SourceSettings
 from exporter.discovery import AgentInfoCollector
 from exporter.health import Health
 from exporter.poller import Poller, SourceRuntime
+from exporter.redaction import Redactor
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import create_app
 from exporter.serving import serve_in_loop, stop_on_signals
@@ -30,6 +31,9 @@ from exporter.sinks.traces import SourceInfo, TraceSink
 from exporter.sources.factory import ENDPOINTS, build_source
 from exporter.state import StateStore
 from exporter.tracker import Tracker
+from exporter.webauth import protect
+from exporter.webconfig import WebConfig
+from exporter.webreload import LiveWebConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,10 @@ class Exporter:
         transport: httpx.AsyncBaseTransport | None = None,
         span_exporter: SpanExporter | None = None,
         environ: Mapping[str, str] = os.environ,
+        web: WebConfig | None = None,
     ) -> None:
         self.settings = settings
+        self.web = web or WebConfig()
         self.clock = clock
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.metrics = SelfMetrics(self.registry)
@@ -108,6 +114,9 @@ class Exporter:
             processor,
             capture_content=traces.capture_content,
             max_content_chars=traces.max_content_chars,
+            redactor=Redactor(traces.redact_keys),
+            max_tool_steps=traces.max_tool_steps,
+            on_steps_dropped=self.metrics.count_steps_dropped,
             environ=environ,
         )
 
@@ -124,7 +133,9 @@ class Exporter:
         runtime = SourceRuntime(
             source=built,
             agents=source.agents,
-            info=SourceInfo(source.name, source.platform, source.service_name),
+            info=SourceInfo(
+                source.name, source.platform, source.service_name, source.capture_content
+            ),
             health=self.health.add(source.name, self.clock()),
             max_pages=source.max_pages_per_poll,
             discovery_interval_s=source.discovery_interval,
@@ -160,14 +171,21 @@ class Exporter:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve and poll until `stop` is set, then shut down."""
         host, port = self.settings.listen_address
+        web = LiveWebConfig(self.web)
+        app = protect(
+            create_app(self.registry, self.health, self.clock),
+            web,
+            health_without_auth=self.settings.web.health_without_auth,
+            on_failure=self.metrics.count_auth_failure,
+        )
         try:
-            server = await serve_in_loop(
-                create_app(self.registry, self.health, self.clock), host, port
-            )
+            server = await serve_in_loop(app, host, port, tls=web.server_context)
         except OSError:
             await self.close()
             raise
-        log.info("serving /metrics, /healthz and /readyz on http://%s:%d", host, server.port)
+        log.info(
+            "serving /metrics, /healthz and /readyz on %s (%s)", server.url, self.web.describe()
+        )
         poller = asyncio.create_task(self.poller.run(self.runtimes, stop), name="poller")
         try:
             await stop.wait()
@@ -195,11 +213,13 @@ class Exporter:
         self.store.close()
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+async def serve(
+    settings: Settings, stop: asyncio.Event | None = None, web: WebConfig | None = None
+) -> int:
     """Run the exporter until `stop` (default: SIGINT or SIGTERM); return the exit code."""
     stop = stop or stop_on_signals()
     try:
-        exporter = Exporter(settings)
+        exporter = Exporter(settings, web=web)
     except OSError as exc:  # e.g. an unreadable token_file or state directory
         log.error("cannot start the exporter: %s", exc)
         return 1

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,6 +35,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from exporter import configload
 from exporter.durations import Duration, format_duration, parse_duration
 from exporter.logs import MASK, register_secret
+from exporter.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
 from exporter.sharding import ShardingSettings
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "SourceSettings",
     "StateSettings",
     "TracesSettings",
+    "WebSettings",
     "format_duration",
     "load_settings",
     "parse_duration",
@@ -62,6 +65,7 @@ _LISTEN = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5
 DURATION_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800)  # seconds
 TOKEN_BUCKETS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000)
 COST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)  # USD
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 def _check_buckets(bounds: list[float]) -> list[float]:
@@ -113,6 +117,17 @@ def _read_token_file(path: str) -> str:
     return Path(path).read_text(encoding="utf-8").strip()
 
 
+def check_ca_file(path: str) -> None:
+    """Raise ValueError unless `path` is a readable PEM bundle of CA certificates."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError:  # an OSError too: catch it first
+        raise ValueError(f"CA file {path} holds no PEM certificate") from None
+    except (OSError, UnicodeError) as exc:
+        reason = configload.unreadable_reason(exc)
+        raise ValueError(f"cannot read CA file {path}: {reason}") from None
+
+
 def _duplicates(names: list[str]) -> list[str]:
     """Return the names that occur more than once, in first-seen order."""
     return [name for index, name in enumerate(names) if name in names[:index]]
@@ -144,6 +159,8 @@ class TracesSettings(_Model):
     file: str = Field(default="./spans.jsonl", min_length=1)
     capture_content: bool = False
     max_content_chars: int = Field(default=4096, ge=64)
+    redact_keys: list[str] = list(DEFAULT_REDACT_KEYS)
+    max_tool_steps: int = Field(default=1000, ge=1)
     timeout: Duration = Field(default=10.0, gt=0)
     detail_concurrency: int = Field(default=4, ge=1, le=32)
 
@@ -151,6 +168,13 @@ class TracesSettings(_Model):
     @classmethod
     def _check_endpoint(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
+
+
+class WebSettings(_Model):
+    """Who may read the HTTP endpoints."""
+
+    config_file: str | None = Field(default=None, min_length=1)
+    health_without_auth: bool = False
 
 
 class MetricsSettings(_Model):
@@ -176,6 +200,10 @@ class SourceSettings(_Model):
     page_size: int = Field(default=100, ge=1, le=100)
     request_timeout: Duration = Field(default=10.0, gt=0)
     max_pages_per_poll: int = Field(default=1000, ge=1)
+    ca_file: str | None = Field(default=None, min_length=1)
+    insecure_skip_verify: bool = False
+    max_response_bytes: int = Field(default=MAX_RESPONSE_BYTES, ge=1024)
+    capture_content: bool | None = None
 
     @field_validator("name")
     @classmethod
@@ -217,6 +245,20 @@ class SourceSettings(_Model):
             ) from None
         if not content:
             raise ValueError(f"token file {value} is empty")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _check_ca_file(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_ca_file(value)
+        return value
+
+    @field_validator("insecure_skip_verify")
+    @classmethod
+    def _check_skip_verify(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("ca_file") is not None:
+            raise ValueError("set either ca_file or insecure_skip_verify, not both")
         return value
 
     @field_validator("agents")
@@ -270,6 +312,7 @@ class Settings(BaseSettings):
     traces: TracesSettings = TracesSettings()
     metrics: MetricsSettings = MetricsSettings()
     sharding: ShardingSettings = ShardingSettings()
+    web: WebSettings = WebSettings()
     sources: list[SourceSettings] = Field(min_length=1)
 
     @classmethod

@@ -12,6 +12,7 @@ from exporter.errors import POLL_ERROR_REASONS
 
 SKIP_REASONS = ("malformed_item", "unknown_status", "in_flight_expired", "detail_failed")
 SPAN_RESULTS = ("success", "failure")
+WEB_AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong_credentials")
 POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -118,6 +119,20 @@ _SPECS = (
         (),
     ),
     _Spec(
+        "web_auth_failures",
+        Counter,
+        "agent_runs_exporter_web_auth_failures_total",
+        "Requests to the exporter refused for missing, malformed or wrong basic-auth credentials.",
+        ("reason",),
+    ),
+    _Spec(
+        "tool_steps_dropped",
+        Counter,
+        "agent_runs_exporter_tool_steps_dropped_total",
+        "Tool steps not turned into spans because their run had more than traces.max_tool_steps.",
+        ("source",),
+    ),
+    _Spec(
         "build_info",
         Gauge,
         "agent_runs_exporter_build_info",
@@ -151,6 +166,8 @@ class SelfMetrics:
     state_resets: Counter
     shard_ordinal: Gauge
     total_shards: Gauge
+    web_auth_failures: Counter
+    tool_steps_dropped: Counter
     build_info: Gauge
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -160,6 +177,8 @@ class SelfMetrics:
         self.total_shards.set(1)
         for result in SPAN_RESULTS:
             self.spans_exported.labels(result)
+        for reason in WEB_AUTH_FAILURE_REASONS:
+            self.web_auth_failures.labels(reason)
 
     def declare_source(self, source: str, endpoints: Iterable[str]) -> None:
         """Start the source's known label sets at zero."""
@@ -167,6 +186,7 @@ class SelfMetrics:
         self.last_success.labels(source)
         self.poll_duration.labels(source)
         self.trace_backlog.labels(source)
+        self.tool_steps_dropped.labels(source)
         self.page_gaps.labels(source)
         for reason in POLL_ERROR_REASONS:
             self.poll_errors.labels(source, reason)
@@ -174,6 +194,14 @@ class SelfMetrics:
             self.runs_skipped.labels(source, reason)
         for endpoint in endpoints:
             self.api_requests.labels(source, endpoint, "200")
+
+    def count_auth_failure(self, reason: str) -> None:
+        """Count one request refused by basic auth."""
+        self.web_auth_failures.labels(reason).inc()
+
+    def count_steps_dropped(self, source: str, count: int) -> None:
+        """Count tool steps of one run left out of its trace."""
+        self.tool_steps_dropped.labels(source).inc(count)
 
     def count_spans(self, result: str, count: int) -> None:
         """Count spans by export result (called from the span export thread)."""

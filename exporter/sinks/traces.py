@@ -11,17 +11,18 @@ The runs already happened, so nothing is instrumented live: each span is built d
 
 Ids come from `exporter.ids`, so exporting the same run twice yields byte-identical spans. Tool
 steps without reported times get synthesized ones (see `step_window`). Tool inputs and outputs are
-recorded only when content capture is switched on (GenAI convention: opt-in).
+recorded only when content capture is switched on (GenAI convention: opt-in), with sensitive
+keys redacted (`exporter.redaction`) and the exporter's own secrets masked. At most
+`max_tool_steps` steps of a run become spans; the rest are counted through `on_steps_dropped`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib import parse
 
@@ -39,7 +40,9 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.util.types import AttributeValue
 
 from exporter import __version__, ids
+from exporter.logs import redact
 from exporter.model import Run, ToolStep
+from exporter.redaction import Redactor, serialize
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +59,15 @@ _SDK_ATTRIBUTES = {
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """Who a run came from: the source's label name, platform and configured service name."""
+    """Who a run came from: the source's label name, platform and configured service name.
+
+    `capture_content` overrides the sink's setting for this source's runs when not None.
+    """
 
     name: str
     platform: str
     service_name: str | None = None
+    capture_content: bool | None = None
 
 
 class TraceSink:
@@ -72,11 +79,17 @@ class TraceSink:
         *,
         capture_content: bool = False,
         max_content_chars: int = 4096,
+        redactor: Redactor | None = None,
+        max_tool_steps: int = 1000,
+        on_steps_dropped: Callable[[str, int], None] = lambda _source, _count: None,
         environ: Mapping[str, str] = os.environ,
     ) -> None:
         self._processor = processor
         self._capture_content = capture_content
         self._max_content_chars = max_content_chars
+        self._redactor = redactor or Redactor()
+        self._max_tool_steps = max_tool_steps
+        self._on_steps_dropped = on_steps_dropped
         self._environ = environ
         self._resources: dict[SourceInfo, Resource] = {}
 
@@ -91,8 +104,14 @@ class TraceSink:
 
     def build_spans(self, source: SourceInfo, run: Run) -> list[ReadableSpan]:
         """Return the run's root span followed by one span per tool step, in order."""
-        root = _root_span(source, run, self._resource(source))
         steps = run.tool_steps or ()
+        dropped = len(steps) - self._max_tool_steps
+        if dropped > 0:
+            self._on_steps_dropped(source.name, dropped)
+            steps = steps[: self._max_tool_steps]
+            attributes = {**run.attributes, "agent_run.tool_steps_dropped": str(dropped)}
+            run = replace(run, tool_steps=steps, attributes=attributes)
+        root = _root_span(source, run, self._resource(source))
         return [root, *(self._step_span(root, source, run, index) for index in range(len(steps)))]
 
     def force_flush(self, timeout_s: float) -> bool:
@@ -120,7 +139,10 @@ class TraceSink:
         assert root.end_time is not None
         start, end, reported = step_window(step, index, len(steps), root.start_time, root.end_time)
         attributes = _step_attributes(step, reported)
-        if self._capture_content and step.kind == "tool":
+        capture = (
+            self._capture_content if source.capture_content is None else source.capture_content
+        )
+        if capture and step.kind == "tool":
             attributes["gen_ai.tool.call.arguments"] = self._content(step.input)
             attributes["gen_ai.tool.call.result"] = self._content(step.output)
         model = step.kind == "model"
@@ -140,7 +162,7 @@ class TraceSink:
     def _content(self, value: Any) -> str | None:
         if value is None:
             return None
-        text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+        text = redact(serialize(self._redactor.redact(value)))
         return truncate(text, self._max_content_chars)
 
 
@@ -283,7 +305,9 @@ def _context(trace_id: int, span_hex: str) -> SpanContext:
 def _status(is_error: bool, message: str | None) -> Status:
     if not is_error:
         return Status(StatusCode.UNSET)
-    return Status(StatusCode.ERROR, truncate(message, _MAX_STATUS_CHARS) if message else None)
+    return Status(
+        StatusCode.ERROR, truncate(redact(message), _MAX_STATUS_CHARS) if message else None
+    )
 
 
 def _present(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:

@@ -9,11 +9,13 @@ import httpx
 
 from exporter.config import SourceSettings
 from exporter.sources.acp import AcpSource
+from exporter.sources.auth import HeaderAuth, TokenFile, TokenGetter, static_token
 from exporter.sources.base import Source
 from exporter.sources.conduit import ConduitSource
 from exporter.sources.elizaos import ElizaSource
 from exporter.sources.http import HttpClient, ResponseHook
 from exporter.sources.runtype import RuntypeSource
+from exporter.sources.transfer import tls_verify
 
 ENDPOINTS = {
     "conduit": ("list_agents", "get_agent", "list_runs", "get_run"),
@@ -21,15 +23,29 @@ ENDPOINTS = {
     "elizaos": ("list_agents", "get_agent", "list_runs", "get_run"),
     "acp": ("list_runs",),
 }
+AUTH_HEADERS = {"elizaos": ("X-API-KEY", None)}  # (header, scheme); others: Authorization: Bearer
+_BEARER = ("Authorization", "Bearer")
 
 
 def auth_headers(platform: str, token: str | None) -> dict[str, str]:
     """Return the headers that carry `token` on `platform` (ElizaOS: X-API-KEY; others: Bearer)."""
     if not token:
         return {}
-    if platform == "elizaos":
-        return {"X-API-KEY": token}
-    return {"Authorization": f"Bearer {token}"}
+    header, scheme = AUTH_HEADERS.get(platform, _BEARER)
+    return {header: f"{scheme} {token}" if scheme else token}
+
+
+def source_auth(settings: SourceSettings) -> HeaderAuth:
+    """Return the auth that puts the source's current token in its platform's header."""
+    header, scheme = AUTH_HEADERS.get(settings.platform, _BEARER)
+    return HeaderAuth(token_getter(settings), header, scheme)
+
+
+def token_getter(settings: SourceSettings) -> TokenGetter:
+    """Return where the source's token comes from: token_file (watched for rotation) or token."""
+    if settings.token_file is not None:
+        return TokenFile(settings.token_file).current
+    return static_token(settings.token.get_secret_value().strip() if settings.token else None)
 
 
 def build_source(
@@ -42,9 +58,12 @@ def build_source(
     """Return the platform source for `settings`, with its own HTTP client."""
     client = HttpClient(
         base_url=settings.base_url,
-        headers=auth_headers(settings.platform, settings.resolved_token()),
+        headers={},
         timeout_s=settings.request_timeout,
         on_response=on_response,
+        auth=source_auth(settings),
+        verify=tls_verify(settings.ca_file, settings.insecure_skip_verify, settings.name),
+        max_response_bytes=settings.max_response_bytes,
         transport=transport,
         clock=clock,
     )

@@ -19,6 +19,7 @@ from exporter.config import (
     SourceSettings,
     StateSettings,
     TracesSettings,
+    WebSettings,
     load_settings,
     render_effective,
 )
@@ -286,6 +287,7 @@ def test_example_config_documents_every_key() -> None:
         MetricsSettings,
         ShardingSettings,
         SourceSettings,
+        WebSettings,
     )
     keys = [key for model in models for key in model.model_fields]
     missing = [key for key in keys if f"{key}:" not in text and key != "token_file"]
