@@ -63,8 +63,9 @@ def test_default_values_render_a_valid_single_deployment() -> None:
 def test_probes_point_at_healthz_and_readyz_on_the_metrics_port() -> None:
     docs = render(BASE)
     exporter = container(pod_spec(one(docs, "Deployment")))
-    assert exporter["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert exporter["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    http = {"port": "metrics", "scheme": "HTTP"}
+    assert exporter["livenessProbe"]["httpGet"] == {"path": "/healthz", **http}
+    assert exporter["readinessProbe"]["httpGet"] == {"path": "/readyz", **http}
     assert exporter["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
     (port,) = one(docs, "Service")["spec"]["ports"]
     assert (port["port"], port["targetPort"]) == (9464, "metrics")
@@ -288,3 +289,23 @@ def test_a_discovering_source_needs_no_agents(tmp_path: Path) -> None:
     validate(docs)
     settings = config_of(docs, tmp_path, {"SOURCE_TOKEN_BUILDERS": "tok-runtype-1"})
     assert settings.sources[0].agents is None
+
+
+def test_web_config_secret_turns_on_tls_probes_and_monitor_settings(tmp_path: Path) -> None:
+    web = {"existingSecret": "exporter-web", "tls": True}
+    endpoint = {"scheme": "https", "tlsConfig": {"insecureSkipVerify": True}}
+    docs = render(BASE | {"web": web, "serviceMonitor": {"enabled": True, "endpoint": endpoint}})
+    validate(docs)
+    spec = pod_spec(one(docs, "Deployment"))
+    exporter = container(spec)
+    assert exporter["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert exporter["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["agent-runs-exporter-web"]["secret"] == {"secretName": "exporter-web"}
+    mounts = {m["name"]: m["mountPath"] for m in exporter["volumeMounts"]}
+    assert mounts["agent-runs-exporter-web"] == "/etc/agent-runs-exporter-web"
+    settings = config_of(docs, tmp_path, {"SOURCE_TOKEN_SUPPORT": "tok-web-1"})
+    assert settings.web.config_file == "/etc/agent-runs-exporter-web/web-config.yml"
+    assert settings.web.health_without_auth is True
+    (monitor_endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert monitor_endpoint.items() >= endpoint.items()

@@ -67,6 +67,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- $sources = append $sources $source }}
 {{- end }}
 {{- $fixed := dict "listen" (printf "0.0.0.0:%d" (int .Values.service.port)) "state" (dict "path" "/var/lib/agent-runs-exporter/state.db") "sources" $sources }}
+{{- if .Values.web.existingSecret }}
+{{- $_ := set $fixed "web" (dict "config_file" (printf "/etc/agent-runs-exporter-web/%s" .Values.web.configKey) "health_without_auth" .Values.web.healthWithoutAuth) }}
+{{- end }}
 {{- if .Values.sharding.enabled }}
 {{- /* Every pod reads the same total; its own shard comes from its ordinal, in the environment. */}}
 {{- $_ := set $fixed "sharding" (dict "total_shards" (int .Values.replicas)) }}

@@ -39,10 +39,11 @@ sidecar mode, by your own chart to add the exporter to an existing pod:
     - name: metrics
       containerPort: {{ int .Values.service.port }}
       protocol: TCP
+  {{- $scheme := dict "httpGet" (dict "scheme" (.Values.web.tls | ternary "HTTPS" "HTTP")) }}
   livenessProbe:
-    {{- toYaml .Values.livenessProbe | nindent 4 }}
+    {{- toYaml (mergeOverwrite (deepCopy .Values.livenessProbe) $scheme) | nindent 4 }}
   readinessProbe:
-    {{- toYaml .Values.readinessProbe | nindent 4 }}
+    {{- toYaml (mergeOverwrite (deepCopy .Values.readinessProbe) $scheme) | nindent 4 }}
   resources:
     {{- toYaml .Values.resources | nindent 4 }}
   securityContext:
@@ -55,6 +56,11 @@ sidecar mode, by your own chart to add the exporter to an existing pod:
       mountPath: /var/lib/agent-runs-exporter
     - name: agent-runs-exporter-tmp
       mountPath: /tmp
+    {{- if .Values.web.existingSecret }}
+    - name: agent-runs-exporter-web
+      mountPath: /etc/agent-runs-exporter-web
+      readOnly: true
+    {{- end }}
 {{- end }}
 
 {{/* The config, state and /tmp volumes; the state volume is left out when a claim template makes it. */}}
@@ -78,6 +84,11 @@ sidecar mode, by your own chart to add the exporter to an existing pod:
   emptyDir:
     medium: Memory
     sizeLimit: 16Mi
+{{- if .Values.web.existingSecret }}
+- name: agent-runs-exporter-web
+  secret:
+    secretName: {{ .Values.web.existingSecret }}
+{{- end }}
 {{- end }}
 
 {{/* The pod template of this chart's own workload. */}}
