@@ -4,6 +4,8 @@
 #   docker run --read-only --tmpfs /tmp -v are-state:/var/lib/agent-runs-exporter \
 #     -v $PWD/config.yaml:/etc/agent-runs-exporter/config.yaml:ro -p 9464:9464 agent-runs-exporter
 #
+# The HEALTHCHECK speaks plain HTTP on 9464: with TLS (web.config_file) or another port, give
+# `docker run --health-cmd ...` or --no-healthcheck.
 # BASE_IMAGE must provide python3 (>= 3.11) with the venv module; both stages use it, so the
 # virtualenv's interpreter path is the same in the final image.
 ARG BASE_IMAGE=python:3.12-slim-bookworm
