@@ -14,7 +14,7 @@ from typing import Any
 from exporter.simulator import timeline
 from exporter.simulator.records import alnum_id, iso_ms
 from exporter.simulator.settings import SimulatorSettings
-from exporter.simulator.timeline import Timeline
+from exporter.simulator.timeline import TimedRun, Timeline
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 FAILURES = (("failed", 0.7), ("cancelled", 0.3))
@@ -38,7 +38,7 @@ class AcpServer:
 
 
 @dataclass(frozen=True, slots=True)
-class AcpRun:
+class AcpRun(TimedRun):
     """One generated runtime run: fixed facts; status derived at read time."""
 
     id: str
@@ -47,25 +47,6 @@ class AcpRun:
     times: Timeline
     mode: str
     detail_seed: int
-
-    @property
-    def created_ms(self) -> int:
-        """Return when the run was created."""
-        return self.times.created_ms
-
-    @property
-    def key(self) -> tuple[int, str]:
-        """Return the (created_ms, id) sort key."""
-        return (self.times.created_ms, self.id)
-
-    def status(self, now_ms: int) -> str:
-        """Return the ACP status at `now_ms`."""
-        phase = self.times.phase(now_ms)
-        return self.times.outcome if phase == timeline.DONE else phase
-
-    def terminal(self, now_ms: int) -> bool:
-        """Say whether the run has finished at `now_ms`."""
-        return self.times.terminal(now_ms)
 
     def task(self) -> tuple[str, str]:
         """Return the run's (title, input)."""

@@ -7,7 +7,7 @@ import random
 from dataclasses import asdict
 from typing import Any
 
-from exporter.simulator import catalogue
+from exporter.simulator import catalogue, timeline
 from exporter.simulator.records import Agent, SimRun, conduit_id, truth_of
 from exporter.simulator.settings import SimulatorSettings
 
@@ -34,9 +34,7 @@ class ConduitFlavor:
 
     def new_agent(self, master: random.Random, index: int, start: float) -> Agent:
         """Draw agent number `index`: a profile from the catalogue and Conduit ids."""
-        name, description = catalogue.AGENT_PROFILES[index % len(catalogue.AGENT_PROFILES)]
-        if index >= len(catalogue.AGENT_PROFILES):
-            name = f"{name} {index // len(catalogue.AGENT_PROFILES) + 1}"
+        name, description = timeline.profile(catalogue.AGENT_PROFILES, index)
         return Agent(
             id=conduit_id(master, "ag"),
             name=name,
@@ -44,7 +42,7 @@ class ConduitFlavor:
             workspace_id=self.workspace_id,
             trigger_id=conduit_id(master, "tr"),
             internal=index % 3 == 2,
-            created_ms=int((start - master.uniform(30, 400) * 86400) * 1000),
+            created_ms=timeline.created_long_ago(master, start),
         )
 
     def new_run(

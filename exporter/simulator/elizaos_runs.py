@@ -16,7 +16,7 @@ from typing import Any
 from exporter.simulator import timeline
 from exporter.simulator.records import uuid_from
 from exporter.simulator.settings import SimulatorSettings
-from exporter.simulator.timeline import Timeline
+from exporter.simulator.timeline import TimedRun, Timeline
 
 STATUSES = ("started", "completed", "timeout", "error")
 FAILURES = (("error", 0.7), ("timeout", 0.3))
@@ -44,7 +44,7 @@ class ElizaAgent:
 
 
 @dataclass(frozen=True, slots=True)
-class ElizaRun:
+class ElizaRun(TimedRun):
     """One generated run: fixed facts; status and events are derived at read time."""
 
     id: str
@@ -56,23 +56,9 @@ class ElizaRun:
     source: str
     detail_seed: int
 
-    @property
-    def created_ms(self) -> int:
-        """Return when the run started (ElizaOS runs have no queue)."""
-        return self.times.created_ms
-
-    @property
-    def key(self) -> tuple[int, str]:
-        """Return the (created_ms, id) sort key."""
-        return (self.times.created_ms, self.id)
-
     def status(self, now_ms: int) -> str:
         """Return the ElizaOS status at `now_ms`."""
         return self.times.outcome if self.terminal(now_ms) else "started"
-
-    def terminal(self, now_ms: int) -> bool:
-        """Say whether the run has ended at `now_ms`."""
-        return self.times.terminal(now_ms)
 
     def logs(self, now_ms: int) -> list[tuple[int, str]]:
         """Return the run's `run_event` logs as (createdAt ms, status) written by `now_ms`."""
@@ -95,10 +81,8 @@ class ElizaFlavor:
 
     def new_agent(self, master: random.Random, index: int, start: float) -> ElizaAgent:
         """Draw agent number `index`."""
-        name, bio = PROFILES[index % len(PROFILES)]
-        if index >= len(PROFILES):
-            name = f"{name} {index // len(PROFILES) + 1}"
-        created = int((start - master.uniform(30, 400) * 86400) * 1000)
+        name, bio = timeline.profile(PROFILES, index)
+        created = timeline.created_long_ago(master, start)
         return ElizaAgent(uuid_from(master), name, bio, created)
 
     def new_run(

@@ -15,7 +15,7 @@ from typing import Any
 from exporter.simulator import timeline
 from exporter.simulator.records import alnum_id, hex_id, iso_ms
 from exporter.simulator.settings import SimulatorSettings
-from exporter.simulator.timeline import Timeline
+from exporter.simulator.timeline import TimedRun, Timeline
 
 STATUSES = ("queued", "running", "paused", "completed", "failed", "cancelled", "interrupted")
 FAILURES = (("failed", 0.5), ("cancelled", 0.25), ("interrupted", 0.25))
@@ -42,7 +42,7 @@ class RuntypeAgent:
 
 
 @dataclass(frozen=True, slots=True)
-class Execution:
+class Execution(TimedRun):
     """One generated execution: fixed facts; status and in-flight nulls derived at read time."""
 
     id: str
@@ -62,25 +62,6 @@ class Execution:
     stop_reason: str
     tool_calls: int
     detail_seed: int
-
-    @property
-    def created_ms(self) -> int:
-        """Return when the execution was created."""
-        return self.times.created_ms
-
-    @property
-    def key(self) -> tuple[int, str]:
-        """Return the (created_ms, id) sort key used for ordering and cursors."""
-        return (self.times.created_ms, self.id)
-
-    def status(self, now_ms: int) -> str:
-        """Return the Runtype status at `now_ms`."""
-        phase = self.times.phase(now_ms)
-        return self.times.outcome if phase == timeline.DONE else phase
-
-    def terminal(self, now_ms: int) -> bool:
-        """Say whether the execution has finished at `now_ms`."""
-        return self.times.terminal(now_ms)
 
 
 def cost_string(dollars: float) -> str:
@@ -102,10 +83,8 @@ class RuntypeFlavor:
 
     def new_agent(self, master: random.Random, index: int, start: float) -> RuntypeAgent:
         """Draw agent number `index`."""
-        name, description = PROFILES[index % len(PROFILES)]
-        if index >= len(PROFILES):
-            name = f"{name} {index // len(PROFILES) + 1}"
-        created = int((start - master.uniform(30, 400) * 86400) * 1000)
+        name, description = timeline.profile(PROFILES, index)
+        created = timeline.created_long_ago(master, start)
         return RuntypeAgent(alnum_id(master, "agent_", 20), name, description, created)
 
     def new_run(

@@ -50,6 +50,51 @@ class Timeline:
         return self.completed_ms - self.started_ms
 
 
+class TimedRun:
+    """What every Runtype, ElizaOS and ACP run derives from its `times`: sort key and status.
+
+    A mixin for frozen slotted dataclasses that have `id` and `times` fields.
+    """
+
+    __slots__ = ()
+    id: str
+    times: Timeline
+
+    @property
+    def created_ms(self) -> int:
+        """Return when the run was created."""
+        return self.times.created_ms
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """Return the (created_ms, id) sort key used for ordering and cursors."""
+        return (self.times.created_ms, self.id)
+
+    def status(self, now_ms: int) -> str:
+        """Return the run's status at `now_ms`: its phase, or its outcome once done."""
+        phase = self.times.phase(now_ms)
+        return self.times.outcome if phase == DONE else phase
+
+    def terminal(self, now_ms: int) -> bool:
+        """Say whether the run has finished at `now_ms`."""
+        return self.times.terminal(now_ms)
+
+
+def profile(
+    profiles: Sequence[tuple[str, str]], index: int, separator: str = " "
+) -> tuple[str, str]:
+    """Return (name, description) of agent `index`, numbering the names once the list repeats."""
+    name, description = profiles[index % len(profiles)]
+    if index >= len(profiles):
+        name = f"{name}{separator}{index // len(profiles) + 1}"
+    return name, description
+
+
+def created_long_ago(master: random.Random, start: float) -> int:
+    """Draw an agent's creation time, 30 to 400 days before `start`, in epoch ms."""
+    return int((start - master.uniform(30, 400) * 86400) * 1000)
+
+
 def draw_timeline(
     rng: random.Random,
     at: float,

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
 
-from exporter.errors import MalformedPageError, ParseError, UnknownStatusError
+from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status
 from exporter.sources import fields
 from exporter.sources.base import AgentEntry, Page
@@ -39,12 +39,8 @@ _ATTRIBUTES = (
 
 def parse_run(item: Any, server_id: str) -> Run:
     """Translate one ACP runtime run into a `Run` (no tokens or cost: absent, never zero)."""
-    if not isinstance(item, dict):
-        raise ParseError(f"run must be an object, got {type(item).__name__}")
-    raw_status = fields.required_str(item, "status")
-    status = STATUS_MAP.get(raw_status)
-    if status is None:
-        raise UnknownStatusError(f"unknown status {raw_status[:40]!r}")
+    item = fields.run_object(item)
+    status, raw_status = fields.status(item, STATUS_MAP)
     completed = fields.optional_timestamp(item.get("completedAt"), "completedAt")
     return Run(
         id=fields.required_str(item, "id"),

@@ -18,12 +18,12 @@ from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
 
-from exporter.errors import MalformedPageError, ParseError, UnknownStatusError
+from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status, ToolStep
 from exporter.sources import fields
 from exporter.sources.base import AgentEntry, Page
 from exporter.sources.http import HttpClient
-from exporter.sources.paging import collect, cursor_of, follow_cursor
+from exporter.sources.paging import collect, cursor_of, cursor_pages
 
 STATUS_MAP = {
     "accepted": Status.QUEUED,
@@ -43,12 +43,8 @@ DISPOSITIONS = (
 
 def parse_run(item: Any) -> Run:
     """Translate one Conduit run object (list item or detail) into a `Run`."""
-    if not isinstance(item, dict):
-        raise ParseError(f"run item must be an object, got {type(item).__name__}")
-    raw_status = fields.required_str(item, "status")
-    status = STATUS_MAP.get(raw_status)
-    if status is None:
-        raise UnknownStatusError(f"unknown status {raw_status[:40]!r}")
+    item = fields.run_object(item, "run item")
+    status, raw_status = fields.status(item, STATUS_MAP)
     usage = item.get("token_usage")
     if usage is not None and not isinstance(usage, dict):
         raise ParseError("field 'token_usage' must be an object or null")
@@ -178,9 +174,8 @@ class ConduitSource:
             # An empty page that claims more would only lead to the page cap: stop there.
             return page, cursor_of(body.get("next_cursor")), page.has_more and bool(page.runs)
 
-        async with contextlib.aclosing(follow_cursor(fetch)) as stream:
-            async for page, more in stream:
-                page.has_more = more
+        async with contextlib.aclosing(cursor_pages(fetch)) as pages:
+            async for page in pages:
                 yield page
 
     async def list_agents(self) -> list[AgentEntry]:

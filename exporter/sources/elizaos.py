@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from typing import Any
 
-from exporter.errors import MalformedPageError, NotFoundError, ParseError, UnknownStatusError
+from exporter.errors import MalformedPageError, NotFoundError, ParseError
 from exporter.model import Run, Status
 from exporter.sources import fields
 from exporter.sources.base import AgentEntry, Page
@@ -59,12 +59,8 @@ def unwrap(body: Any) -> Any:
 
 def parse_run(item: Any, agent_id: str) -> Run:
     """Translate one ElizaOS run summary (list item or detail `summary`) into a `Run`."""
-    if not isinstance(item, dict):
-        raise ParseError(f"run must be an object, got {type(item).__name__}")
-    raw_status = fields.required_str(item, "status")
-    status = STATUS_MAP.get(raw_status)
-    if status is None:
-        raise UnknownStatusError(f"unknown status {raw_status[:40]!r}")
+    item = fields.run_object(item)
+    status, raw_status = fields.status(item, STATUS_MAP)
     started = fields.instant(item.get("startedAt", item.get("startTime")), "startedAt")
     ended = fields.instant(item.get("endedAt", item.get("endTime")), "endedAt")
     created = started if started is not None else ended

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.errors import ParseError
+from exporter.errors import ParseError, UnknownStatusError
+from exporter.model import Status
+
+
+def run_object(item: Any, what: str = "run") -> dict[str, Any]:
+    """Return `item` as a JSON object, or raise ParseError naming what it should have been."""
+    if not isinstance(item, dict):
+        raise ParseError(f"{what} must be an object, got {type(item).__name__}")
+    return item
+
+
+def status(item: dict[str, Any], mapping: Mapping[str, Status]) -> tuple[Status, str]:
+    """Return the normalized and the raw status of `item` through a platform's `mapping`."""
+    raw = required_str(item, "status")
+    normalized = mapping.get(raw)
+    if normalized is None:
+        raise UnknownStatusError(f"unknown status {raw[:40]!r}")
+    return normalized, raw
 
 
 def required_str(item: dict[str, Any], key: str) -> str:

@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
+from exporter.sources.base import Page
+
 T = TypeVar("T")
 
 Fetch = Callable[[str | None], Awaitable[tuple[T, str | None, bool]]]
@@ -29,6 +31,14 @@ async def follow_cursor(fetch: Fetch[T]) -> AsyncGenerator[tuple[T, bool], None]
             return
         seen.add(next_cursor)
         cursor = next_cursor
+
+
+async def cursor_pages(fetch: Fetch[Page]) -> AsyncGenerator[Page, None]:
+    """Yield the run pages `fetch` reads along the cursor, each saying whether more follow."""
+    async with contextlib.aclosing(follow_cursor(fetch)) as stream:
+        async for page, more in stream:
+            page.has_more = more
+            yield page
 
 
 def cursor_of(value: Any) -> str | None:

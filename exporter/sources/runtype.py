@@ -22,13 +22,13 @@ from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
 
-from exporter.errors import MalformedPageError, ParseError, UnknownStatusError
+from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status, ToolStep
 from exporter.sources import fields
 from exporter.sources.base import AgentEntry, Page
 from exporter.sources.conduit import agent_entry
 from exporter.sources.http import HttpClient
-from exporter.sources.paging import collect, cursor_of, follow_cursor
+from exporter.sources.paging import collect, cursor_of, cursor_pages
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,8 @@ _LINEAGE = (
 
 def parse_run(item: Any, agent_id: str) -> Run:
     """Translate one Runtype execution (list item or detail) into a `Run`."""
-    if not isinstance(item, dict):
-        raise ParseError(f"execution must be an object, got {type(item).__name__}")
-    raw_status = fields.required_str(item, "status")
-    status = STATUS_MAP.get(raw_status)
-    if status is None:
-        raise UnknownStatusError(f"unknown status {raw_status[:40]!r}")
+    item = fields.run_object(item, "execution")
+    status, raw_status = fields.status(item, STATUS_MAP)
     created = fields.timestamp(item.get("createdAt"), "createdAt")
     started = fields.optional_timestamp(item.get("startedAt"), "startedAt")
     completed = fields.optional_timestamp(item.get("completedAt"), "completedAt")
@@ -182,9 +178,8 @@ class RuntypeSource:
             page, next_cursor = parse_list_page(body, agent_id)
             return page, next_cursor, page.has_more and bool(page.runs)
 
-        async with contextlib.aclosing(follow_cursor(fetch)) as stream:
-            async for page, more in stream:
-                page.has_more = more
+        async with contextlib.aclosing(cursor_pages(fetch)) as pages:
+            async for page in pages:
                 yield page
 
     async def list_agents(self) -> list[AgentEntry]:
