@@ -18,8 +18,10 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
 from exporter.config import Settings, SourceSettings
+from exporter.discovery import AgentInfoCollector
 from exporter.health import Health
 from exporter.poller import Poller, SourceRuntime
+from exporter.redaction import Redactor
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import create_app
 from exporter.serving import serve_in_loop, stop_on_signals
@@ -31,6 +33,9 @@ from exporter.sources.budget import build_budgets
 from exporter.sources.factory import ENDPOINTS, budget_spec, build_source
 from exporter.state import StateStore
 from exporter.tracker import Tracker
+from exporter.webauth import protect
+from exporter.webconfig import WebConfig
+from exporter.webreload import LiveWebConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +58,15 @@ class Exporter:
         transport: httpx.AsyncBaseTransport | None = None,
         span_exporter: SpanExporter | None = None,
         environ: Mapping[str, str] = os.environ,
+        web: WebConfig | None = None,
     ) -> None:
         self.settings = settings
+        self.web = web or WebConfig()
         self.clock = clock
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.metrics = SelfMetrics(self.registry)
+        self.metrics.shard_ordinal.set(settings.sharding.shard)
+        self.metrics.total_shards.set(settings.sharding.total_shards)
         self.store = StateStore(settings.state.path, clock=clock)
         self.health = Health(settings.poll_interval, state_problem=lambda: self.store.problem)
         self.metrics.state_resets.inc(self.store.resets)
@@ -75,11 +84,6 @@ class Exporter:
             }
         )
         self.budgets = build_budgets(map(budget_spec, settings.sources), clock)
-        self.runtimes = [self._runtime(source, transport) for source in settings.sources]
-        self._restore()
-        self.run_metrics.publish()  # the declared zeros; restored values are published already
-        self.registry.register(self.run_metrics)
-        self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
         self.poller = Poller(
             tracker=self.tracker,
             store=self.store,
@@ -90,6 +94,12 @@ class Exporter:
             poll_interval_s=settings.poll_interval,
             detail_concurrency=settings.traces.detail_concurrency,
         )
+        self.runtimes = [self._runtime(source, transport) for source in settings.sources]
+        self._restore()
+        self.run_metrics.publish()  # the declared zeros; restored values are published already
+        self.registry.register(self.run_metrics)
+        self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
+        self.registry.register(AgentInfoCollector(self._agent_infos))
 
     def _trace_sink(
         self, span_exporter: SpanExporter | None, environ: Mapping[str, str]
@@ -114,6 +124,9 @@ class Exporter:
             queue,
             capture_content=traces.capture_content,
             max_content_chars=traces.max_content_chars,
+            redactor=Redactor(traces.redact_keys),
+            max_tool_steps=traces.max_tool_steps,
+            on_steps_dropped=self.metrics.count_steps_dropped,
             environ=environ,
         )
 
@@ -133,17 +146,20 @@ class Exporter:
             budget=self.budgets[source.name],
         )
         self.metrics.declare_source(source.name, ENDPOINTS.get(source.platform, ()))
-        for agent_id in source.agents:
-            self.run_metrics.declare_agent(
-                source.name, source.platform, agent_id, built.terminal_statuses, built.dispositions
-            )
-        return SourceRuntime(
+        runtime = SourceRuntime(
             source=built,
-            agents=list(source.agents),
-            info=SourceInfo(source.name, source.platform, source.service_name),
+            agents=source.agents,
+            info=SourceInfo(
+                source.name, source.platform, source.service_name, source.capture_content
+            ),
             health=self.health.add(source.name, self.clock()),
             max_pages=source.max_pages_per_poll,
+            discovery_interval_s=source.discovery_interval,
+            sharding=self.settings.sharding,
         )
+        for agent_id in runtime.directory.ids:
+            self.poller.declare(runtime, agent_id)
+        return runtime
 
     def _restore(self) -> None:
         snapshot = self.store.load(self.tracker.prune_before(self.clock()))
@@ -159,20 +175,33 @@ class Exporter:
 
     def _agents(self) -> Iterator[tuple[str, str, str]]:
         for runtime in self.runtimes:
-            for agent_id in runtime.agents:
+            for agent_id in runtime.directory.ids:
                 yield runtime.info.name, runtime.info.platform, agent_id
+
+    def _agent_infos(self) -> Iterator[tuple[str, str, str, str | None]]:
+        for runtime in self.runtimes:
+            for agent_id in runtime.directory.ids:
+                name = runtime.directory.name(agent_id)
+                yield runtime.info.name, runtime.info.platform, agent_id, name
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve and poll until `stop` is set, then shut down."""
         host, port = self.settings.listen_address
+        web = LiveWebConfig(self.web)
+        app = protect(
+            create_app(self.registry, self.health, self.clock),
+            web,
+            health_without_auth=self.settings.web.health_without_auth,
+            on_failure=self.metrics.count_auth_failure,
+        )
         try:
-            server = await serve_in_loop(
-                create_app(self.registry, self.health, self.clock), host, port
-            )
+            server = await serve_in_loop(app, host, port, tls=web.server_context)
         except OSError:
             await self.close()
             raise
-        log.info("serving /metrics, /healthz and /readyz on http://%s:%d", host, server.port)
+        log.info(
+            "serving /metrics, /healthz and /readyz on %s (%s)", server.url, self.web.describe()
+        )
         poller = asyncio.create_task(self.poller.run(self.runtimes, stop), name="poller")
         try:
             await stop.wait()
@@ -202,11 +231,13 @@ class Exporter:
         self.store.close()
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+async def serve(
+    settings: Settings, stop: asyncio.Event | None = None, web: WebConfig | None = None
+) -> int:
     """Run the exporter until `stop` (default: SIGINT or SIGTERM); return the exit code."""
     stop = stop or stop_on_signals()
     try:
-        exporter = Exporter(settings)
+        exporter = Exporter(settings, web=web)
     except OSError as exc:  # e.g. an unreadable token_file or state directory
         log.error("cannot start the exporter: %s", exc)
         return 1

@@ -15,13 +15,16 @@ from collections.abc import Sequence
 
 from exporter import __version__
 from exporter.app import serve
-from exporter.config import load_settings, render_effective
+from exporter.config import Settings, load_settings, render_effective
 from exporter.demo import run_demo
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
+from exporter.shardflags import add_shard_arguments, apply_shard_arguments
+from exporter.simulator.platforms import PLATFORMS
 from exporter.simulator.server import run_simulator
 from exporter.simulator.world import SimulatorSettings
 from exporter.sinks.span_exporters import resolve_protocol
+from exporter.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the exporter daemon")
     run.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
+    add_shard_arguments(run)
+    _web_config_argument(run)
     check = sub.add_parser(
         "check-config", parents=[common], help="validate a config and print it, secrets masked"
     )
     check.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
-    sim = sub.add_parser("simulate", parents=[common], help="serve the fake Conduit API only")
+    add_shard_arguments(check)
+    _web_config_argument(check)
+    sim = sub.add_parser(
+        "simulate", parents=[common], help="serve fake platform APIs (no exporter)"
+    )
+    sim.add_argument(
+        "--platform",
+        default="conduit",
+        choices=(*PLATFORMS, "all"),
+        help="platform to fake; all: the four under /conduit, /runtype, /elizaos, /acp",
+    )
     _simulator_arguments(sim, default_port=8080)
     demo = sub.add_parser(
         "demo",
@@ -67,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     # No upstream rate limit by default in the demo: request budgets are a feature of their own.
     _simulator_arguments(demo, default_port=0, rate=0.2, rate_limit=0)
     return parser
+
+
+def _web_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        default=None,
+        metavar="FILE",
+        help="exporter-toolkit web config (TLS, basic auth); overrides web.config_file",
+    )
 
 
 def _simulator_arguments(
@@ -98,7 +123,9 @@ def _simulator_arguments(
     group.add_argument(
         "--malformed-ratio", type=float, default=0.0, help="share of answers with a truncated body"
     )
-    group.add_argument("--token", default=None, help="bearer token the simulator requires")
+    group.add_argument(
+        "--token", default=None, help="token the simulator requires (ElizaOS: as X-API-KEY)"
+    )
     group.add_argument(
         "--duration-scale", type=float, default=1.0, help="multiply run durations (median ~4 s)"
     )
@@ -109,7 +136,7 @@ def _simulator_arguments(
         "--rate-limit",
         type=int,
         default=rate_limit,
-        help="requests per minute per workspace before 429, as Conduit does (0: no limit)",
+        help="requests per minute per platform before 429, as Conduit does (0: no limit)",
     )
 
 
@@ -136,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(error: ConfigError, path: str | None) -> None:
-    where = f" in {path}" if path else ""
+    # Name the file only if every problem is in it (a web config file's have their own names).
+    in_file = path and all(p.location.startswith(path) for p in error.problems)
+    where = f" in {path}" if in_file else ""
     count = len(error.problems)
     print(f"agent-runs-exporter: {count} configuration problem(s){where}:", file=sys.stderr)
     for problem in error.problems:
@@ -147,16 +176,29 @@ def _report(error: ConfigError, path: str | None) -> None:
     )
 
 
+def _load(args: argparse.Namespace) -> tuple[Settings, WebConfig]:
+    """Load the settings and the web config file they (or --web.config.file) name."""
+    settings = apply_shard_arguments(load_settings(args.config), args)
+    if args.web_config_file is not None:
+        web = settings.web.model_copy(update={"config_file": args.web_config_file})
+        settings = settings.model_copy(update={"web": web})
+    return settings, load_web_config(settings.web.config_file)
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings, web = _load(args)
     if settings.traces.exporter == "otlp":
         resolve_protocol(settings.traces.protocol, os.environ)  # OTEL_* variables count too
-    print(f"# {args.config}: OK\n" + render_effective(settings), end="")
+    print(f"# {args.config}: OK", end="\n")
+    if web.path is not None:
+        print(f"# {web.path}: OK, {web.describe()}")
+    print(render_effective(settings), end="")
     return EXIT_OK
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    return asyncio.run(serve(load_settings(args.config)))
+    settings, web = _load(args)
+    return asyncio.run(serve(settings, web=web))
 
 
 def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
@@ -184,7 +226,7 @@ def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    run_simulator(simulator_settings(args), args.host, args.port)
+    run_simulator(simulator_settings(args), args.host, args.port, args.platform)
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,6 +35,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from exporter import configload
 from exporter.durations import Duration, format_duration, parse_duration
 from exporter.logs import MASK, register_secret
+from exporter.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
+from exporter.sharding import ShardingSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -41,9 +44,11 @@ __all__ = [
     "MetricsSettings",
     "Platform",
     "Settings",
+    "ShardingSettings",
     "SourceSettings",
     "StateSettings",
     "TracesSettings",
+    "WebSettings",
     "format_duration",
     "load_settings",
     "parse_duration",
@@ -52,13 +57,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Platform = Literal["conduit"]  # add a platform here (and a module under exporter/sources/)
+Platform = Literal["conduit", "runtype", "elizaos", "acp"]  # each has exporter/sources/<name>.py
+DISCOVERING_PLATFORMS = ("conduit", "runtype", "elizaos")  # platforms that list their agents
 ENV_PREFIX = "AGENT_RUNS_EXPORTER_"
 _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,63}")
 _LISTEN = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})")
 DURATION_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800)  # seconds
 TOKEN_BUCKETS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000)
 COST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)  # USD
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 def _check_buckets(bounds: list[float]) -> list[float]:
@@ -110,6 +117,17 @@ def _read_token_file(path: str) -> str:
     return Path(path).read_text(encoding="utf-8").strip()
 
 
+def check_ca_file(path: str) -> None:
+    """Raise ValueError unless `path` is a readable PEM bundle of CA certificates."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError:  # an OSError too: catch it first
+        raise ValueError(f"CA file {path} holds no PEM certificate") from None
+    except (OSError, UnicodeError) as exc:
+        reason = configload.unreadable_reason(exc)
+        raise ValueError(f"cannot read CA file {path}: {reason}") from None
+
+
 def _duplicates(names: list[str]) -> list[str]:
     """Return the names that occur more than once, in first-seen order."""
     return [name for index, name in enumerate(names) if name in names[:index]]
@@ -141,6 +159,8 @@ class TracesSettings(_Model):
     file: str = Field(default="./spans.jsonl", min_length=1)
     capture_content: bool = False
     max_content_chars: int = Field(default=4096, ge=64)
+    redact_keys: list[str] = list(DEFAULT_REDACT_KEYS)
+    max_tool_steps: int = Field(default=1000, ge=1)
     timeout: Duration = Field(default=10.0, gt=0)
     detail_concurrency: int = Field(default=4, ge=1, le=32)
     sample_successful: float = Field(default=1.0, ge=0, le=1)
@@ -150,6 +170,13 @@ class TracesSettings(_Model):
     @classmethod
     def _check_endpoint(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
+
+
+class WebSettings(_Model):
+    """Who may read the HTTP endpoints."""
+
+    config_file: str | None = Field(default=None, min_length=1)
+    health_without_auth: bool = False
 
 
 class MetricsSettings(_Model):
@@ -168,12 +195,17 @@ class SourceSettings(_Model):
     base_url: str
     token: SecretStr | None = None
     token_file: str | None = None
-    agents: list[str] = Field(min_length=1)
+    agents: list[str] | None = Field(default=None, min_length=1)
+    discovery_interval: Duration = Field(default=600.0, gt=0)
     workspace_id: str | None = None
     service_name: str | None = Field(default=None, min_length=1)
     page_size: int = Field(default=100, ge=1, le=100)
     request_timeout: Duration = Field(default=10.0, gt=0)
     max_pages_per_poll: int = Field(default=1000, ge=1)
+    ca_file: str | None = Field(default=None, min_length=1)
+    insecure_skip_verify: bool = False
+    max_response_bytes: int = Field(default=MAX_RESPONSE_BYTES, ge=1024)
+    capture_content: bool | None = None
     max_requests_per_minute: int | None = Field(default=None, ge=0)  # None: platform default
 
     @field_validator("name")
@@ -218,15 +250,47 @@ class SourceSettings(_Model):
             raise ValueError(f"token file {value} is empty")
         return value
 
+    @field_validator("ca_file")
+    @classmethod
+    def _check_ca_file(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_ca_file(value)
+        return value
+
+    @field_validator("insecure_skip_verify")
+    @classmethod
+    def _check_skip_verify(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("ca_file") is not None:
+            raise ValueError("set either ca_file or insecure_skip_verify, not both")
+        return value
+
     @field_validator("agents")
     @classmethod
-    def _check_agents(cls, value: list[str]) -> list[str]:
+    def _check_agents(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
         agents = [agent.strip() for agent in value]
         if not all(agents):
             raise ValueError("agent ids must not be blank")
         if dupes := _duplicates(agents):
             raise ValueError(f"duplicate agent ids: {', '.join(dupes)}")
         return agents
+
+    @model_validator(mode="after")
+    def _check_platform_fields(self) -> SourceSettings:
+        if self.agents is None and self.platform not in DISCOVERING_PLATFORMS:
+            raise ValueError(
+                f"agents: {self.platform} cannot list its agents; list the ids to poll "
+                "(for acp: the server ids), e.g. agents: [srv_abc]"
+            )
+        if self.workspace_id is not None and self.platform != "conduit":
+            raise ValueError(f"workspace_id applies to conduit only, not {self.platform}")
+        return self
+
+    @property
+    def discovers_agents(self) -> bool:
+        """Say whether the agents are discovered from the platform instead of listed."""
+        return self.agents is None
 
     def resolved_token(self) -> str | None:
         """Return the API token (re-reading token_file), or None for an unauthenticated upstream."""
@@ -250,6 +314,8 @@ class Settings(BaseSettings):
     state: StateSettings = StateSettings()
     traces: TracesSettings = TracesSettings()
     metrics: MetricsSettings = MetricsSettings()
+    sharding: ShardingSettings = ShardingSettings()
+    web: WebSettings = WebSettings()
     sources: list[SourceSettings] = Field(min_length=1)
 
     @classmethod

@@ -14,7 +14,9 @@
             ├── AuthError         HTTP 401 / 403                 reason=unauthorized|forbidden
             ├── NotFoundError     HTTP 404                                    reason=not_found
             ├── ClientError       any other HTTP 4xx                          reason=http_4xx
-            └── MalformedPageError  a body that is not the documented shape reason=malformed_page
+            ├── MalformedPageError  a body that is not the documented shape reason=malformed_page
+            ├── RedirectError     a redirect to another origin, not followed  reason=redirect
+            └── ResponseTooLargeError  a body over the size cap, not read     reason=too_large
 
 Callers never see a raw httpx exception. This module imports nothing from the package.
 """
@@ -143,6 +145,18 @@ class MalformedPageError(PermanentError):
     reason = "malformed_page"
 
 
+class RedirectError(PermanentError):
+    """The upstream redirected to another origin; not followed, so credentials stay home."""
+
+    reason = "redirect"
+
+
+class ResponseTooLargeError(PermanentError):
+    """A response body is larger than the source's `max_response_bytes`; reading stopped."""
+
+    reason = "too_large"
+
+
 POLL_ERROR_REASONS = (
     "timeout",
     "connect",
@@ -153,6 +167,8 @@ POLL_ERROR_REASONS = (
     "not_found",
     "http_4xx",
     "malformed_page",
+    "redirect",
+    "too_large",
     "page_cap",
     "internal",
 )

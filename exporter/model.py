@@ -41,7 +41,8 @@ class ToolStep:
     """One tool call of a run, in the order the platform reports it.
 
     `started_at`/`ended_at` are epoch seconds when the platform reports real times, else None.
-    `input`/`output` are JSON-compatible values as the platform sent them.
+    `input`/`output` are JSON-compatible values as the platform sent them. `kind` is "tool" for a
+    tool call and "model" for a model call (`name` is then the model; tokens when reported).
     """
 
     name: str
@@ -51,6 +52,10 @@ class ToolStep:
     ended_at: float | None = None
     call_id: str | None = None
     error: str | None = None
+    kind: str = "tool"
+    provider: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -63,6 +68,9 @@ class Run:
     """One agent run as the exporter understands it, whatever platform it came from.
 
     Times are epoch seconds (float, UTC). Fields a platform does not give are None, never zero.
+    `created_at` orders runs and bounds paging; `started_at`, when the platform gives it apart,
+    is when work began. `total_tokens` is for platforms that report no input/output split.
+    `parent_run_id` names the run that started this one (a sub-agent execution).
     `tool_steps` is None until the run's detail has been fetched (or when the platform has none).
     """
 
@@ -76,13 +84,21 @@ class Run:
     disposition: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    total_tokens: int | None = None
     cost_usd: float | None = None
     trace_id: str | None = None
     conversation_id: str | None = None
     error: str | None = None
     agent_name: str | None = None
+    started_at: float | None = None
+    parent_run_id: str | None = None
     tool_steps: tuple[ToolStep, ...] | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def start_time(self) -> float:
+        """Return when the run began: its reported start, else its creation."""
+        return self.created_at if self.started_at is None else self.started_at
 
     @property
     def end_time(self) -> float | None:
@@ -90,7 +106,7 @@ class Run:
         if self.completed_at is not None:
             return self.completed_at
         if self.duration_s is not None:
-            return self.created_at + self.duration_s
+            return self.start_time + self.duration_s
         return None
 
     @property
@@ -99,5 +115,5 @@ class Run:
         if self.duration_s is not None:
             return self.duration_s
         if self.completed_at is not None:
-            return max(0.0, self.completed_at - self.created_at)
+            return max(0.0, self.completed_at - self.start_time)
         return None

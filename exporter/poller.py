@@ -11,7 +11,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
+from exporter import discovery
+from exporter.discovery import AgentDirectory
 from exporter.errors import (
     ExporterError,
     MalformedPageError,
@@ -24,8 +27,10 @@ from exporter.health import SourceHealth
 from exporter.ids import run_trace_id
 from exporter.model import Run
 from exporter.selfmetrics import SelfMetrics
+from exporter.sharding import ShardingSettings
 from exporter.sinks.metrics import RunMetrics
 from exporter.sinks.traces import SourceInfo, TraceSink
+from exporter.skips import SkipLedger
 from exporter.sources.base import Page, Source
 from exporter.state import RunRecord, StateBatch, StateStore
 from exporter.tracker import Outcome, Tracker
@@ -39,15 +44,24 @@ TRACE_CHUNK = 200
 
 @dataclass(slots=True)
 class SourceRuntime:
-    """A configured source with its agents, span identity and health."""
+    """A configured source with its agents, span identity and health.
+
+    `agents` are the configured agent ids; None means they are discovered from the platform.
+    """
 
     source: Source
-    agents: list[str]
+    agents: list[str] | None
     info: SourceInfo
     health: SourceHealth
     max_pages: int = 1000
-    agent_names: dict[str, str] = field(default_factory=dict)
+    discovery_interval_s: float = 600.0
+    sharding: ShardingSettings = field(default_factory=ShardingSettings)
     counted: int = 0
+    directory: AgentDirectory = field(init=False)
+
+    def __post_init__(self) -> None:
+        keep = partial(self.sharding.owns, self.info.name)
+        self.directory = AgentDirectory(self.agents, self.discovery_interval_s, keep=keep)
 
 
 class Poller:
@@ -74,6 +88,7 @@ class Poller:
         self.poll_interval_s = poll_interval_s
         self.detail_concurrency = detail_concurrency
         self.trace_budget_s = max(2 * poll_interval_s, 10.0)
+        self.skips = SkipLedger()
 
     async def run(self, sources: list[SourceRuntime], stop: asyncio.Event) -> None:
         """Poll every source until `stop` is set."""
@@ -97,20 +112,46 @@ class Poller:
         """Run one cycle for a source: every agent, pending traces, expiry, commit."""
         started = self.clock()
         counted_before = runtime.counted
+        listed = await self._discover(runtime)
+        if not runtime.directory.ids and not runtime.directory.others:
+            return self._record_health(runtime, False, started)
         limit = asyncio.Semaphore(AGENT_CONCURRENCY)
 
         async def one(agent_id: str) -> bool:
             async with limit:
                 return await self._poll_agent(runtime, agent_id)
 
-        results = await asyncio.gather(*(one(agent) for agent in runtime.agents))
+        results = await asyncio.gather(*(one(agent) for agent in runtime.directory.ids))
         self.commit()  # counts are durable and published before the (budget-bound) trace phase
-        if self.traces is not None:
-            await self._learn_names(runtime)
+        await discovery.learn_names(runtime.directory, runtime.source, runtime.info.name)
         traced = await self._export_traces(runtime)
         self.commit()
         self._report(runtime, runtime.counted - counted_before, traced, started)
-        return self._record_health(runtime, all(results), started)
+        return self._record_health(runtime, listed and all(results), started)
+
+    async def _discover(self, runtime: SourceRuntime) -> bool:
+        """Refresh a discovering source's agent list when due; False if that failed."""
+        try:
+            new = await discovery.refresh(runtime.directory, runtime.source, self.clock())
+        except SourceError as exc:
+            self._poll_failed(runtime, "(agent listing)", exc)
+            return False
+        for agent_id in new:
+            self.declare(runtime, agent_id)
+        return True
+
+    def declare(self, runtime: SourceRuntime, agent_id: str) -> None:
+        """Start an agent's run metrics at zero for the label sets its platform reports."""
+        source = runtime.source
+        self.run_metrics.declare_agent(
+            runtime.info.name,
+            runtime.info.platform,
+            agent_id,
+            statuses=source.terminal_statuses,
+            dispositions=source.dispositions,
+            token_types=source.token_types,
+            has_cost=source.has_cost,
+        )
 
     def _report(self, runtime: SourceRuntime, counted: int, traced: int, started: float) -> None:
         # The first cycle may read a whole lookback window: say what it did at info level.
@@ -156,16 +197,44 @@ class Poller:
         except SourceError as exc:
             self._poll_failed(runtime, agent_id, exc)
             return False
+        if page.history_cut:
+            self._check_gap(runtime, agent_id, page)
         self.tracker.finish_agent(name, agent_id, newest, now)
         return True
+
+    def _check_gap(self, runtime: SourceRuntime, agent_id: str, page: Page) -> None:
+        """Count a possible gap when the only visible page stops short of runs read before."""
+        high_water = self.tracker.high_water(runtime.info.name, agent_id)
+        if high_water is None or not page.runs:
+            return
+        if min(run.created_at for run in page.runs) <= high_water:  # it overlaps what was read
+            return
+        self.metrics.page_gaps.labels(runtime.info.name).inc()
+        log.warning(
+            "source %s agent %s: all %d visible runs are newer than the last poll, and the "
+            "platform shows no older page: runs in between may be missed. Poll faster "
+            "(poll_interval is %gs) or raise page_size.",
+            runtime.info.name,
+            agent_id,
+            len(page.runs),
+            self.poll_interval_s,
+        )
 
     def _ingest(
         self, runtime: SourceRuntime, page: Page, now: float, newest: float | None
     ) -> float | None:
         info = runtime.info
         runtime.health.last_progress = self.clock()
-        for reason, count in page.skipped.items():
-            self.metrics.runs_skipped.labels(info.name, reason).inc(count)
+        for skip in page.skips:
+            if self.skips.first(info.name, skip):
+                self.metrics.runs_skipped.labels(info.name, skip.reason).inc()
+                log.warning(
+                    "source %s: skipping a run (%s%s): %s",
+                    info.name,
+                    skip.reason,
+                    f" {skip.item_id}" if skip.item_id else "",
+                    skip.message,
+                )
         for run in page.runs:
             if newest is None or run.created_at > newest:
                 newest = run.created_at
@@ -194,23 +263,6 @@ class Poller:
             agent_id,
             pages,
         )
-
-    async def _learn_names(self, runtime: SourceRuntime) -> None:
-        """Look up agent names for span names, once each; a failure is retried next poll."""
-        for agent_id in runtime.agents:
-            if agent_id in runtime.agent_names:
-                continue
-            try:
-                name = await runtime.source.agent_name(agent_id)
-            except PermanentError as exc:
-                log.info(
-                    "agent %s of %s has no readable name: %s", agent_id, runtime.info.name, exc
-                )
-                name = None
-            except ExporterError as exc:
-                log.debug("no name for agent %s of %s yet: %s", agent_id, runtime.info.name, exc)
-                continue
-            runtime.agent_names[agent_id] = name or agent_id
 
     async def _export_traces(self, runtime: SourceRuntime) -> int:
         """Fetch details and export spans of pending runs; return how many were traced.
@@ -268,12 +320,13 @@ class Poller:
             )
             self.metrics.runs_skipped.labels(info.name, "detail_failed").inc()
             run = replace(record.run, tool_steps=None)
-        name = runtime.agent_names.get(run.agent_id)
+        name = runtime.directory.name(run.agent_id)
         self._export(info, replace(run, agent_name=run.agent_name or name), record)
 
     def _export(self, info: SourceInfo, run: Run, record: RunRecord) -> None:
         assert self.traces is not None
-        self.traces.submit(info, run, _Sent(info, record, run))
+        assert record.run is not None
+        self.traces.submit(info, run, _Sent(info, record, run, record.run))
         self.tracker.trace_sent(record)
 
     def _settle(self) -> None:
@@ -294,7 +347,9 @@ class Poller:
             ):
                 self.tracker.trace_retry(sent.record)  # dropped from a full queue: try again later
                 continue
-            self.run_metrics.record_tools(sent.info.name, sent.info.platform, sent.run)
+            self.run_metrics.record_detail(
+                sent.info.name, sent.info.platform, sent.run, sent.listed
+            )
             self.tracker.trace_done(sent.record)
 
     def commit(self) -> None:
@@ -321,7 +376,8 @@ class _Sent:
 
     info: SourceInfo
     record: RunRecord
-    run: Run
+    run: Run  # with its detail
+    listed: Run  # as the list showed it
 
 
 def _reaches(page: Page, stop_below: float) -> bool:

@@ -12,6 +12,7 @@ from exporter.errors import POLL_ERROR_REASONS
 
 SKIP_REASONS = ("malformed_item", "unknown_status", "in_flight_expired", "detail_failed")
 SPAN_RESULTS = ("success", "failure")
+WEB_AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong_credentials")
 POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -68,6 +69,14 @@ _SPECS = (
         ("source", "reason"),
     ),
     _Spec(
+        "page_gaps",
+        Counter,
+        "agent_runs_exporter_page_gaps_total",
+        "Polls whose only visible page (the platform has no paging) stopped short of the runs "
+        "read before, so runs in between may be missed: poll faster.",
+        ("source",),
+    ),
+    _Spec(
         "spans_exported",
         Counter,
         "agent_runs_exporter_spans_exported_total",
@@ -103,6 +112,34 @@ _SPECS = (
         (),
     ),
     _Spec(
+        "shard_ordinal",
+        Gauge,
+        "agent_runs_exporter_shard_ordinal",
+        "This instance's shard, 0 to total_shards - 1.",
+        (),
+    ),
+    _Spec(
+        "total_shards",
+        Gauge,
+        "agent_runs_exporter_total_shards",
+        "How many exporter instances share the agents between them.",
+        (),
+    ),
+    _Spec(
+        "web_auth_failures",
+        Counter,
+        "agent_runs_exporter_web_auth_failures_total",
+        "Requests to the exporter refused for missing, malformed or wrong basic-auth credentials.",
+        ("reason",),
+    ),
+    _Spec(
+        "tool_steps_dropped",
+        Counter,
+        "agent_runs_exporter_tool_steps_dropped_total",
+        "Tool steps not turned into spans because their run had more than traces.max_tool_steps.",
+        ("source",),
+    ),
+    _Spec(
         "build_info",
         Gauge,
         "agent_runs_exporter_build_info",
@@ -129,19 +166,27 @@ class SelfMetrics:
     api_requests: Counter
     poll_errors: Counter
     runs_skipped: Counter
+    page_gaps: Counter
     spans_exported: Counter
     spans_dropped: Counter
     trace_backlog: Gauge
     tracked_runs: Gauge
     state_resets: Counter
+    shard_ordinal: Gauge
+    total_shards: Gauge
+    web_auth_failures: Counter
+    tool_steps_dropped: Counter
     build_info: Gauge
 
     def __init__(self, registry: CollectorRegistry) -> None:
         for spec in _SPECS:
             setattr(self, spec.attr, _instrument(spec, registry))
         self.build_info.labels(__version__).set(1)
+        self.total_shards.set(1)
         for result in SPAN_RESULTS:
             self.spans_exported.labels(result)
+        for reason in WEB_AUTH_FAILURE_REASONS:
+            self.web_auth_failures.labels(reason)
 
     def declare_source(self, source: str, endpoints: Iterable[str]) -> None:
         """Start the source's known label sets at zero."""
@@ -149,12 +194,22 @@ class SelfMetrics:
         self.last_success.labels(source)
         self.poll_duration.labels(source)
         self.trace_backlog.labels(source)
+        self.tool_steps_dropped.labels(source)
+        self.page_gaps.labels(source)
         for reason in POLL_ERROR_REASONS:
             self.poll_errors.labels(source, reason)
         for reason in SKIP_REASONS:
             self.runs_skipped.labels(source, reason)
         for endpoint in endpoints:
             self.api_requests.labels(source, endpoint, "200")
+
+    def count_auth_failure(self, reason: str) -> None:
+        """Count one request refused by basic auth."""
+        self.web_auth_failures.labels(reason).inc()
+
+    def count_steps_dropped(self, source: str, count: int) -> None:
+        """Count tool steps of one run left out of its trace."""
+        self.tool_steps_dropped.labels(source).inc(count)
 
     def count_spans(self, result: str, count: int) -> None:
         """Count spans by export result (called from the span export thread)."""

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,12 +44,13 @@ class RunningServer:
     port: int
     _server: _LoopServer
     _task: asyncio.Task[None]
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
         """Return the base URL, e.g. `http://127.0.0.1:41234`."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -85,9 +87,16 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def serve_in_loop(
-    app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_level: str = "warning",
+    tls: ssl.SSLContext | None = None,
 ) -> RunningServer:
-    """Start serving `app` in the current loop and return once it accepts connections."""
+    """Start serving `app` in the current loop and return once it accepts connections.
+
+    With `tls`, connections are TLS handshakes with that context (HTTPS).
+    """
     sock = _bind(host, port)
     config = uvicorn.Config(
         app,
@@ -100,9 +109,13 @@ async def serve_in_loop(
         ws="none",
         timeout_graceful_shutdown=STOP_TIMEOUT_S,
     )
+    if tls is not None:
+        config.load()  # serve() skips loading a loaded config, so our context stays
+        config.ssl = tls
     server = _LoopServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http-{port}")
-    running = RunningServer(host, sock.getsockname()[1], server, task)
+    scheme = "https" if tls is not None else "http"
+    running = RunningServer(host, sock.getsockname()[1], server, task, scheme)
     try:
         await asyncio.wait_for(_until_started(server, task), START_TIMEOUT_S)
     except BaseException:

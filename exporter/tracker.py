@@ -76,6 +76,10 @@ class Tracker:
         reach = high_water if oldest_in_flight is None else min(high_water, oldest_in_flight)
         return max(floor, reach)
 
+    def high_water(self, source: str, agent_id: str) -> float | None:
+        """Return the newest creation time a complete poll of the agent has read, or None."""
+        return self._high_water.get((source, agent_id))
+
     def observe(self, source: str, run: Run, now: float) -> Outcome:
         """Record a sighting of `run` and say whether it must be counted now."""
         if run.created_at < self.floor(now):

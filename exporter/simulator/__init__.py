@@ -1,21 +1,30 @@
-"""A faithful fake of hosted agent-run APIs (Conduit today) with ground truth for tests.
+"""Faithful fakes of hosted agent-run APIs (Conduit, Runtype, ElizaOS, ACP) with ground truth.
 
-`world` generates runs from a seed and an injected clock; `conduit` serves them as Conduit's
-`/v1/agents...` endpoints plus `/_simulator/` controls; `server` is the `simulate` command.
-Depends only on the platforms' payload shapes (and `exporter.serving` to serve them).
+`world` generates runs from a seed and an injected clock, in each platform's vocabulary (its
+`Flavor`: `conduit_runs`, `runtype_runs`, `elizaos_runs`, `acp_runs`); `conduit`, `runtype`,
+`elizaos` and `acp` serve them as that platform's endpoints through the shared `gate`, plus
+`/_simulator/` controls; `platforms` builds one app or all four; `server` is the `simulate`
+command. Depends only on the platforms' payload shapes (and `exporter.serving` to serve them).
 """
 
 from exporter.simulator.conduit import create_app
+from exporter.simulator.platforms import PLATFORMS, Simulated, build, simulate, simulate_all
 from exporter.simulator.records import Agent, SimRun, TruthRun
 from exporter.simulator.server import run_simulator
-from exporter.simulator.world import SimulatorSettings, World
+from exporter.simulator.world import BaseWorld, SimulatorSettings, World
 
 __all__ = [
+    "PLATFORMS",
     "Agent",
+    "BaseWorld",
     "SimRun",
+    "Simulated",
     "SimulatorSettings",
     "TruthRun",
     "World",
+    "build",
     "create_app",
     "run_simulator",
+    "simulate",
+    "simulate_all",
 ]

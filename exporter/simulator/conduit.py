@@ -5,52 +5,33 @@
     GET /v1/agents/{id}/runs                {data: [run], next_cursor, has_more}
     GET /v1/agents/{id}/runs/{run_id}       {data: run + detail}        404 Run not found
 
-Every error body is `{"error": "..."}`. Each Conduit request goes through, in order: the
-`latency` sleep, bearer auth (401 when a token is configured and missing or wrong), the faults
-of `faults.Faults` (429 with Retry-After, 5xx, a slow answer, a truncated body), then the
+Every error body is `{"error": "..."}`. Requests pass the shared `gate` (latency, bearer auth:
+401 when a token is configured and missing or wrong, 429 with Retry-After, 5xx), then the
 handler: a `workspace_id` other than the world's is 403 "Invalid workspace id"; a bad `limit`,
-`status` or `cursor` is 400. Answers are counted in a `traffic.RequestLog`, in the minute the
-request arrived. The test-only control endpoints live under `/_simulator/`
-(see `control.py`); they need no token and are neither delayed, refused nor counted.
+`status` or `cursor` is 400. The test-only control endpoints live under `/_simulator/`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
 
-from exporter.simulator import control
-from exporter.simulator.faults import FaultKnobs, Faults, Refusal
+from exporter.simulator.gate import ApiError, Dialect, bearer, bind, build_app
 from exporter.simulator.paging import CursorError, decode_cursor, encode_cursor, newest_first
 from exporter.simulator.payloads import agent_payload, run_detail, run_summary
 from exporter.simulator.records import Agent, SimRun
-from exporter.simulator.traffic import RequestLog
 from exporter.simulator.world import World
 
 Payload = dict[str, Any]
-Handler = Callable[[Request, World], Payload]
 
 STATUSES = ("accepted", "running", "completed", "failed")
 JSON_TYPE = "application/json"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-
-
-class ApiError(Exception):
-    """An error answer a handler gives instead of a payload."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -150,69 +131,25 @@ def get_run(request: Request, world: World) -> Payload:
     return {"data": run_detail(run, now_ms)}
 
 
-class _Gate:
-    """Apply latency, auth, refusals and counting around each Conduit handler."""
-
-    def __init__(self, world: World, faults: Faults, requests: RequestLog) -> None:
-        self.world, self.faults, self.requests = world, faults, requests
-        token = world.settings.token
-        self._expected = token.encode() if token else None
-
-    def route(self, path: str, handler: Handler) -> Route:
-        """Wrap a handler into a GET route whose answers are gated and counted."""
-
-        async def endpoint(request: Request) -> Response:
-            arrived = self.world.clock()  # a slow answer still counts in the minute it was asked
-            response = await self._answer(request, handler)
-            self.requests.record(path, response.status_code, arrived)
-            return response
-
-        return Route(path, endpoint, methods=["GET"])
-
-    async def _answer(self, request: Request, handler: Handler) -> Response:
-        if self.faults.knobs.latency > 0:
-            await asyncio.sleep(self.faults.knobs.latency)
-        if not self._authorized(request):
-            return error_response(401, "Invalid or missing API token")
-        fault = self.faults.choose()
-        if isinstance(fault, Refusal):
-            retry = None if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-            return error_response(fault.status, fault.error, retry)
-        if fault is not None and fault.delay > 0:
-            await asyncio.sleep(fault.delay)
-        try:
-            response = JSONResponse(handler(request, self.world))
-        except ApiError as exc:
-            return error_response(exc.status, exc.message)
-        if fault is not None and fault.malformed:
-            return Response(bytes(response.body)[: len(response.body) // 2], 200, None, JSON_TYPE)
-        return response
-
-    def _authorized(self, request: Request) -> bool:
-        if self._expected is None:
-            return True
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), self._expected)
+def _error(
+    status: int, message: str, code: str | None, headers: Mapping[str, str] | None
+) -> Response:
+    return error_response(status, message, headers)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, HTTPException):
-        return error_response(exc.status_code, exc.detail, exc.headers)
-    return error_response(500, "Internal server error")
+DIALECT = Dialect(
+    credentials=bearer,
+    unauthorized=lambda: error_response(401, "Invalid or missing API token"),
+    error=_error,
+)
 
 
 def create_app(world: World) -> Starlette:
     """Build the fake Conduit app over `world`; `app.state` holds world, faults and requests."""
-    faults = Faults(FaultKnobs.from_settings(world.settings), world.settings.seed, world.clock)
-    requests = RequestLog(world.clock)
-    gate = _Gate(world, faults, requests)
-    routes = [
-        gate.route("/v1/agents", list_agents),
-        gate.route("/v1/agents/{id}", get_agent),
-        gate.route("/v1/agents/{id}/runs", list_runs),
-        gate.route("/v1/agents/{id}/runs/{run_id}", get_run),
-        Mount(control.PREFIX, routes=control.routes(world, faults, requests)),
+    handlers: list[tuple[str, Callable[[Request, World], Payload]]] = [
+        ("/v1/agents", list_agents),
+        ("/v1/agents/{id}", get_agent),
+        ("/v1/agents/{id}/runs", list_runs),
+        ("/v1/agents/{id}/runs/{run_id}", get_run),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-    app.state.world, app.state.faults, app.state.requests = world, faults, requests
-    return app
+    return build_app(world, DIALECT, [(path, bind(fn, world)) for path, fn in handlers])

@@ -1,7 +1,9 @@
-"""Test-only control endpoints of the simulator, mounted under `/_simulator/`; not part of Conduit.
+"""Test-only control endpoints of a platform app, under `/_simulator/`; no real platform has them.
 
-GET  /_simulator/truth      every retained run with its current status, plus counts
-GET  /_simulator/requests   answered Conduit requests per (endpoint, status) and per minute
+GET  /_simulator/truth      {platform, now, paused, agents: [{id, name}], counts, runs: [{id,
+                            agent_id, status, terminal, ...}]} (+ workspace_id for Conduit);
+                            `id` is the id the exporter dedupes on, `agent_id` the id in the URL
+GET  /_simulator/requests   answered platform requests per (endpoint, status) and per minute
 POST /_simulator/pause      stop new arrivals (runs in flight still finish)
 POST /_simulator/resume     start arrivals again
 GET  /_simulator/faults     current fault knobs
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict
 from typing import Any
 
 from starlette.requests import Request
@@ -24,28 +25,29 @@ from starlette.routing import BaseRoute, Route
 from exporter.simulator.faults import Faults
 from exporter.simulator.records import iso_ms
 from exporter.simulator.traffic import RequestLog
-from exporter.simulator.world import World
+from exporter.simulator.world import BaseWorld
 
 PREFIX = "/_simulator"
 
 
-def truth_payload(world: World) -> dict[str, Any]:
+def truth_payload(world: BaseWorld[Any, Any]) -> dict[str, Any]:
     """Return the world's ground truth as a JSON-ready dict."""
-    runs = world.truth()
+    runs = world.truth_rows()
     counts: dict[str, Counter[str]] = {agent.id: Counter() for agent in world.agents}
     for run in runs:
-        counts[run.agent_id][run.status] += 1
+        counts[run["agent_id"]][run["status"]] += 1
     return {
+        "platform": world.platform,
         "now": iso_ms(world.now_ms()),
         "paused": world.paused,
-        "workspace_id": world.workspace_id,
+        **world.truth_header(),
         "agents": [{"id": agent.id, "name": agent.name} for agent in world.agents],
         "counts": {agent_id: dict(by_status) for agent_id, by_status in counts.items()},
-        "runs": [asdict(run) for run in runs],
+        "runs": runs,
     }
 
 
-def routes(world: World, faults: Faults, requests: RequestLog) -> list[BaseRoute]:
+def routes(world: BaseWorld[Any, Any], faults: Faults, requests: RequestLog) -> list[BaseRoute]:
     """Build the control routes over the app's world, faults and request log."""
 
     async def truth(request: Request) -> Response:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from exporter.simulator.world import SimulatorSettings
+from exporter.simulator.settings import SimulatorSettings
 
 _SERVER_ERRORS = (
     (500, "Internal server error"),

@@ -1,6 +1,7 @@
 """Cursor paging, newest first, that stays stable while new items arrive at the top.
 
-A cursor is the urlsafe-base64 of `<created_ms>:<id>` of the last item returned; the next page
+A cursor is the urlsafe-base64 of `<created_ms>:<id>` of the last item returned (ids are
+alphanumerics, `_` and `-`); the next page
 holds the items strictly older than it by (created_ms, id). Items created after the first page
 therefore never shift later pages, and every item present for the whole walk is seen exactly once.
 """
@@ -35,7 +36,7 @@ def decode_cursor(cursor: str) -> Key:
         key = (int(created), item_id)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise CursorError(cursor) from exc
-    if not item_id.isalnum() or key[0] < 0:
+    if not item_id.replace("_", "").replace("-", "").isalnum() or key[0] < 0:
         raise CursorError(cursor)
     return key
 

@@ -1,6 +1,7 @@
 """Value types of the simulated Conduit world: agents, runs and the ground truth of a run.
 
-Also the two Conduit formats every part of the simulator shares: ids and millisecond timestamps.
+Also the formats every part of the simulator shares: ids (Conduit's, hex, UUIDs) and millisecond
+ISO timestamps.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import string
+import uuid
 from dataclasses import dataclass
 
 _ALNUM = string.digits + string.ascii_lowercase
@@ -88,6 +90,7 @@ class TruthRun:
     input_tokens: int | None
     output_tokens: int | None
     total_cost: float | None
+    terminal: bool
 
 
 def iso_ms(ms: int) -> str:
@@ -118,4 +121,20 @@ def truth_of(run: SimRun, now_ms: int) -> TruthRun:
         input_tokens=run.input_tokens if done else None,
         output_tokens=run.output_tokens if done else None,
         total_cost=run.total_cost if done else None,
+        terminal=done,
     )
+
+
+def hex_id(rng: random.Random, prefix: str, digits: int = 16) -> str:
+    """Draw a prefixed lowercase-hex id (`exec_9f8b7c6d5a4e3f21`)."""
+    return f"{prefix}{rng.getrandbits(4 * digits):0{digits}x}"
+
+
+def alnum_id(rng: random.Random, prefix: str, length: int = 24) -> str:
+    """Draw a prefixed lowercase-alphanumeric id (`srv_k2j4...`)."""
+    return prefix + "".join(rng.choices(_ALNUM, k=length))
+
+
+def uuid_from(rng: random.Random) -> str:
+    """Draw a version-4 UUID string from `rng`, so it is reproducible from the seed."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))

@@ -1,8 +1,8 @@
 """Serve the simulator as a blocking command (`agent-runs-exporter simulate`).
 
-run_simulator(settings: SimulatorSettings, host: str, port: int) -> None
-    entry point of the `simulate` CLI subcommand: build a World and the fake Conduit app,
-    print the base URL, workspace, agent ids and names, then serve until SIGINT or SIGTERM.
+run_simulator(settings, host, port, platform="conduit") -> None
+    entry point of the `simulate` CLI subcommand: build the world(s) and app for one platform or
+    `all`, print each platform's base URL and agents, then serve until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -11,21 +11,26 @@ import asyncio
 import logging
 
 from exporter.serving import RunningServer, serve_in_loop, stop_on_signals
-from exporter.simulator.conduit import create_app
-from exporter.simulator.world import SimulatorSettings, World
+from exporter.simulator.platforms import TITLES, Simulated, build
+from exporter.simulator.settings import SimulatorSettings
+from exporter.simulator.world import World
 
 logger = logging.getLogger(__name__)
 
 
-def run_simulator(settings: SimulatorSettings, host: str, port: int) -> None:
-    """Serve a fake Conduit API for `settings` on host:port until SIGINT or SIGTERM."""
-    asyncio.run(_serve_until_signalled(settings, host, port))
+def run_simulator(
+    settings: SimulatorSettings, host: str, port: int, platform: str = "conduit"
+) -> None:
+    """Serve fake platform APIs for `settings` on host:port until SIGINT or SIGTERM."""
+    asyncio.run(_serve_until_signalled(settings, host, port, platform))
 
 
-async def _serve_until_signalled(settings: SimulatorSettings, host: str, port: int) -> None:
-    world = World(settings)
-    running = await serve_in_loop(create_app(world), host, port)
-    _announce(running, world)
+async def _serve_until_signalled(
+    settings: SimulatorSettings, host: str, port: int, platform: str
+) -> None:
+    app, parts = build(platform, settings)
+    running = await serve_in_loop(app, host, port)
+    announce(running, parts)
     stop = stop_on_signals()
     try:
         await stop.wait()
@@ -34,10 +39,16 @@ async def _serve_until_signalled(settings: SimulatorSettings, host: str, port: i
         await running.stop()
 
 
-def _announce(running: RunningServer, world: World) -> None:
-    # Printed, not logged: this is the command's output, and the user needs it to configure a run.
-    print(f"Conduit simulator listening on {running.url}", flush=True)
-    print(f"  workspace_id {world.workspace_id}", flush=True)
-    for agent in world.agents:
-        print(f"  agent {agent.id}  {agent.name}", flush=True)
-    logger.info("simulator serving %d agents on %s", len(world.agents), running.url)
+def announce(running: RunningServer, parts: list[Simulated]) -> None:
+    """Print each platform's base URL and agents: the user needs them to configure a run."""
+    # Printed, not logged: this is the command's output.
+    for part in parts:
+        url = running.url + part.prefix
+        print(f"{TITLES[part.platform]} simulator listening on {url}", flush=True)
+        if isinstance(part.world, World):
+            print(f"  workspace_id {part.world.workspace_id}", flush=True)
+        kind = "server" if part.platform == "acp" else "agent"
+        for agent in part.world.agents:
+            print(f"  {kind} {agent.id}  {agent.name}", flush=True)
+    names = ", ".join(part.platform for part in parts)
+    logger.info("simulator serving %s on %s", names, running.url)

@@ -1,8 +1,10 @@
-"""Generate a deterministic stream of Conduit agent runs as an injected clock advances.
+"""Generate a deterministic stream of agent runs, in one platform's vocabulary, as a clock advances.
 
-Pure: no HTTP, no global RNG, no sleeping. Each agent draws from its own `random.Random` seeded
-from `SimulatorSettings.seed`, so the same seed and the same clock readings give the same runs.
-A run's times are fixed when it is generated; its status is derived from them at read time.
+Pure: no HTTP, no global RNG, no sleeping. The arrival engine (`BaseWorld`) is shared by every
+platform: each agent draws Poisson arrivals from its own `random.Random`, seeded from
+`SimulatorSettings.seed` (salted per platform), so the same seed and the same clock readings give
+the same runs. A `Flavor` says what an agent and a run of one platform look like; a run's times
+are fixed when it is generated and its status is derived from them at read time.
 """
 
 from __future__ import annotations
@@ -13,108 +15,105 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
-from exporter.simulator import catalogue
-from exporter.simulator.records import Agent, SimRun, TruthRun, conduit_id, iso_ms, truth_of
+from exporter.simulator.conduit_runs import ConduitFlavor
+from exporter.simulator.records import Agent, SimRun, TruthRun, iso_ms, truth_of
+from exporter.simulator.settings import SimulatorSettings
 
-__all__ = ["Agent", "Clock", "SimRun", "SimulatorSettings", "TruthRun", "World", "iso_ms"]
+__all__ = [
+    "Agent",
+    "BaseWorld",
+    "Clock",
+    "Flavor",
+    "SimRun",
+    "SimulatorSettings",
+    "TruthRun",
+    "World",
+    "iso_ms",
+]
 
 Clock = Callable[[], float]
 
-_MAX_RUNNING_S = 30 * 60.0
-_MEDIAN_RUNNING_S = 4.0
+
+class AgentLike(Protocol):
+    """What the engine needs of an agent: an id and a display name."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class SimulatorSettings:
-    """Knobs of the simulated world (load, durations) and of the fake server (faults, auth)."""
+class RunLike(Protocol):
+    """What the engine needs of a run: ids, a creation time and a status derived from time."""
 
-    seed: int = 7
-    agents: int = 3
-    rate: float = 0.5  # new runs per second per agent (Poisson)
-    failure_ratio: float = 0.1
-    duration_scale: float = 1.0
-    history: float = 600.0  # seconds of runs generated before the start
-    retention: float = 24 * 3600.0  # runs older than this are pruned
-    workspace_id: str | None = None  # None: derived from the seed
-    latency: float = 0.0  # seconds added to each response
-    error_ratio: float = 0.0  # share of requests answered 500/502/503
-    throttle_ratio: float = 0.0  # share of requests answered 429
-    retry_after: int = 1  # Retry-After seconds of an injected 429
-    rate_limit: int | None = 120  # Conduit's requests per minute per workspace; None: unlimited
-    slow_ratio: float = 0.0  # share of requests answered only after slow_seconds
-    slow_seconds: float = 5.0
-    malformed_ratio: float = 0.0  # share of requests answered 200 with a truncated body
-    token: str | None = None  # required bearer token; None: no auth
+    @property
+    def id(self) -> str: ...
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def created_ms(self) -> int: ...
+    @property
+    def key(self) -> tuple[int, str]: ...
+    def status(self, now_ms: int) -> str: ...
+    def terminal(self, now_ms: int) -> bool: ...
 
-    def __post_init__(self) -> None:
-        problems = [name for name, ok in self._checks() if not ok]
-        if problems:
-            raise ValueError("invalid simulator settings: " + ", ".join(problems))
 
-    def _checks(self) -> list[tuple[str, bool]]:
-        return [
-            ("agents must be >= 1", self.agents >= 1),
-            ("rate must be >= 0", self.rate >= 0),
-            ("failure_ratio must be in [0, 1]", 0 <= self.failure_ratio <= 1),
-            ("duration_scale must be > 0", self.duration_scale > 0),
-            ("history must be >= 0", self.history >= 0),
-            ("retention must be > 0", self.retention > 0),
-            ("latency must be >= 0", self.latency >= 0),
-            ("error_ratio must be in [0, 1]", 0 <= self.error_ratio <= 1),
-            ("throttle_ratio must be in [0, 1]", 0 <= self.throttle_ratio <= 1),
-            ("retry_after must be >= 0", self.retry_after >= 0),
-            ("rate_limit must be >= 1 or None", self.rate_limit is None or self.rate_limit >= 1),
-            ("slow_ratio must be in [0, 1]", 0 <= self.slow_ratio <= 1),
-            ("slow_seconds must be >= 0", self.slow_seconds >= 0),
-            ("malformed_ratio must be in [0, 1]", 0 <= self.malformed_ratio <= 1),
-        ]
+A = TypeVar("A", bound=AgentLike)
+R = TypeVar("R", bound=RunLike)
+
+
+class Flavor(Protocol[A, R]):
+    """One platform's vocabulary: how its agents and runs are drawn and told as ground truth."""
+
+    platform: str
+
+    def begin(self, master: random.Random) -> None:
+        """Draw world-wide values (e.g. a workspace id) before any agent."""
+
+    def new_agent(self, master: random.Random, index: int, start: float) -> A:
+        """Draw agent number `index` from the world's master RNG."""
+
+    def new_run(self, rng: random.Random, agent: A, at: float, previous: R | None) -> R:
+        """Draw the agent's run arriving at `at`; `previous` is its latest run, if any."""
+
+    def truth(self, run: R, now_ms: int) -> dict[str, Any]:
+        """Return the run's ground truth at `now_ms`: at least id, agent_id, status, terminal."""
 
 
 @dataclass(slots=True)
-class _Stream:
-    agent: Agent
+class _Stream(Generic[A, R]):
+    agent: A
     rng: random.Random
     next_at: float
-    runs: list[SimRun] = field(default_factory=list)
+    runs: list[R] = field(default_factory=list)
 
 
-def _maybe(rng: random.Random, null_ratio: float, value: str) -> str | None:
-    return None if rng.random() < null_ratio else value
+def master_rng(platform: str, seed: int) -> random.Random:
+    """Return the master RNG of a platform's world; Conduit keeps the bare seed."""
+    return random.Random(seed if platform == "conduit" else f"{platform}/{seed}")
 
 
-class World:
+class BaseWorld(Generic[A, R]):
     """Hold every simulated agent and its runs, generating arrivals up to the clock's reading."""
 
-    def __init__(self, settings: SimulatorSettings | None = None, clock: Clock = time.time) -> None:
-        self.settings = settings or SimulatorSettings()
-        self.clock = clock
-        master = random.Random(self.settings.seed)
-        self.workspace_id = self.settings.workspace_id or conduit_id(master, "j57", 28)
+    def __init__(self, flavor: Flavor[A, R], settings: SimulatorSettings, clock: Clock) -> None:
+        self.flavor, self.settings, self.clock = flavor, settings, clock
+        self.platform = flavor.platform
+        master = master_rng(flavor.platform, settings.seed)
+        flavor.begin(master)
         start = clock()
-        self._streams = [
-            self._stream(master, index, start) for index in range(self.settings.agents)
-        ]
-        self.agents = tuple(stream.agent for stream in self._streams)
+        self._streams = [self._stream(master, index, start) for index in range(settings.agents)]
+        self.agents: tuple[A, ...] = tuple(stream.agent for stream in self._streams)
         self._by_agent = {stream.agent.id: stream for stream in self._streams}
-        self._by_id: dict[str, SimRun] = {}
+        self._by_id: dict[str, R] = {}
         self._paused_at: float | None = None
         self._advance(start)
 
-    def _stream(self, master: random.Random, index: int, start: float) -> _Stream:
-        name, description = catalogue.AGENT_PROFILES[index % len(catalogue.AGENT_PROFILES)]
-        if index >= len(catalogue.AGENT_PROFILES):
-            name = f"{name} {index // len(catalogue.AGENT_PROFILES) + 1}"
-        agent = Agent(
-            id=conduit_id(master, "ag"),
-            name=name,
-            description=description,
-            workspace_id=self.workspace_id,
-            trigger_id=conduit_id(master, "tr"),
-            internal=index % 3 == 2,
-            created_ms=int((start - master.uniform(30, 400) * 86400) * 1000),
-        )
-        stream = _Stream(agent, random.Random(master.getrandbits(64)), 0.0)
+    def _stream(self, master: random.Random, index: int, start: float) -> _Stream[A, R]:
+        agent = self.flavor.new_agent(master, index, start)
+        stream: _Stream[A, R] = _Stream(agent, random.Random(master.getrandbits(64)), 0.0)
         stream.next_at = start - self.settings.history + self._gap(stream.rng)
         return stream
 
@@ -129,20 +128,24 @@ class World:
         self._advance(now)
         return math.floor(now * 1000)
 
-    def agent(self, agent_id: str) -> Agent | None:
+    def agent(self, agent_id: str) -> A | None:
         """Return the agent with this id, or None."""
         stream = self._by_agent.get(agent_id)
         return stream.agent if stream else None
 
-    def runs(self, agent_id: str) -> Sequence[SimRun]:
+    def runs(self, agent_id: str) -> Sequence[R]:
         """Return an agent's retained runs, oldest first by (created_ms, id)."""
         stream = self._by_agent.get(agent_id)
         return stream.runs if stream else ()
 
-    def run(self, agent_id: str, run_id: str) -> SimRun | None:
-        """Return one run of one agent by its `ar...` id, or None."""
+    def run(self, agent_id: str, run_id: str) -> R | None:
+        """Return one run of one agent by its id, or None."""
         found = self._by_id.get(run_id)
         return found if found is not None and found.agent_id == agent_id else None
+
+    def find_run(self, run_id: str) -> R | None:
+        """Return a retained run of any agent by its id, or None."""
+        return self._by_id.get(run_id)
 
     def pause_arrivals(self) -> None:
         """Stop creating new runs; runs already created still progress to a terminal status."""
@@ -160,10 +163,14 @@ class World:
             self._paused_at = None
             self._advance(now)
 
-    def truth(self) -> list[TruthRun]:
-        """Return every retained run with its current status, oldest first per agent."""
+    def truth_rows(self) -> list[dict[str, Any]]:
+        """Return every retained run's ground truth as JSON-ready dicts, oldest first per agent."""
         now_ms = self.now_ms()
-        return [truth_of(run, now_ms) for stream in self._streams for run in stream.runs]
+        return [self.flavor.truth(run, now_ms) for stream in self._streams for run in stream.runs]
+
+    def truth_header(self) -> dict[str, Any]:
+        """Return world-wide facts for the truth endpoint beyond agents and runs."""
+        return {}
 
     def _advance(self, now: float) -> None:
         if self._paused_at is None:
@@ -171,9 +178,10 @@ class World:
                 self._arrive(stream, now)
         self._prune(math.floor(now * 1000))
 
-    def _arrive(self, stream: _Stream, now: float) -> None:
+    def _arrive(self, stream: _Stream[A, R], now: float) -> None:
         while stream.next_at <= now:
-            new = self._new_run(stream, stream.next_at)
+            previous = stream.runs[-1] if stream.runs else None
+            new = self.flavor.new_run(stream.rng, stream.agent, stream.next_at, previous)
             bisect.insort(stream.runs, new, key=lambda run: run.key)
             self._by_id[new.id] = new
             stream.next_at += self._gap(stream.rng)
@@ -190,50 +198,24 @@ class World:
         rate = self.settings.rate
         return rng.expovariate(rate) if rate > 0 else math.inf
 
-    def _new_run(self, stream: _Stream, at: float) -> SimRun:
-        rng, agent, scale = stream.rng, stream.agent, self.settings.duration_scale
-        created_ms = math.floor(at * 1000)
-        accepted_ms = max(1, round(rng.uniform(0.1, 2.0) * scale * 1000))
-        running_s = min(
-            rng.lognormvariate(math.log(_MEDIAN_RUNNING_S * scale), 0.9), _MAX_RUNNING_S
-        )
-        failed = rng.random() < self.settings.failure_ratio
-        table = catalogue.FAILED_DISPOSITIONS if failed else catalogue.COMPLETED_DISPOSITIONS
-        tokens = _tokens(rng)
-        triggered = rng.random() < 0.25
-        tool_steps = None if rng.random() < 0.04 else min(8, int(rng.expovariate(1 / 2.5)))
-        return SimRun(
-            id=conduit_id(rng, "ar"),
-            run_id=f"run_{rng.getrandbits(32):08x}",
-            agent_id=agent.id,
-            workspace_id=agent.workspace_id,
-            created_ms=created_ms,
-            started_ms=created_ms + accepted_ms,
-            completed_ms=created_ms + accepted_ms + max(1, round(running_s * 1000)),
-            failed=failed,
-            disposition=catalogue.weighted(rng, table),
-            error=rng.choice(catalogue.RUN_ERRORS) if failed else None,
-            contact_id=_maybe(rng, 0.10, conduit_id(rng, "co")),
-            conversation_id=_maybe(rng, 0.05, conduit_id(rng, "cv")),
-            trigger_id=agent.trigger_id if triggered else None,
-            trigger_event_id=conduit_id(rng, "te") if triggered else None,
-            session_id=_maybe(rng, 0.10, f"sess_{rng.getrandbits(24):06x}"),
-            input_tokens=tokens[0] if tokens else None,
-            output_tokens=tokens[1] if tokens else None,
-            total_cost=None if agent.internal or not tokens else _cost(*tokens),
-            trace_id=_maybe(rng, 0.03, f"{rng.getrandbits(64):016x}"),
-            tool_steps=tool_steps,
-            tool_nulls=1 if tool_steps and rng.random() < 0.05 else 0,
-            detail_seed=rng.getrandbits(64),
-        )
 
+class World(BaseWorld[Agent, SimRun]):
+    """The simulated Conduit world: one workspace, its agents and their runs."""
 
-def _tokens(rng: random.Random) -> tuple[int, int] | None:
-    if rng.random() < 0.05:
-        return None
-    return int(rng.lognormvariate(math.log(1800), 0.6)), int(rng.lognormvariate(math.log(300), 0.7))
+    def __init__(self, settings: SimulatorSettings | None = None, clock: Clock = time.time) -> None:
+        self._conduit = ConduitFlavor(settings or SimulatorSettings())
+        super().__init__(self._conduit, self._conduit.settings, clock)
 
+    @property
+    def workspace_id(self) -> str:
+        """Return the workspace every agent belongs to."""
+        return self._conduit.workspace_id
 
-def _cost(input_tokens: int, output_tokens: int) -> float:
-    # Priced like a mid-tier model: $3 per million input tokens, $15 per million output tokens.
-    return round(input_tokens * 3e-6 + output_tokens * 15e-6, 6)
+    def truth(self) -> list[TruthRun]:
+        """Return every retained run with its current status, oldest first per agent."""
+        now_ms = self.now_ms()
+        return [truth_of(run, now_ms) for agent in self.agents for run in self.runs(agent.id)]
+
+    def truth_header(self) -> dict[str, Any]:
+        """Return the workspace id, which Conduit's truth has always carried."""
+        return {"workspace_id": self.workspace_id}

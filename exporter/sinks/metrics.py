@@ -64,7 +64,8 @@ DURATION = MetricSpec(
 TOKENS = MetricSpec(
     "agent_run_tokens",
     "histogram",
-    "Tokens used per terminal agent run, by type (input, output).",
+    "Tokens used per terminal agent run, by type (input, output; total where the platform "
+    "reports no split).",
     (*AGENT_LABELS, "type"),
     "tokens",
 )
@@ -135,18 +136,26 @@ class RunMetrics(Collector):
         source: str,
         platform: str,
         agent_id: str,
+        *,
         statuses: Iterable[str],
         dispositions: Iterable[str],
+        token_types: Iterable[str] = ("input", "output"),
+        has_cost: bool = True,
     ) -> None:
-        """Start the agent's known label sets at zero so a first failure shows in increase()."""
+        """Start the agent's known label sets at zero so a first failure shows in increase().
+
+        Only what the platform can report is declared: a platform without cost gets no cost
+        series at all, rather than one that says zero.
+        """
         agent = (source, platform, agent_id)
         for status in statuses:
             for disposition in (*dispositions, "none"):
                 self._series(RUNS, (*agent, status, disposition))
             self._series(DURATION, (*agent, status))
-        for kind in ("input", "output"):
+        for kind in token_types:
             self._series(TOKENS, (*agent, kind))
-        self._series(COST, agent)
+        if has_cost:
+            self._series(COST, agent)
 
     def record_run(self, source: str, platform: str, run: Run, trace_id: str, now: float) -> None:
         """Count a run that just reached a terminal state."""
@@ -156,18 +165,30 @@ class RunMetrics(Collector):
         duration = run.effective_duration_s
         if duration is not None:
             self._observe(DURATION, (*agent, status), duration, (trace_id, now))
-        for kind, tokens in (("input", run.input_tokens), ("output", run.output_tokens)):
-            if tokens is not None:
+        self._usage(agent, run, None)
+
+    def _usage(self, agent: Labels, run: Run, known: Run | None) -> None:
+        """Observe the run's tokens and cost, skipping any `known` already carried."""
+        for kind in ("input", "output", "total"):
+            tokens = getattr(run, f"{kind}_tokens")
+            if tokens is not None and (known is None or getattr(known, f"{kind}_tokens") is None):
                 self._observe(TOKENS, (*agent, kind), tokens)
-        if run.cost_usd is not None:
+        if run.cost_usd is not None and (known is None or known.cost_usd is None):
             self._observe(COST, agent, run.cost_usd)
 
-    def record_tools(self, source: str, platform: str, run: Run) -> None:
-        """Count the tool calls of a run whose detail was fetched."""
+    def record_detail(self, source: str, platform: str, run: Run, listed: Run) -> None:
+        """Count what only a run's detail gives: its tool calls, and usage the list lacked.
+
+        `listed` is the run as it was counted; tokens or cost it did not carry but the detail
+        does (ElizaOS sums them from model-call events) are observed now, once.
+        """
         for step in run.tool_steps or ():
+            if step.kind != "tool":
+                continue
             tool = self._tool_label(source, run.agent_id, step.name)
             result = "error" if step.failed else "ok"
             self._inc(TOOL_CALLS, (source, platform, run.agent_id, tool, result))
+        self._usage((source, platform, run.agent_id), run, listed)
 
     def _tool_label(self, source: str, agent_id: str, name: str) -> str:
         seen = self._tools.setdefault((source, agent_id), set())

@@ -3,23 +3,26 @@
 The runs already happened, so nothing is instrumented live: each span is built directly as a
 `ReadableSpan` with explicit ids and times, and passed to `SpanProcessor.on_end`.
 
-    invoke_agent {agent}        CLIENT, run.created_at -> run.end_time, ERROR if failed/timeout
+    invoke_agent {agent}        CLIENT, run.start_time -> run.end_time, ERROR if failed/timeout,
+    │                           linked to its parent run's root span for a sub-agent run
     ├── execute_tool {step 0}   INTERNAL, child of the root, in the platform's order
-    └── execute_tool {step 1}
+    ├── chat {model}            CLIENT, a model call (ElizaOS MODEL_USED)
+    └── execute_tool {step 2}
 
 Ids come from `exporter.ids`, so exporting the same run twice yields byte-identical spans. Tool
 steps without reported times get synthesized ones (see `step_window`). Tool inputs and outputs are
-recorded only when content capture is switched on (GenAI convention: opt-in).
+recorded only when content capture is switched on (GenAI convention: opt-in), with sensitive
+keys redacted (`exporter.redaction`) and the exporter's own secrets masked. At most
+`max_tool_steps` steps of a run become spans; the rest are counted through `on_steps_dropped`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib import parse
 
@@ -33,11 +36,13 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.sdk.version import __version__ as sdk_version
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from exporter import __version__, ids
+from exporter.logs import redact
 from exporter.model import Run, ToolStep
+from exporter.redaction import Redactor, serialize
 from exporter.sinks.span_queue import Settled, SpanQueue
 
 logger = logging.getLogger(__name__)
@@ -56,11 +61,15 @@ _SDK_ATTRIBUTES = {
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """Who a run came from: the source's label name, platform and configured service name."""
+    """Who a run came from: the source's label name, platform and configured service name.
+
+    `capture_content` overrides the sink's setting for this source's runs when not None.
+    """
 
     name: str
     platform: str
     service_name: str | None = None
+    capture_content: bool | None = None
 
 
 class TraceSink:
@@ -72,11 +81,17 @@ class TraceSink:
         *,
         capture_content: bool = False,
         max_content_chars: int = 4096,
+        redactor: Redactor | None = None,
+        max_tool_steps: int = 1000,
+        on_steps_dropped: Callable[[str, int], None] = lambda _source, _count: None,
         environ: Mapping[str, str] = os.environ,
     ) -> None:
         self._processor = processor
         self._capture_content = capture_content
         self._max_content_chars = max_content_chars
+        self._redactor = redactor or Redactor()
+        self._max_tool_steps = max_tool_steps
+        self._on_steps_dropped = on_steps_dropped
         self._environ = environ
         self._resources: dict[SourceInfo, Resource] = {}
         self._settled: list[Settled] = []
@@ -113,8 +128,14 @@ class TraceSink:
 
     def build_spans(self, source: SourceInfo, run: Run) -> list[ReadableSpan]:
         """Return the run's root span followed by one span per tool step, in order."""
-        root = _root_span(source, run, self._resource(source))
         steps = run.tool_steps or ()
+        dropped = len(steps) - self._max_tool_steps
+        if dropped > 0:
+            self._on_steps_dropped(source.name, dropped)
+            steps = steps[: self._max_tool_steps]
+            attributes = {**run.attributes, "agent_run.tool_steps_dropped": str(dropped)}
+            run = replace(run, tool_steps=steps, attributes=attributes)
+        root = _root_span(source, run, self._resource(source))
         return [root, *(self._step_span(root, source, run, index) for index in range(len(steps)))]
 
     def force_flush(self, timeout_s: float) -> bool:
@@ -141,23 +162,21 @@ class TraceSink:
         assert root.start_time is not None
         assert root.end_time is not None
         start, end, reported = step_window(step, index, len(steps), root.start_time, root.end_time)
-        attributes: dict[str, AttributeValue | None] = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": step.name,
-            "gen_ai.tool.call.id": step.call_id,
-            "agent_run.tool.timing": "reported" if reported else "synthesized",
-            "error.type": "tool_error" if step.failed else None,
-        }
-        if self._capture_content:
+        attributes = _step_attributes(step, reported)
+        capture = (
+            self._capture_content if source.capture_content is None else source.capture_content
+        )
+        if capture and step.kind == "tool":
             attributes["gen_ai.tool.call.arguments"] = self._content(step.input)
             attributes["gen_ai.tool.call.result"] = self._content(step.output)
+        model = step.kind == "model"
         return ReadableSpan(
-            name=f"execute_tool {step.name}".rstrip(),
+            name=f"{'chat' if model else 'execute_tool'} {step.name}".rstrip(),
             context=_context(root.context.trace_id, ids.span_id(source.name, run.id, index)),
             parent=root.context,
             resource=root.resource,
             attributes=_present(attributes),
-            kind=SpanKind.INTERNAL,
+            kind=SpanKind.CLIENT if model else SpanKind.INTERNAL,
             status=_status(step.failed, step.error),
             start_time=start,
             end_time=end,
@@ -167,13 +186,43 @@ class TraceSink:
     def _content(self, value: Any) -> str | None:
         if value is None:
             return None
-        text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+        text = redact(serialize(self._redactor.redact(value)))
         return truncate(text, self._max_content_chars)
+
+
+def _step_attributes(step: ToolStep, reported: bool) -> dict[str, AttributeValue | None]:
+    timing = "reported" if reported else "synthesized"
+    if step.kind == "model":
+        return {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": step.name,
+            "gen_ai.provider.name": step.provider,
+            "gen_ai.usage.input_tokens": step.input_tokens,
+            "gen_ai.usage.output_tokens": step.output_tokens,
+            "agent_run.tool.timing": timing,
+            "error.type": "model_error" if step.failed else None,
+        }
+    return {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": step.name,
+        "gen_ai.tool.call.id": step.call_id,
+        "agent_run.tool.timing": timing,
+        "error.type": "tool_error" if step.failed else None,
+    }
+
+
+def _parent_link(source: SourceInfo, run: Run) -> list[Link]:
+    """Link a sub-agent run to the root span of the run that started it (same source)."""
+    if not run.parent_run_id:
+        return []
+    parent_trace = int(ids.run_trace_id(source.name, run.parent_run_id, None), 16)
+    parent = _context(parent_trace, ids.span_id(source.name, run.parent_run_id, "root"))
+    return [Link(parent, {"agent_run.link": "parent_run", "agent_run.id": run.parent_run_id})]
 
 
 def _root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan:
     trace_id = int(ids.run_trace_id(source.name, run.id, run.trace_id), 16)
-    start = to_ns(run.created_at)
+    start = to_ns(run.start_time)
     end_time = run.end_time
     end = start if end_time is None else max(start, to_ns(end_time))
     return ReadableSpan(
@@ -186,6 +235,7 @@ def _root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan
         status=_status(run.status.is_error, run.error),
         start_time=start,
         end_time=end,
+        links=_parent_link(source, run),
         instrumentation_scope=SCOPE,
     )
 
@@ -201,6 +251,7 @@ def _root_attributes(source: SourceInfo, run: Run) -> dict[str, AttributeValue]:
             "gen_ai.conversation.id": run.conversation_id,
             "gen_ai.usage.input_tokens": run.input_tokens,
             "gen_ai.usage.output_tokens": run.output_tokens,
+            "agent_run.usage.total_tokens": run.total_tokens,
             "error.type": run.status.value if run.status.is_error else None,
             "agent_run.id": run.id,
             "agent_run.status": run.status.value,
@@ -208,6 +259,7 @@ def _root_attributes(source: SourceInfo, run: Run) -> dict[str, AttributeValue]:
             "agent_run.disposition": run.disposition,
             "agent_run.cost_usd": run.cost_usd,
             "agent_run.upstream_trace_id": run.trace_id or None,
+            "agent_run.parent_run_id": run.parent_run_id,
             "agent_run.source": source.name,
         }
     )
@@ -280,7 +332,9 @@ def _context(trace_id: int, span_hex: str) -> SpanContext:
 def _status(is_error: bool, message: str | None) -> Status:
     if not is_error:
         return Status(StatusCode.UNSET)
-    return Status(StatusCode.ERROR, truncate(message, _MAX_STATUS_CHARS) if message else None)
+    return Status(
+        StatusCode.ERROR, truncate(redact(message), _MAX_STATUS_CHARS) if message else None
+    )
 
 
 def _present(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:

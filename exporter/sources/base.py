@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from exporter.errors import ParseError
 from exporter.model import Run
 
 
@@ -13,12 +15,44 @@ from exporter.model import Run
 class Page:
     """One page of an agent's runs, newest first, as far as it could be read.
 
-    `skipped` counts items that were dropped, by reason (e.g. `malformed_item`).
+    `skips` are the items that were dropped, with their reason (e.g. `malformed_item`) and id
+    when they had one, so a run seen again next poll is counted and logged once. `history_cut`
+    says that older runs exist which the platform will not show (it offers no paging), so runs
+    between this page and the last poll may be invisible.
     """
 
     runs: list[Run]
     has_more: bool
-    skipped: dict[str, int] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+    history_cut: bool = False
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Return how many items were dropped, by reason."""
+        return dict(Counter(skip.reason for skip in self.skips))
+
+    def skip(self, error: ParseError, item: Any, id_key: str = "id") -> None:
+        """Record that `item` was dropped because of `error`."""
+        raw = item.get(id_key) if isinstance(item, dict) else None
+        item_id = raw[:200] if isinstance(raw, str) and raw else None
+        self.skips.append(Skip(error.reason, item_id, str(error)))
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """One dropped item: why, its id when it had one, and the parser's message."""
+
+    reason: str
+    item_id: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEntry:
+    """One agent as the platform lists it."""
+
+    id: str
+    name: str | None = None
 
 
 class Source(Protocol):
@@ -28,6 +62,12 @@ class Source(Protocol):
     platform: str
     terminal_statuses: tuple[str, ...]
     dispositions: tuple[str, ...]
+    token_types: tuple[str, ...]  # `type` values of agent_run_tokens declared at zero per agent
+    has_cost: bool  # whether agent_run_cost_usd is declared at zero per agent
+
+    async def list_agents(self) -> list[AgentEntry] | None:
+        """Return every agent the platform lists, or None when it cannot list agents."""
+        ...
 
     def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
         """Yield the agent's runs page by page, newest first, until the caller stops."""

@@ -1,5 +1,7 @@
 """Conduit (api.conduit.ai): list agent runs, get one run for its tool trace.
 
+    GET /v1/agents?limit=&cursor=&workspace_id=            {data:[agent], next_cursor, has_more}
+    GET /v1/agents/{id}?workspace_id=                      {data: agent}
     GET /v1/agents/{id}/runs?limit=&cursor=&workspace_id=  {data:[run], next_cursor, has_more}
     GET /v1/agents/{id}/runs/{run_id}?workspace_id=        {data: run + tool_trace[...]}
 
@@ -11,19 +13,18 @@ completed and failed are terminal. `tool_trace` steps carry no timing, ids or st
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
 
-from exporter.errors import MalformedPageError, ParseError, UnknownStatusError
+from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status, ToolStep
 from exporter.sources import fields
-from exporter.sources.base import Page
+from exporter.sources.base import AgentEntry, Page
 from exporter.sources.budget import Priority
 from exporter.sources.http import HttpClient
-
-log = logging.getLogger(__name__)
+from exporter.sources.paging import collect, cursor_of, cursor_pages
 
 STATUS_MAP = {
     "accepted": Status.QUEUED,
@@ -43,12 +44,8 @@ DISPOSITIONS = (
 
 def parse_run(item: Any) -> Run:
     """Translate one Conduit run object (list item or detail) into a `Run`."""
-    if not isinstance(item, dict):
-        raise ParseError(f"run item must be an object, got {type(item).__name__}")
-    raw_status = fields.required_str(item, "status")
-    status = STATUS_MAP.get(raw_status)
-    if status is None:
-        raise UnknownStatusError(f"unknown status {raw_status[:40]!r}")
+    item = fields.run_object(item, "run item")
+    status, raw_status = fields.status(item, STATUS_MAP)
     usage = item.get("token_usage")
     if usage is not None and not isinstance(usage, dict):
         raise ParseError("field 'token_usage' must be an object or null")
@@ -117,9 +114,23 @@ def parse_list_page(body: Any) -> Page:
         try:
             page.runs.append(parse_run(item))
         except ParseError as exc:
-            page.skipped[exc.reason] = page.skipped.get(exc.reason, 0) + 1
-            log.warning("skipping a Conduit run item: %s", exc)
+            page.skip(exc, item)
     return page
+
+
+def parse_agents(body: Any) -> list[AgentEntry]:
+    """Translate a list-agents response into entries; items without an id are skipped."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise MalformedPageError("list-agents response has no 'data' array")
+    return [entry for item in body["data"] if (entry := agent_entry(item)) is not None]
+
+
+def agent_entry(item: Any, *, id_key: str = "id") -> AgentEntry | None:
+    """Return an agent entry from an `{id, name}` object, or None when it has no id."""
+    if not isinstance(item, dict) or not isinstance(item.get(id_key), str) or not item[id_key]:
+        return None
+    name = item.get("name")
+    return AgentEntry(item[id_key], name if isinstance(name, str) and name else None)
 
 
 def parse_detail(body: Any) -> Run:
@@ -136,6 +147,8 @@ class ConduitSource:
     platform = "conduit"
     terminal_statuses: tuple[str, ...] = ("completed", "failed")
     dispositions: tuple[str, ...] = DISPOSITIONS
+    token_types: tuple[str, ...] = ("input", "output")
+    has_cost = True
 
     def __init__(
         self, name: str, client: HttpClient, *, page_size: int, workspace_id: str | None
@@ -147,9 +160,8 @@ class ConduitSource:
 
     async def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
         """Yield the agent's runs page by page, newest first, following `next_cursor`."""
-        cursor: str | None = None
-        seen_cursors: set[str] = set()
-        while True:
+
+        async def fetch(cursor: str | None) -> tuple[Page, str | None, bool]:
             body = await self._client.get_json(
                 f"/v1/agents/{agent_id}/runs",
                 endpoint="list_runs",
@@ -160,13 +172,26 @@ class ConduitSource:
                 },
             )
             page = parse_list_page(body)
-            cursor = body.get("next_cursor")
-            if not isinstance(cursor, str) or not cursor or cursor in seen_cursors:
-                page.has_more = False  # no cursor, or one we followed already: stop, never loop
-            yield page
-            if not page.has_more:
-                return
-            seen_cursors.add(cursor)
+            # An empty page that claims more would only lead to the page cap: stop there.
+            return page, cursor_of(body.get("next_cursor")), page.has_more and bool(page.runs)
+
+        async with contextlib.aclosing(cursor_pages(fetch)) as pages:
+            async for page in pages:
+                yield page
+
+    async def list_agents(self) -> list[AgentEntry]:
+        """Return the workspace's agents from `GET /v1/agents`."""
+
+        async def fetch(cursor: str | None) -> tuple[list[AgentEntry], str | None, bool]:
+            body = await self._client.get_json(
+                "/v1/agents",
+                endpoint="list_agents",
+                params={"limit": 100, "cursor": cursor, "workspace_id": self._workspace},
+            )
+            agents = parse_agents(body)
+            return agents, cursor_of(body.get("next_cursor")), body.get("has_more") is True
+
+        return await collect(fetch)
 
     async def agent_name(self, agent_id: str) -> str | None:
         """Return the agent's name from `GET /v1/agents/{id}`."""

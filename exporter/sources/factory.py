@@ -8,6 +8,8 @@ from collections.abc import Callable
 import httpx
 
 from exporter.config import SourceSettings
+from exporter.sources.acp import AcpSource
+from exporter.sources.auth import HeaderAuth, TokenFile, TokenGetter, static_token
 from exporter.sources.base import Source
 from exporter.sources.budget import (
     UNLIMITED,
@@ -18,9 +20,40 @@ from exporter.sources.budget import (
     workspace_key,
 )
 from exporter.sources.conduit import ConduitSource
+from exporter.sources.elizaos import ElizaSource
 from exporter.sources.http import HttpClient, ResponseHook
+from exporter.sources.runtype import RuntypeSource
+from exporter.sources.transfer import tls_verify
 
-ENDPOINTS = {"conduit": ("list_runs", "get_run", "get_agent")}
+ENDPOINTS = {
+    "conduit": ("list_agents", "get_agent", "list_runs", "get_run"),
+    "runtype": ("list_agents", "get_agent", "list_executions", "list_tool_calls"),
+    "elizaos": ("list_agents", "get_agent", "list_runs", "get_run"),
+    "acp": ("list_runs",),
+}
+AUTH_HEADERS = {"elizaos": ("X-API-KEY", None)}  # (header, scheme); others: Authorization: Bearer
+_BEARER = ("Authorization", "Bearer")
+
+
+def auth_headers(platform: str, token: str | None) -> dict[str, str]:
+    """Return the headers that carry `token` on `platform` (ElizaOS: X-API-KEY; others: Bearer)."""
+    if not token:
+        return {}
+    header, scheme = AUTH_HEADERS.get(platform, _BEARER)
+    return {header: f"{scheme} {token}" if scheme else token}
+
+
+def source_auth(settings: SourceSettings) -> HeaderAuth:
+    """Return the auth that puts the source's current token in its platform's header."""
+    header, scheme = AUTH_HEADERS.get(settings.platform, _BEARER)
+    return HeaderAuth(token_getter(settings), header, scheme)
+
+
+def token_getter(settings: SourceSettings) -> TokenGetter:
+    """Return where the source's token comes from: token_file (watched for rotation) or token."""
+    if settings.token_file is not None:
+        return TokenFile(settings.token_file).current
+    return static_token(settings.token.get_secret_value().strip() if settings.token else None)
 
 
 def build_source(
@@ -32,21 +65,28 @@ def build_source(
     budget: Budget = UNLIMITED,
 ) -> Source:
     """Return the platform source for `settings`, with its own HTTP client."""
-    token = settings.resolved_token()
     client = HttpClient(
         base_url=settings.base_url,
-        headers={"Authorization": f"Bearer {token}"} if token else {},
+        headers={},
         timeout_s=settings.request_timeout,
         on_response=on_response,
+        auth=source_auth(settings),
+        verify=tls_verify(settings.ca_file, settings.insecure_skip_verify, settings.name),
+        max_response_bytes=settings.max_response_bytes,
         transport=transport,
         clock=clock,
         budget=budget,
     )
-    if settings.platform == "conduit":
-        return ConduitSource(
-            settings.name, client, page_size=settings.page_size, workspace_id=settings.workspace_id
-        )
-    raise ValueError(f"unsupported platform {settings.platform!r}")
+    name, size = settings.name, settings.page_size
+    match settings.platform:
+        case "conduit":
+            return ConduitSource(name, client, page_size=size, workspace_id=settings.workspace_id)
+        case "runtype":
+            return RuntypeSource(name, client, page_size=size)
+        case "elizaos":
+            return ElizaSource(name, client, page_size=size, clock=clock)
+        case "acp":
+            return AcpSource(name, client, page_size=size)
 
 
 def budget_spec(settings: SourceSettings) -> BudgetSpec:

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.errors import ParseError
+from exporter.errors import ParseError, UnknownStatusError
+from exporter.model import Status
 
 _MAX_INT = 2**63 - 1  # OTLP attributes are int64
 _MAX_EPOCH = 2.0**33  # year 2242: nanoseconds still fit in OTLP's uint64, with room to spare
+
+
+def run_object(item: Any, what: str = "run") -> dict[str, Any]:
+    """Return `item` as a JSON object, or raise ParseError naming what it should have been."""
+    if not isinstance(item, dict):
+        raise ParseError(f"{what} must be an object, got {type(item).__name__}")
+    return item
+
+
+def status(item: dict[str, Any], mapping: Mapping[str, Status]) -> tuple[Status, str]:
+    """Return the normalized and the raw status of `item` through a platform's `mapping`."""
+    raw = required_str(item, "status")
+    normalized = mapping.get(raw)
+    if normalized is None:
+        raise UnknownStatusError(f"unknown status {raw[:40]!r}")
+    return normalized, raw
 
 
 def required_str(item: dict[str, Any], key: str) -> str:
@@ -75,3 +93,16 @@ def timestamp(value: Any, key: str) -> float:
 def optional_timestamp(value: Any, key: str) -> float | None:
     """Return epoch seconds from an ISO 8601 string, or None when absent."""
     return None if value in (None, "") else timestamp(value, key)
+
+
+def optional_epoch_ms(value: Any, key: str) -> float | None:
+    """Return epoch seconds from epoch milliseconds (a number or numeric string), or None."""
+    ms = optional_number(value, key)
+    return None if ms is None else ms / 1000.0
+
+
+def instant(value: Any, key: str) -> float | None:
+    """Return epoch seconds from epoch milliseconds or an ISO 8601 string, or None when absent."""
+    if isinstance(value, str) and not value.strip().isdigit():
+        return optional_timestamp(value, key)
+    return optional_epoch_ms(value, key)

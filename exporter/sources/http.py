@@ -1,7 +1,8 @@
 """HTTP plumbing shared by every source: auth, timeouts, retries and error translation.
 
 Every httpx exception and every non-2xx answer leaves this module as an `exporter.errors`
-`SourceError`; a body that is not JSON leaves as `MalformedPageError`.
+`SourceError`; a body that is not JSON leaves as `MalformedPageError`. Credentials come from an
+`httpx.Auth` (see `sources.auth`); redirects and the body size cap are `sources.transfer`'s.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from exporter.errors import (
     SourceError,
     TransportError,
 )
+from exporter.logs import redact
+from exporter.sources import transfer
 from exporter.sources.budget import UNLIMITED, Budget, Priority
 
 log = logging.getLogger(__name__)
@@ -89,7 +93,7 @@ def _error_text(response: httpx.Response) -> str:
 def translate_status(response: httpx.Response, now: float) -> SourceError:
     """Return the error that a non-2xx `response` stands for."""
     code = response.status_code
-    text = f"HTTP {code} from {response.request.url.path}: {_error_text(response)}"
+    text = redact(f"HTTP {code} from {response.request.url.path}: {_error_text(response)}")
     if code == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
         return RateLimitedError(text, retry_after=retry_after)
@@ -112,6 +116,9 @@ class HttpClient:
         headers: Mapping[str, str],
         timeout_s: float,
         on_response: ResponseHook,
+        auth: httpx.Auth | None = None,
+        verify: ssl.SSLContext | bool = True,
+        max_response_bytes: int = 16 * 1024 * 1024,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -124,8 +131,11 @@ class HttpClient:
             headers={"User-Agent": f"agent-runs-exporter/{__version__}", **headers},
             timeout=timeout_s,
             transport=transport,
-            follow_redirects=False,
+            follow_redirects=False,  # transfer.fetch follows same-origin redirects only
+            auth=auth,
+            verify=verify,
         )
+        self._max_bytes = max_response_bytes
         self._on_response = on_response
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -183,7 +193,11 @@ class HttpClient:
     async def _get_once(self, path: str, *, endpoint: str, params: Mapping[str, Any]) -> Any:
         query = {k: v for k, v in params.items() if v is not None}
         try:
-            response = await self._client.get(path, params=query)
+            request = self._client.build_request("GET", path, params=query)
+            response = await transfer.fetch(self._client, request, max_bytes=self._max_bytes)
+        except SourceError as exc:  # a refused redirect or an oversized body
+            self._on_response(endpoint, str(exc.status_code))
+            raise
         except httpx.TimeoutException as exc:
             self._on_response(endpoint, "timeout")
             raise TransportError(f"timed out requesting {path}", timeout=True) from exc
@@ -198,7 +212,7 @@ class HttpClient:
             raise error
         try:
             return response.json()
-        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        except (ValueError, RecursionError) as exc:
             raise MalformedPageError(f"{path} answered a body that is not JSON") from exc
 
     async def aclose(self) -> None:

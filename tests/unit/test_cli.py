@@ -6,10 +6,16 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from exporter.cli import main
+from exporter.config import load_settings
+from exporter.demo import demo_config
+from exporter.simulator.platforms import simulate_all
+from exporter.simulator.settings import SimulatorSettings
 
 SECRET = "tok-4f1b9c-very-secret"
 
@@ -124,3 +130,53 @@ def test_simulator_on_a_port_in_use_exits_1_without_traceback(
     err = capsys.readouterr().err
     assert "cannot start" in err
     assert "Traceback" not in err
+
+
+def test_an_unknown_simulator_platform_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "--platform", "bogus"])
+    assert exited.value.code == 2
+    assert "--platform" in capsys.readouterr().err
+
+
+def test_simulate_all_prints_each_platform_base_url() -> None:
+    command = [sys.executable, "-m", "exporter", "simulate", "--platform", "all", "--port", "0"]
+    urls = []
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as process:
+        assert process.stdout is not None
+        try:
+            while len(urls) < 4:
+                line = process.stdout.readline()
+                assert line, "the simulator stopped before printing four base URLs"
+                if " listening on " in line:
+                    urls.append(line.split(" listening on ")[1].strip())
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    assert [url.rsplit("/", 1)[1] for url in urls] == ["conduit", "runtype", "elizaos", "acp"]
+
+
+def test_demo_config_polls_all_four_platforms(tmp_path: Path) -> None:
+    app, parts = simulate_all(SimulatorSettings(token="demo-token"))
+    running = SimpleNamespace(url="http://127.0.0.1:8080")
+    config = demo_config(running, parts, tmp_path, "127.0.0.1:9464")  # type: ignore[arg-type]
+    sources = {source["name"]: source for source in config["sources"]}  # type: ignore[attr-defined]
+    assert set(sources) == {"conduit", "runtype", "elizaos", "acp"}
+    for name, source in sources.items():
+        assert source["platform"] == name
+        assert source["base_url"] == f"http://127.0.0.1:8080/{name}"
+        assert ("agents" in source) == (name in ("conduit", "acp"))
+    assert sources["acp"]["agents"] == [
+        server.id for server in app.state.platforms["acp"].world.agents
+    ]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    settings = load_settings(path)
+    assert [source.platform for source in settings.sources] == [
+        "conduit",
+        "runtype",
+        "elizaos",
+        "acp",
+    ]

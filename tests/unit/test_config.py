@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -14,9 +15,11 @@ from exporter import logs
 from exporter.config import (
     MetricsSettings,
     Settings,
+    ShardingSettings,
     SourceSettings,
     StateSettings,
     TracesSettings,
+    WebSettings,
     load_settings,
     render_effective,
 )
@@ -235,14 +238,57 @@ def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
 
 
 def test_example_config_loads() -> None:
-    settings = load_settings(EXAMPLE, {"CONDUIT_API_TOKEN": TOKEN})
-    assert settings.sources[0].resolved_token() == TOKEN
-    assert settings.sources[0].agents == ["ag77c0dy0mgdpzmqz6tesry8w184002s"]
+    environ = {
+        "CONDUIT_API_TOKEN": TOKEN,
+        "RUNTYPE_API_KEY": "rt_example_key_1",
+        "COMPUTER_AGENTS_API_KEY": "tb_example_key_2",
+    }
+    settings = load_settings(EXAMPLE, environ)
+    conduit, runtype, eliza, acp = settings.sources
+    assert conduit.resolved_token() == TOKEN
+    assert conduit.agents == ["ag77c0dy0mgdpzmqz6tesry8w184002s"]
+    assert (runtype.platform, runtype.discovers_agents, runtype.discovery_interval) == (
+        "runtype",
+        True,
+        600.0,
+    )
+    assert (eliza.platform, eliza.resolved_token(), eliza.discovers_agents) == (
+        "elizaos",
+        None,
+        True,
+    )
+    assert (acp.platform, acp.agents) == ("acp", ["srv_7f3a9c"])
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"platform": "acp"}, "acp cannot list its agents"),
+        ({"platform": "runtype", "agents": ["a"], "workspace_id": "w"}, "conduit only"),
+    ],
+)
+def test_platform_specific_keys_are_checked(
+    tmp_path: Path, source: dict[str, object], message: str
+) -> None:
+    entry = {"name": "s", "base_url": "http://127.0.0.1:1", **source}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"sources": [entry]}))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    assert message in str(caught.value)
 
 
 def test_example_config_documents_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    models = (Settings, StateSettings, TracesSettings, MetricsSettings, SourceSettings)
+    models = (
+        Settings,
+        StateSettings,
+        TracesSettings,
+        MetricsSettings,
+        ShardingSettings,
+        SourceSettings,
+        WebSettings,
+    )
     keys = [key for model in models for key in model.model_fields]
     missing = [key for key in keys if f"{key}:" not in text and key != "token_file"]
     assert missing == []
@@ -357,8 +403,10 @@ def test_env_values_are_validated_and_located_by_variable(tmp_path: Path) -> Non
     assert found["AGENT_RUNS_EXPORTER_TRACES__EXPORTER: traces.exporter"] == (
         "must be one of: otlp, file, none"
     )
-    assert found["AGENT_RUNS_EXPORTER_SOURCES: sources[0].platform"] == "must be one of: conduit"
-    assert found["AGENT_RUNS_EXPORTER_SOURCES: sources[0].agents"] == "is required"
+    assert found["AGENT_RUNS_EXPORTER_SOURCES: sources[0].platform"] == (
+        "must be one of: conduit, runtype, elizaos, acp"
+    )
+    assert found["AGENT_RUNS_EXPORTER_SOURCES: sources[0].base_url"] == "is required"
 
 
 def test_env_problems_for_bad_json_and_unknown_nested_keys(tmp_path: Path) -> None:
@@ -435,7 +483,7 @@ sources:
         p + "poll_interval": found[p + "poll_interval"],
         p + "traces.exporter": "must be one of: otlp, file, none",
         p + "traces.detail_concurrency": "must be less than or equal to 32",
-        p + "sources[0].platform": "must be one of: conduit",
+        p + "sources[0].platform": "must be one of: conduit, runtype, elizaos, acp",
         p + "sources[0].base_url": found[p + "sources[0].base_url"],
         p + "sources[0].token_file": "set either token or token_file, not both",
         p + "sources[0].agents": "must not be empty",

@@ -72,7 +72,8 @@ def test_duration_exemplar_carries_the_trace_id_in_openmetrics() -> None:
 def test_tool_calls_by_tool_and_result() -> None:
     metrics, registry = fresh()
     steps = (ToolStep("lookup"), ToolStep("lookup", error="boom"), ToolStep("send email!"))
-    metrics.record_tools("s", "conduit", make_run("r1", tool_steps=steps))
+    run = make_run("r1", tool_steps=steps)
+    metrics.record_detail("s", "conduit", run, run)
     metrics.publish()
     get = registry.get_sample_value
     assert get("agent_tool_calls_total", AGENT | {"tool": "lookup", "result": "ok"}) == 1
@@ -134,3 +135,45 @@ def test_stored_histogram_with_other_buckets_is_dropped() -> None:
         )
         == 1
     )
+
+
+def test_a_total_without_split_is_recorded_as_type_total() -> None:
+    metrics, registry = fresh()
+    run = make_run("r1", input_tokens=None, output_tokens=None, total_tokens=1450)
+    metrics.record_run("s", "runtype", run, TRACE, T0)
+    metrics.publish()
+    labels = AGENT | {"platform": "runtype"}
+    assert registry.get_sample_value("agent_run_tokens_sum", labels | {"type": "total"}) == 1450
+    assert registry.get_sample_value("agent_run_tokens_count", labels | {"type": "input"}) is None
+
+
+def test_detail_usage_counts_only_what_the_listed_run_lacked() -> None:
+    metrics, registry = fresh()
+    listed = make_run("r1", input_tokens=None, output_tokens=None, cost_usd=None)
+    metrics.record_run("s", "elizaos", listed, TRACE, T0)
+    detailed = replace(listed, input_tokens=150, output_tokens=25, cost_usd=0.003)
+    model_call = ToolStep("TEXT_LARGE", kind="model")
+    metrics.record_detail("s", "elizaos", replace(detailed, tool_steps=(model_call,)), listed)
+    already = make_run("r2")  # listed with usage: its detail adds none again
+    metrics.record_run("s", "elizaos", already, TRACE, T0)
+    metrics.record_detail("s", "elizaos", already, already)
+    metrics.publish()
+    labels = AGENT | {"platform": "elizaos"}
+    get = registry.get_sample_value
+    assert get("agent_run_tokens_sum", labels | {"type": "input"}) == 1150
+    assert get("agent_run_tokens_count", labels | {"type": "input"}) == 2
+    assert get("agent_run_cost_usd_count", labels) == 2
+    assert get("agent_tool_calls_total", labels | {"tool": "TEXT_LARGE", "result": "ok"}) is None
+
+
+def test_declared_series_follow_what_the_platform_reports() -> None:
+    metrics, registry = fresh()
+    metrics.declare_agent(
+        "s", "acp", "srv", statuses=("completed",), dispositions=(), token_types=(), has_cost=False
+    )
+    metrics.publish()
+    labels = {"source": "s", "platform": "acp", "agent_id": "srv"}
+    get = registry.get_sample_value
+    assert get("agent_runs_total", labels | {"status": "completed", "disposition": "none"}) == 0
+    assert get("agent_run_tokens_count", labels | {"type": "input"}) is None
+    assert get("agent_run_cost_usd_count", labels) is None

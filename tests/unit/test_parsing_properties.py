@@ -1,9 +1,10 @@
-"""Property tests for every platform's parsers: arbitrary JSON raises only the documented errors.
+"""Property tests for Conduit's parsers: arbitrary JSON raises only the documented errors.
 
 Each row of PARSERS is (name, parse function, error types it may raise). A parser takes one decoded
 JSON value (a response body or one item of it) and either returns or raises one of its types;
 anything else (KeyError, TypeError, OverflowError, ...) would escape the poll loop's handling.
-Add a platform by adding its rows.
+Add a platform by adding its rows (Runtype, ElizaOS and ACP have theirs in
+test_platform_properties.py). Every run that parses must also become spans OTLP can encode.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ PARSERS: list[tuple[str, Parser, tuple[type[Exception], ...]]] = [
     ("conduit.parse_tool_trace", conduit.parse_tool_trace, (ParseError,)),
     ("conduit.parse_list_page", conduit.parse_list_page, (MalformedPageError,)),
     ("conduit.parse_detail", conduit.parse_detail, (MalformedPageError, ParseError)),
+    ("conduit.parse_agents", conduit.parse_agents, (MalformedPageError,)),
 ]
 
 # Values a platform's payloads use, mixed with junk, so generated items get past the first checks.

@@ -1,17 +1,25 @@
-"""Tests for exporter.simulator.world: deterministic, clock-driven generation of Conduit runs."""
+"""Tests for exporter.simulator.world: deterministic, clock-driven generation of runs.
+
+Mostly Conduit's world; the other platforms' vocabularies are checked at the end.
+"""
 
 from __future__ import annotations
 
 import re
 import statistics
+from collections import Counter
+from typing import Any
 
 import pytest
 
+from exporter.simulator.platforms import simulate
+from exporter.simulator.timeline import Timeline
 from exporter.simulator.world import SimRun, SimulatorSettings, World, iso_ms
 from tests.unit.fakeclock import FakeClock
 
 START = 1_775_186_055.0  # 2026-04-03T03:14:15Z
 TERMINAL = ("completed", "failed")
+UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
 
 def make_world(**knobs: object) -> tuple[World, FakeClock]:
@@ -239,3 +247,60 @@ def test_workspace_id_can_be_set() -> None:
 def test_bad_settings_are_rejected(knobs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="invalid simulator settings"):
         SimulatorSettings(**knobs)  # type: ignore[arg-type]
+
+
+def test_timeline_phases_include_a_pause() -> None:
+    times = Timeline(
+        created_ms=0, started_ms=10, completed_ms=100, outcome="failed", pause=(40, 60)
+    )
+    phases = [times.phase(at) for at in (0, 10, 39, 40, 59, 60, 99, 100)]
+    assert phases == [
+        "queued",
+        "running",
+        "running",
+        "paused",
+        "paused",
+        "running",
+        "running",
+        "done",
+    ]
+    assert times.terminal(100)
+    assert not times.terminal(99)
+    assert times.duration_ms == 90
+
+
+def flavored_runs(platform: str, **knobs: object) -> list[Any]:
+    world = simulate(platform, SimulatorSettings(**knobs), FakeClock(START)).world  # type: ignore[arg-type]
+    world.pause_arrivals()
+    return [run for agent in world.agents for run in world.runs(agent.id)]
+
+
+def test_ids_follow_each_platform() -> None:
+    patterns = {
+        "runtype": (r"agent_[0-9a-z]{20}", r"exec_[0-9a-f]{16}"),
+        "elizaos": (UUID4, UUID4),
+        "acp": (r"srv_[0-9a-z]{24}", r"run_[0-9a-z]{24}"),
+    }
+    for platform, (agent_pattern, run_pattern) in patterns.items():
+        world = simulate(platform, SimulatorSettings(), FakeClock(START)).world
+        assert all(re.fullmatch(agent_pattern, agent.id) for agent in world.agents)
+        runs = [run for agent in world.agents for run in world.runs(agent.id)]
+        assert runs
+        assert all(re.fullmatch(run_pattern, run.id) for run in runs)
+
+
+def test_runtype_failures_split_among_its_terminal_statuses() -> None:
+    runs = flavored_runs("runtype", history=3000, rate=1.0, failure_ratio=0.5)
+    outcomes = Counter(run.times.outcome for run in runs)
+    assert outcomes["completed"] / len(runs) == pytest.approx(0.5, abs=0.04)
+    for status, share in (("failed", 0.25), ("cancelled", 0.125), ("interrupted", 0.125)):
+        assert outcomes[status] / len(runs) == pytest.approx(share, abs=0.03)
+    paused = [run for run in runs if run.times.pause]
+    assert len(paused) / len(runs) == pytest.approx(0.15, abs=0.03)
+    assert all(run.times.started_ms < run.times.pause[0] for run in paused)
+
+
+def test_elizaos_runs_start_at_once_and_end_in_its_statuses() -> None:
+    runs = flavored_runs("elizaos", history=2000, rate=1.0, failure_ratio=0.3)
+    assert all(run.times.created_ms == run.times.started_ms for run in runs)
+    assert {run.times.outcome for run in runs} == {"completed", "timeout", "error"}

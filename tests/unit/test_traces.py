@@ -537,3 +537,57 @@ def test_unreachable_collector_neither_raises_nor_blocks() -> None:
     assert time.monotonic() - began < 0.5
     sink.shutdown(5.0)
     assert results == [("failure", 4)]
+
+
+# platforms beyond Conduit: model calls, reported timings, sub-agent links, total tokens
+
+
+def test_model_calls_become_chat_spans_with_reported_times() -> None:
+    call = ToolStep(
+        "TEXT_LARGE",
+        kind="model",
+        provider="openai",
+        started_at=T0 + 1.0,
+        ended_at=T0 + 1.42,
+        input_tokens=90,
+    )
+    _, spans = Harness(capture_content=True).export(make_run(tool_steps=(call,)))
+    _, (model,) = split(spans)
+    assert model.name == "chat TEXT_LARGE"
+    assert model.kind == SpanKind.CLIENT
+    a = attrs(model)
+    assert a["gen_ai.operation.name"] == "chat"
+    assert (a["gen_ai.request.model"], a["gen_ai.provider.name"]) == ("TEXT_LARGE", "openai")
+    assert (a["gen_ai.usage.input_tokens"], a["agent_run.tool.timing"]) == (90, "reported")
+    assert "gen_ai.usage.output_tokens" not in a
+    assert "gen_ai.tool.call.arguments" not in a  # content capture is for tool calls
+    assert (model.start_time, model.end_time) == (to_ns(T0 + 1.0), to_ns(T0 + 1.42))
+
+
+def test_a_sub_agent_run_links_to_its_parent_root_span() -> None:
+    source = SourceInfo(name="rt", platform="runtype")
+    _, spans = Harness().export(make_run(id="child", parent_run_id="parent"), source)
+    root, _ = split(spans)
+    (link,) = root.links
+    assert f"{link.context.trace_id:032x}" == ids.run_trace_id("rt", "parent", None)
+    assert f"{link.context.span_id:016x}" == ids.span_id("rt", "parent", "root")
+    assert attrs(root)["agent_run.parent_run_id"] == "parent"
+    _, parent_spans = Harness().export(make_run(id="parent"), source)
+    assert ctx(parent_spans[0]).span_id == link.context.span_id
+    assert not parent_spans[0].links
+
+
+def test_root_starts_at_the_reported_start_and_carries_total_tokens() -> None:
+    run = make_run(
+        started_at=T0 + 30.0,
+        completed_at=T0 + 60.0,
+        total_tokens=450,
+        input_tokens=None,
+        output_tokens=None,
+    )
+    _, spans = Harness().export(run)
+    root, _ = split(spans)
+    assert (root.start_time, root.end_time) == (to_ns(T0 + 30.0), to_ns(T0 + 60.0))
+    a = attrs(root)
+    assert a["agent_run.usage.total_tokens"] == 450
+    assert "gen_ai.usage.input_tokens" not in a

@@ -1,0 +1,222 @@
+"""Draw ElizaOS agents and runs, and a run's event timeline: the simulated ElizaOS world.
+
+Ids are UUIDs and times epoch ms. A run is `started` from its first instant (there is no queue)
+and ends `completed`, `timeout` or `error`. Its persisted `run_event` logs are the `started` log
+and, once it ended, the end log; the list endpoint folds exactly those (see `elizaos.py`). The
+detail timeline (actions, model calls, evaluators) is drawn from `detail_seed`, so it is the same
+on every read; `MODEL_USED` events rarely carry tokens or cost, as in the real server.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.simulator import timeline
+from exporter.simulator.records import uuid_from
+from exporter.simulator.settings import SimulatorSettings
+from exporter.simulator.timeline import TimedRun, Timeline
+
+STATUSES = ("started", "completed", "timeout", "error")
+FAILURES = (("error", 0.7), ("timeout", 0.3))
+PROFILES: tuple[tuple[str, str], ...] = (
+    ("Eliza", "A friendly community helper on Discord."),
+    ("Spartan", "A DeFi trading assistant that explains its moves."),
+    ("Ruby", "Answers product questions on the support Telegram."),
+    ("Atlas", "Posts release notes and answers follow-ups on X."),
+    ("Sage", "Summarises long threads for busy moderators."),
+    ("Milo", "Greets new members and points them to the docs."),
+)
+_ACTIONS = ("REPLY", "REPLY", "SEND_MESSAGE", "FOLLOW_ROOM", "GENERATE_IMAGE", "NONE")
+_MODELS = (("TEXT_LARGE", "openai"), ("TEXT_SMALL", "openai"), ("TEXT_LARGE", "anthropic"))
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ElizaAgent:
+    """One simulated ElizaOS agent (a character running in the server)."""
+
+    id: str
+    name: str
+    bio: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ElizaRun(TimedRun):
+    """One generated run: fixed facts; status and events are derived at read time."""
+
+    id: str
+    agent_id: str
+    times: Timeline
+    room_id: str
+    entity_id: str
+    message_id: str
+    source: str
+    detail_seed: int
+
+    def status(self, now_ms: int) -> str:
+        """Return the ElizaOS status at `now_ms`."""
+        return self.times.outcome if self.terminal(now_ms) else "started"
+
+    def logs(self, now_ms: int) -> list[tuple[int, str]]:
+        """Return the run's `run_event` logs as (createdAt ms, status) written by `now_ms`."""
+        written = [(self.times.started_ms, "started")]
+        if self.terminal(now_ms):
+            written.append((self.times.completed_ms, self.times.outcome))
+        return written
+
+
+class ElizaFlavor:
+    """ElizaOS's vocabulary: UUID agents and runs, rooms and entities."""
+
+    platform = "elizaos"
+
+    def __init__(self, settings: SimulatorSettings) -> None:
+        self.settings = settings
+
+    def begin(self, master: random.Random) -> None:
+        """Draw nothing world-wide."""
+
+    def new_agent(self, master: random.Random, index: int, start: float) -> ElizaAgent:
+        """Draw agent number `index`."""
+        name, bio = timeline.profile(PROFILES, index)
+        created = timeline.created_long_ago(master, start)
+        return ElizaAgent(uuid_from(master), name, bio, created)
+
+    def new_run(
+        self, rng: random.Random, agent: ElizaAgent, at: float, previous: ElizaRun | None
+    ) -> ElizaRun:
+        """Draw the agent's run starting at `at`."""
+        times = timeline.draw_timeline(rng, at, self.settings, FAILURES, queue_s=(0.0, 0.0))
+        return ElizaRun(
+            id=uuid_from(rng),
+            agent_id=agent.id,
+            times=times,
+            room_id=uuid_from(random.Random(f"{agent.id}/{rng.randrange(4)}")),
+            entity_id=uuid_from(rng),
+            message_id=uuid_from(rng),
+            source=rng.choice(("discord", "telegram", "twitter", "client_chat")),
+            detail_seed=rng.getrandbits(64),
+        )
+
+    def truth(self, run: ElizaRun, now_ms: int) -> dict[str, Any]:
+        """Return the run's ground truth as a JSON-ready dict."""
+        done = run.terminal(now_ms)
+        events = events_of(run, now_ms)
+        priced = [e["data"] for e in events if e["type"] == "MODEL_USED" and "cost" in e["data"]]
+        return {
+            "id": run.id,
+            "agent_id": run.agent_id,
+            "status": run.status(now_ms),
+            "terminal": done,
+            "started_at": run.times.started_ms,
+            "ended_at": run.times.completed_ms if done else None,
+            "duration_ms": run.times.duration_ms if done else None,
+            "room_id": run.room_id,
+            "counts": counts_of(events),
+            "input_tokens": sum(d["inputTokens"] for d in priced) if priced else None,
+            "output_tokens": sum(d["outputTokens"] for d in priced) if priced else None,
+            "cost": round(sum(d["cost"] for d in priced), 6) if priced else None,
+        }
+
+
+def events_of(run: ElizaRun, now_ms: int) -> list[Event]:
+    """Return the run's detail events written by `now_ms`, oldest first."""
+    return [event for event in _timeline(run) if event["timestamp"] <= now_ms]
+
+
+def counts_of(events: list[Event]) -> dict[str, int]:
+    """Count actions, model calls, errors and evaluators as the server does."""
+    completed = [e for e in events if e["type"] == "ACTION_COMPLETED"]
+    return {
+        "actions": len(completed),
+        "modelCalls": sum(1 for e in events if e["type"] == "MODEL_USED"),
+        "errors": sum(1 for e in completed if not e["data"]["success"]),
+        "evaluators": sum(1 for e in events if e["type"] == "EVALUATOR_COMPLETED"),
+    }
+
+
+def _timeline(run: ElizaRun) -> list[Event]:
+    rng = random.Random(run.detail_seed)
+    start, end = run.times.started_ms, run.times.completed_ms
+    events = [_event("RUN_STARTED", start, source=run.source, messageId=run.message_id)]
+    actions = rng.randint(0, 3)
+    slot = max(1, (end - start) // (actions + 1))
+    for index in range(actions):
+        begins = start + index * slot + rng.randint(1, max(1, slot // 4))
+        fails = (run.times.outcome == "error" and index == actions - 1) or rng.random() < 0.05
+        events += _action(rng, run, begins, max(2, slot // 2), fails)
+    if run.times.outcome == "completed" and rng.random() < 0.7:
+        events.append(
+            _event("EVALUATOR_COMPLETED", end - 1, evaluatorName="reflection", success=True)
+        )
+    error = {"completed": None, "timeout": "Run timed out", "error": "Action handler failed"}
+    took = end - start
+    events.append(
+        _event(
+            "RUN_ENDED",
+            end,
+            status=run.times.outcome,
+            error=error[run.times.outcome],
+            durationMs=took,
+        )
+    )
+    return sorted(events, key=lambda event: event["timestamp"])
+
+
+def _action(rng: random.Random, run: ElizaRun, begins: int, took: int, fails: bool) -> list[Event]:
+    action_id, name = uuid_from(rng), rng.choice(_ACTIONS)
+    context = {"actionName": name, "actionId": action_id}
+    calls = rng.randint(1, 2)
+    events = [
+        _event(
+            "ACTION_STARTED",
+            begins,
+            actionId=action_id,
+            actionName=name,
+            messageId=run.message_id,
+            planStep=f"step {name.lower()}",
+        )
+    ]
+    for call in range(calls):
+        at = begins + (call + 1) * took // (calls + 1)
+        events.append(_model_used(rng, at, context))
+    result = {"success": not fails} | ({"error": "Handler raised an exception"} if fails else {})
+    events.append(
+        _event(
+            "ACTION_COMPLETED",
+            begins + took,
+            actionId=action_id,
+            actionName=name,
+            success=not fails,
+            result=result,
+            promptCount=calls,
+            prompts=[],
+            params={},
+            response="" if fails else "Sure, here you go.",
+        )
+    )
+    return events
+
+
+def _model_used(rng: random.Random, at: int, context: dict[str, str]) -> Event:
+    model_type, provider = rng.choice(_MODELS)
+    data: dict[str, Any] = {
+        "modelType": model_type,
+        "provider": provider,
+        "executionTime": rng.randint(150, 1500),
+        "actionContext": context,
+        "prompt": "…",
+        "response": "…",
+    }
+    if rng.random() < 0.1:  # a few plugins persist usage; most runtimes do not
+        tokens_in, tokens_out = rng.randint(300, 4000), rng.randint(20, 600)
+        cost = round(tokens_in * 2.5e-6 + tokens_out * 10e-6, 6)
+        data |= {"inputTokens": tokens_in, "outputTokens": tokens_out, "cost": cost}
+    return _event("MODEL_USED", at, **data)
+
+
+def _event(kind: str, at: int, **data: Any) -> Event:
+    return {"type": kind, "timestamp": at, "data": data}

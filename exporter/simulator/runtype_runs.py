@@ -1,0 +1,142 @@
+"""Draw Runtype agents and executions: the `Flavor` of the simulated Runtype world.
+
+Executions go `queued -> running [-> paused -> running] -> completed|failed|cancelled|interrupted`;
+some pause mid-run awaiting a tool approval. A share are sub-agent executions whose
+`parentExecutionId` is the same agent's previous execution, still running when the child starts.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.simulator import timeline
+from exporter.simulator.records import alnum_id, hex_id, iso_ms
+from exporter.simulator.settings import SimulatorSettings
+from exporter.simulator.timeline import TimedRun, Timeline
+
+STATUSES = ("queued", "running", "paused", "completed", "failed", "cancelled", "interrupted")
+FAILURES = (("failed", 0.5), ("cancelled", 0.25), ("interrupted", 0.25))
+PROFILES: tuple[tuple[str, str], ...] = (
+    ("Research Assistant", "Searches the web and summarises sources with citations."),
+    ("Code Reviewer", "Reviews pull requests and suggests focused changes."),
+    ("Lead Qualifier", "Scores inbound leads and drafts the first reply."),
+    ("Data Analyst", "Answers questions by querying the warehouse."),
+    ("Content Writer", "Drafts blog posts and social copy from a brief."),
+    ("Ops Triage", "Reads alerts, gathers context and opens incidents."),
+)
+_SURFACES = ("api", "webhook", "web", "schedule", "slack")
+_STOP_REASONS = ("end_turn", "end_turn", "end_turn", "max_iterations_reached", "max_tool_calls")
+
+
+@dataclass(frozen=True, slots=True)
+class RuntypeAgent:
+    """One simulated Runtype agent."""
+
+    id: str
+    name: str
+    description: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Execution(TimedRun):
+    """One generated execution: fixed facts; status and in-flight nulls derived at read time."""
+
+    id: str
+    agent_id: str
+    times: Timeline
+    surface_type: str
+    execution_mode: str
+    notification_mode: str
+    target_resolution: str
+    version_number: int
+    conversation_id: str | None
+    parent_id: str | None
+    root_id: str | None
+    total_tokens: int | None
+    total_cost: str | None
+    iterations: int
+    stop_reason: str
+    tool_calls: int
+    detail_seed: int
+
+
+def cost_string(dollars: float) -> str:
+    """Format a cost as Runtype does: a decimal string such as "0.0234"."""
+    text = f"{dollars:.6f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+class RuntypeFlavor:
+    """Runtype's vocabulary: `agent_...` agents and `exec_<hex>` executions."""
+
+    platform = "runtype"
+
+    def __init__(self, settings: SimulatorSettings) -> None:
+        self.settings = settings
+
+    def begin(self, master: random.Random) -> None:
+        """Draw nothing world-wide: Runtype scopes by API key."""
+
+    def new_agent(self, master: random.Random, index: int, start: float) -> RuntypeAgent:
+        """Draw agent number `index`."""
+        name, description = timeline.profile(PROFILES, index)
+        created = timeline.created_long_ago(master, start)
+        return RuntypeAgent(alnum_id(master, "agent_", 20), name, description, created)
+
+    def new_run(
+        self, rng: random.Random, agent: RuntypeAgent, at: float, previous: Execution | None
+    ) -> Execution:
+        """Draw the agent's execution arriving at `at`."""
+        times = timeline.draw_timeline(rng, at, self.settings, FAILURES, pause_ratio=0.15)
+        parent = _parent(rng, previous, times.created_ms)
+        tokens = None if rng.random() < 0.05 else int(rng.lognormvariate(math.log(2200), 0.7))
+        cost = None if tokens is None else cost_string(tokens * rng.uniform(2e-6, 9e-6))
+        return Execution(
+            id=hex_id(rng, "exec_"),
+            agent_id=agent.id,
+            times=times,
+            surface_type=rng.choice(_SURFACES),
+            execution_mode="detached" if rng.random() < 0.3 else "attached",
+            notification_mode=rng.choice(("none", "none", "narrate", "react")),
+            target_resolution=rng.choice(("alias", "alias", "version", "legacy-live-row")),
+            version_number=rng.randint(1, 12),
+            conversation_id=None if rng.random() < 0.2 else hex_id(rng, "conv_"),
+            parent_id=parent.id if parent else None,
+            root_id=(parent.root_id or parent.id) if parent else None,
+            total_tokens=tokens,
+            total_cost=cost,
+            iterations=rng.randint(1, 8),
+            stop_reason=rng.choice(_STOP_REASONS),
+            tool_calls=min(6, int(rng.expovariate(1 / 2.0))),
+            detail_seed=rng.getrandbits(64),
+        )
+
+    def truth(self, run: Execution, now_ms: int) -> dict[str, Any]:
+        """Return the execution's ground truth as a JSON-ready dict."""
+        done = run.terminal(now_ms)
+        return {
+            "id": run.id,
+            "agent_id": run.agent_id,
+            "status": run.status(now_ms),
+            "terminal": done,
+            "created_at": iso_ms(run.times.created_ms),
+            "started_at": iso_ms(run.times.started_ms) if now_ms >= run.times.started_ms else None,
+            "completed_at": iso_ms(run.times.completed_ms) if done else None,
+            "duration_ms": run.times.duration_ms if done else None,
+            "parent_execution_id": run.parent_id,
+            "total_tokens": run.total_tokens if done else None,
+            "total_cost": run.total_cost if done else None,
+            "tool_calls": run.tool_calls,
+        }
+
+
+def _parent(rng: random.Random, previous: Execution | None, created_ms: int) -> Execution | None:
+    sub_agent = rng.random() < 0.3
+    if previous is None or not sub_agent:
+        return None
+    running = previous.times.started_ms <= created_ms < previous.times.completed_ms
+    return previous if running else None

@@ -1,0 +1,235 @@
+"""ElizaOS agent server: list an agent's runs, read one run's event timeline.
+
+    GET /api/agents                               {success, data:{agents:[{id, name, status}]}}
+    GET /api/agents/{agentId}                     {success, data:{id, name, ...}}
+    GET /api/agents/{agentId}/runs?limit=&to=     {success, data:{runs:[run], total, hasMore}}
+    GET /api/agents/{agentId}/runs/{runId}        {success, data:{summary, events:[...]}}
+
+There is no cursor: older runs are paged with `to` (epoch ms, inclusive) below the oldest
+`startedAt` seen, and repeated runs are dropped. Every list request carries `to`, which also
+skips the server's 15 s cache of requests without `from`/`to`. Statuses: started is in flight;
+completed, timeout and error are terminal. Quirks handled here:
+
+- Run status is folded from event logs no newer than `to`, so on an older page a run that ended
+  after `to` shows as `started`: such runs are confirmed with the detail call.
+- A run whose start log fell out of the server's scan window comes back terminal with
+  `startedAt: null`: its end is known, its duration is not (absent, never zero).
+- The detail of an unknown (or aged-out) run answers 200 with `started` and no events: that is not
+  a finished run, and its trace is reported unavailable.
+- A 401 comes as text/plain; a 200 with `success: false` is an error envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import replace
+from typing import Any
+
+from exporter.errors import MalformedPageError, NotFoundError, ParseError
+from exporter.model import Run, Status
+from exporter.sources import fields
+from exporter.sources.base import AgentEntry, Page
+from exporter.sources.budget import Priority
+from exporter.sources.conduit import agent_entry
+from exporter.sources.elizaos_events import steps_of, usage_of
+from exporter.sources.http import HttpClient
+
+STATUS_MAP = {
+    "started": Status.RUNNING,
+    "completed": Status.COMPLETED,
+    "timeout": Status.TIMEOUT,
+    "error": Status.FAILED,
+}
+FIRST_PAGE_AHEAD_MS = 86_400_000  # `to` of the first page: a day ahead absorbs any clock skew
+_ATTRIBUTES = (("messageId", "agent_run.message_id"), ("entityId", "agent_run.entity_id"))
+
+
+def unwrap(body: Any) -> Any:
+    """Return the payload of a `{success, data}` envelope (or a bare body, as the docs show)."""
+    if not isinstance(body, dict) or "success" not in body:
+        return body
+    if body.get("success") is True:
+        return body.get("data")
+    error = body.get("error")
+    detail = error if isinstance(error, dict) else {"message": error}
+    raise MalformedPageError(
+        f"ElizaOS answered success=false: {detail.get('code') or ''!s} "
+        f"{str(detail.get('message') or '')[:200]}".strip()
+    )
+
+
+def parse_run(item: Any, agent_id: str) -> Run:
+    """Translate one ElizaOS run summary (list item or detail `summary`) into a `Run`."""
+    item = fields.run_object(item)
+    status, raw_status = fields.status(item, STATUS_MAP)
+    started = fields.instant(item.get("startedAt", item.get("startTime")), "startedAt")
+    ended = fields.instant(item.get("endedAt", item.get("endTime")), "endedAt")
+    created = started if started is not None else ended
+    if created is None:
+        raise ParseError("run has neither startedAt nor endedAt")
+    duration_ms = fields.optional_number(item.get("durationMs"), "durationMs")
+    known_start = started is not None
+    return Run(
+        id=fields.required_str(item, "runId"),
+        agent_id=agent_id,
+        status=status,
+        raw_status=raw_status,
+        created_at=created,
+        completed_at=ended if status.terminal and known_start else None,
+        duration_s=duration_ms / 1000.0 if duration_ms is not None and known_start else None,
+        conversation_id=fields.optional_str(item, "roomId"),
+        attributes={a: v for key, a in _ATTRIBUTES if (v := fields.optional_str(item, key))}
+        | ({} if known_start else {"agent_run.start_unknown": "true"}),
+    )
+
+
+def parse_list(body: Any, agent_id: str) -> Page:
+    """Translate a list-runs response into a page; malformed items are skipped and counted."""
+    data = unwrap(body)
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise MalformedPageError("list-runs response has no 'runs' array")
+    page = Page(runs=[], has_more=data.get("hasMore") is True)
+    for item in data["runs"]:
+        try:
+            page.runs.append(parse_run(item, agent_id))
+        except ParseError as exc:
+            page.skip(exc, item, "runId")
+    return page
+
+
+def parse_detail(body: Any, run: Run) -> Run:
+    """Return `run` completed from a run-detail response: steps, usage, reported times."""
+    data = unwrap(body)
+    if not isinstance(data, dict):
+        raise MalformedPageError("run-detail response has no data object")
+    events = data.get("events") if isinstance(data.get("events"), list) else []
+    summary = data.get("summary", data)
+    if not events:
+        raise NotFoundError(f"ElizaOS has no events for run {run.id} (unknown or aged out)")
+    usage = usage_of(events)
+    detailed = _summary_times(summary, run)
+    return replace(
+        detailed,
+        tool_steps=steps_of(events),
+        input_tokens=run.input_tokens if usage.input_tokens is None else usage.input_tokens,
+        output_tokens=run.output_tokens if usage.output_tokens is None else usage.output_tokens,
+        cost_usd=run.cost_usd if usage.cost_usd is None else usage.cost_usd,
+    )
+
+
+def _summary_times(summary: Any, run: Run) -> Run:
+    """Take the detail's start and end when the list could not give them (startedAt null)."""
+    try:
+        parsed = parse_run(summary, run.agent_id)
+    except ParseError:
+        return run
+    if run.completed_at is None and parsed.completed_at is not None:
+        return replace(
+            run,
+            created_at=parsed.created_at,
+            completed_at=parsed.completed_at,
+            duration_s=parsed.duration_s,
+        )
+    return run
+
+
+def parse_agents(body: Any) -> list[AgentEntry]:
+    """Translate a list-agents response into the agents that are running (status active)."""
+    data = unwrap(body)
+    agents = data.get("agents") if isinstance(data, dict) else None
+    if not isinstance(agents, list):
+        raise MalformedPageError("list-agents response has no 'agents' array")
+    active = [
+        item for item in agents if isinstance(item, dict) and item.get("status") != "inactive"
+    ]
+    return [entry for item in active if (entry := agent_entry(item)) is not None]
+
+
+class ElizaSource:
+    """An ElizaOS server's runs API for one configured source."""
+
+    platform = "elizaos"
+    terminal_statuses: tuple[str, ...] = ("completed", "failed", "timeout")
+    dispositions: tuple[str, ...] = ()
+    token_types: tuple[str, ...] = ()  # only a few model calls report usage: nothing declared
+    has_cost = False
+
+    def __init__(
+        self, name: str, client: HttpClient, *, page_size: int, clock: Callable[[], float]
+    ):
+        self.name = name
+        self._client = client
+        self._page_size = page_size
+        self._clock = clock
+
+    async def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
+        """Yield the agent's runs newest first, each older page bounded by `to`."""
+        to = int(self._clock() * 1000) + FIRST_PAGE_AHEAD_MS
+        seen: set[str] = set()
+        first = True
+        while True:
+            body = await self._client.get_json(
+                f"/api/agents/{agent_id}/runs",
+                endpoint="list_runs",
+                params={"limit": self._page_size, "to": to},
+            )
+            page = parse_list(body, agent_id)
+            oldest = _oldest_start_ms(page)
+            page.runs = [run for run in page.runs if run.id not in seen]
+            seen.update(run.id for run in page.runs)
+            if not first:
+                page.runs = [await self._confirm(run) for run in page.runs]
+            page.has_more = page.has_more and oldest is not None and oldest - 1 < to
+            yield page
+            if not page.has_more or oldest is None:
+                return
+            to, first = oldest - 1, False
+
+    async def _confirm(self, run: Run) -> Run:
+        """Return the true state of a run an older page shows in flight (its end may be newer)."""
+        if run.status.terminal:
+            return run
+        body = await self._client.get_json(
+            f"/api/agents/{run.agent_id}/runs/{run.id}", endpoint="get_run", params={}
+        )
+        data = unwrap(body)
+        summary = data.get("summary") if isinstance(data, dict) else None
+        try:
+            confirmed = parse_run(summary, run.agent_id)
+        except ParseError:
+            return run
+        return confirmed if confirmed.status.terminal else run
+
+    async def list_agents(self) -> list[AgentEntry]:
+        """Return the server's running agents from `GET /api/agents`."""
+        body = await self._client.get_json("/api/agents", endpoint="list_agents", params={})
+        return parse_agents(body)
+
+    async def agent_name(self, agent_id: str) -> str | None:
+        """Return the agent's name from `GET /api/agents/{agentId}`."""
+        body = await self._client.get_json(
+            f"/api/agents/{agent_id}", endpoint="get_agent", params={}, priority=Priority.DETAIL
+        )
+        entry = agent_entry(unwrap(body))
+        return entry.name if entry else None
+
+    async def fetch_detail(self, run: Run) -> Run:
+        """Return `run` with the actions and model calls of its event timeline."""
+        body = await self._client.get_json(
+            f"/api/agents/{run.agent_id}/runs/{run.id}",
+            endpoint="get_run",
+            params={},
+            priority=Priority.DETAIL,
+        )
+        return parse_detail(body, run)
+
+    async def aclose(self) -> None:
+        """Close the source's HTTP client."""
+        await self._client.aclose()
+
+
+def _oldest_start_ms(page: Page) -> int | None:
+    starts = [
+        run.created_at for run in page.runs if "agent_run.start_unknown" not in run.attributes
+    ]
+    return round(min(starts) * 1000) if starts else None

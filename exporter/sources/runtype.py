@@ -1,0 +1,217 @@
+"""Runtype (api.runtype.com): list an agent's executions, list one execution's tool calls.
+
+    GET /v1/agents?limit=&cursor=                          {data:[agent], pagination}
+    GET /v1/agents/{id}                                    agent (bare object)
+    GET /v1/agents/{id}/executions?limit=&cursor=          {data:[execution], pagination}
+    GET /v1/agents/{id}/executions/{executionId}/tool-calls  {toolCalls:[call]}
+
+`pagination` is `{nextCursor, hasMore, ...}`. Executions are keyed by `id`. Status mapping:
+queued -> queued; running and paused -> running (paused is not terminal); completed -> completed;
+failed and interrupted -> failed (interrupted: the platform stopped it, nobody asked to);
+cancelled -> cancelled. The raw status stays on the span (`agent_run.raw_status`).
+`totalCost` is a decimal string; `totalTokens` has no input/output split; durations come from
+`startedAt`/`completedAt`. Tool calls carry real times (`startedAt`, `completedAt` or
+`executionTimeMs`), the model's `toolCallId` and an `errorMessage`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import replace
+from typing import Any
+
+from exporter.errors import MalformedPageError, ParseError
+from exporter.model import Run, Status, ToolStep
+from exporter.sources import fields
+from exporter.sources.base import AgentEntry, Page
+from exporter.sources.budget import Priority
+from exporter.sources.conduit import agent_entry
+from exporter.sources.http import HttpClient
+from exporter.sources.paging import collect, cursor_of, cursor_pages
+
+log = logging.getLogger(__name__)
+
+STATUS_MAP = {
+    "queued": Status.QUEUED,
+    "running": Status.RUNNING,
+    "paused": Status.RUNNING,
+    "completed": Status.COMPLETED,
+    "failed": Status.FAILED,
+    "interrupted": Status.FAILED,
+    "cancelled": Status.CANCELLED,
+}
+_FAILED_TOOL_STATUSES = ("failed", "error", "errored")
+_LINEAGE = (
+    ("rootExecutionId", "agent_run.root_run_id"),
+    ("retryOfExecutionId", "agent_run.retry_of_run_id"),
+    ("surfaceType", "agent_run.surface"),
+    ("stopReason", "agent_run.stop_reason"),
+)
+
+
+def parse_run(item: Any, agent_id: str) -> Run:
+    """Translate one Runtype execution (list item or detail) into a `Run`."""
+    item = fields.run_object(item, "execution")
+    status, raw_status = fields.status(item, STATUS_MAP)
+    created = fields.timestamp(item.get("createdAt"), "createdAt")
+    started = fields.optional_timestamp(item.get("startedAt"), "startedAt")
+    completed = fields.optional_timestamp(item.get("completedAt"), "completedAt")
+    terminal = status.terminal
+    return Run(
+        id=fields.required_str(item, "id"),
+        agent_id=fields.optional_str(item, "agentId") or agent_id,
+        status=status,
+        raw_status=raw_status,
+        created_at=created,
+        started_at=started,
+        completed_at=completed if terminal else None,
+        total_tokens=fields.optional_int(item.get("totalTokens"), "totalTokens"),
+        cost_usd=fields.optional_number(item.get("totalCost"), "totalCost"),
+        conversation_id=fields.optional_str(item, "conversationId"),
+        error=_error(item) if status.is_error else None,
+        parent_run_id=fields.optional_str(item, "parentExecutionId"),
+        attributes={a: v for key, a in _LINEAGE if (v := fields.optional_str(item, key))},
+    )
+
+
+def _error(item: dict[str, Any]) -> str | None:
+    for key in ("error", "errorMessage", "stopReason"):
+        value = item.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict) and isinstance(value.get("message"), str):
+            return str(value["message"])
+    return None
+
+
+def parse_list_page(body: Any, agent_id: str) -> tuple[Page, str | None]:
+    """Translate a list-executions response into a page and its next cursor."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise MalformedPageError("list-executions response has no 'data' array")
+    pagination = body.get("pagination")
+    pagination = pagination if isinstance(pagination, dict) else {}
+    page = Page(runs=[], has_more=pagination.get("hasMore") is True)
+    for item in body["data"]:
+        try:
+            page.runs.append(parse_run(item, agent_id))
+        except ParseError as exc:
+            page.skip(exc, item)
+    return page, cursor_of(pagination.get("nextCursor"))
+
+
+def parse_tool_calls(body: Any) -> tuple[ToolStep, ...]:
+    """Translate a list-tool-calls response into steps in call order, skipping malformed calls."""
+    if not isinstance(body, dict) or not isinstance(body.get("toolCalls"), list):
+        raise MalformedPageError("tool-calls response has no 'toolCalls' array")
+    steps: list[ToolStep] = []
+    for item in body["toolCalls"]:
+        try:
+            steps.append(_tool_step(item))
+        except ParseError as exc:
+            log.debug("skipping a Runtype tool call: %s", exc)
+    return tuple(sorted(steps, key=lambda step: step.started_at or 0.0))
+
+
+def _tool_step(item: Any) -> ToolStep:
+    if not isinstance(item, dict):
+        raise ParseError("tool call must be an object")
+    started = fields.optional_timestamp(item.get("startedAt") or item.get("createdAt"), "startedAt")
+    ended = fields.optional_timestamp(item.get("completedAt"), "completedAt")
+    elapsed_ms = fields.optional_number(item.get("executionTimeMs"), "executionTimeMs")
+    if ended is None and started is not None and elapsed_ms is not None:
+        ended = started + elapsed_ms / 1000.0
+    return ToolStep(
+        name=fields.required_str(item, "toolName"),
+        input=item.get("inputParameters"),
+        output=item.get("outputResult"),
+        started_at=started,
+        ended_at=ended,
+        call_id=fields.optional_str(item, "toolCallId") or fields.optional_str(item, "id"),
+        error=_tool_error(item),
+    )
+
+
+def _tool_error(item: dict[str, Any]) -> str | None:
+    message = item.get("errorMessage")
+    if isinstance(message, str) and message:
+        return message[:200]
+    status = item.get("status")
+    if isinstance(status, str) and status.lower() in _FAILED_TOOL_STATUSES:
+        return f"tool call {status}"
+    return None
+
+
+def parse_agents(body: Any) -> tuple[list[AgentEntry], str | None, bool]:
+    """Translate a list-agents response into entries, the next cursor and has-more."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise MalformedPageError("list-agents response has no 'data' array")
+    pagination = body.get("pagination")
+    pagination = pagination if isinstance(pagination, dict) else {}
+    agents = [entry for item in body["data"] if (entry := agent_entry(item)) is not None]
+    return agents, cursor_of(pagination.get("nextCursor")), pagination.get("hasMore") is True
+
+
+class RuntypeSource:
+    """The Runtype executions API for one configured source."""
+
+    platform = "runtype"
+    terminal_statuses: tuple[str, ...] = ("completed", "failed", "cancelled")
+    dispositions: tuple[str, ...] = ()
+    token_types: tuple[str, ...] = ("total",)
+    has_cost = True
+
+    def __init__(self, name: str, client: HttpClient, *, page_size: int) -> None:
+        self.name = name
+        self._client = client
+        self._page_size = page_size
+
+    async def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
+        """Yield the agent's executions page by page, newest first, following `nextCursor`."""
+
+        async def fetch(cursor: str | None) -> tuple[Page, str | None, bool]:
+            body = await self._client.get_json(
+                f"/v1/agents/{agent_id}/executions",
+                endpoint="list_executions",
+                params={"limit": self._page_size, "cursor": cursor, "view": "compact"},
+            )
+            page, next_cursor = parse_list_page(body, agent_id)
+            return page, next_cursor, page.has_more and bool(page.runs)
+
+        async with contextlib.aclosing(cursor_pages(fetch)) as pages:
+            async for page in pages:
+                yield page
+
+    async def list_agents(self) -> list[AgentEntry]:
+        """Return the account's agents from `GET /v1/agents`."""
+
+        async def fetch(cursor: str | None) -> tuple[list[AgentEntry], str | None, bool]:
+            body = await self._client.get_json(
+                "/v1/agents", endpoint="list_agents", params={"limit": 100, "cursor": cursor}
+            )
+            return parse_agents(body)
+
+        return await collect(fetch)
+
+    async def agent_name(self, agent_id: str) -> str | None:
+        """Return the agent's name from `GET /v1/agents/{id}`."""
+        body = await self._client.get_json(
+            f"/v1/agents/{agent_id}", endpoint="get_agent", params={}, priority=Priority.DETAIL
+        )
+        entry = agent_entry(body.get("data", body) if isinstance(body, dict) else None)
+        return entry.name if entry else None
+
+    async def fetch_detail(self, run: Run) -> Run:
+        """Return `run` with the tool calls of its execution."""
+        body = await self._client.get_json(
+            f"/v1/agents/{run.agent_id}/executions/{run.id}/tool-calls",
+            endpoint="list_tool_calls",
+            params={},
+            priority=Priority.DETAIL,
+        )
+        return replace(run, tool_steps=parse_tool_calls(body))
+
+    async def aclose(self) -> None:
+        """Close the source's HTTP client."""
+        await self._client.aclose()

@@ -1,0 +1,100 @@
+"""The Grafana dashboard: generated from its panel table, every expression valid PromQL over the
+exporter's real metric names, and the panels the issue asks for."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from prometheus_client import CollectorRegistry
+
+from exporter.discovery import INFO_NAME
+from exporter.selfmetrics import SelfMetrics
+from exporter.sinks.metrics import RUN_METRICS
+from tests.deploy.charts import CHART, dashboard_expressions
+from tests.deploy.tools import run, script, tool
+
+DASHBOARD = json.loads((CHART / "files" / "dashboard.json").read_text())
+
+# What Grafana substitutes before a query reaches Prometheus.
+GRAFANA = {"$__rate_interval": "1m", "$__range": "1h", "$source": ".*", "$agent": ".*"}
+_METRIC = re.compile(r"\b(agent_[a-z_]+)")
+
+
+def substitute(expr: str, values: dict[str, str] = GRAFANA) -> str:
+    """Replace Grafana's variables in `expr` as Grafana would before querying."""
+    for variable, value in values.items():
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def exported_names() -> set[str]:
+    names = {spec.name for spec in RUN_METRICS} | {"agent_runs_in_progress", INFO_NAME}
+    registry = CollectorRegistry()
+    SelfMetrics(registry)
+    for family in registry.collect():
+        names |= {sample.name for sample in family.samples} | {family.name}
+    out = set()
+    for name in names:
+        out |= {name, f"{name}_sum", f"{name}_count", f"{name}_bucket", f"{name}_total"}
+    return out
+
+
+def test_dashboard_file_is_generated() -> None:
+    result = script("build_dashboard.py", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
+    rules = [
+        {"record": f"dashboard:query_{index}", "expr": substitute(expr)}
+        for index, expr in enumerate(dashboard_expressions())
+    ]
+    path = tmp_path / "dashboard-queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = run(tool("promtool"), "check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout
+
+
+def test_every_metric_name_is_one_the_exporter_exports() -> None:
+    labels = {"agent_id", "agent_name"}
+    used = {name for expr in dashboard_expressions() for name in _METRIC.findall(expr)} - labels
+    assert used - exported_names() == set()
+    assert len(used) >= 14
+
+
+def test_variables_and_exemplars() -> None:
+    variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert {"source", "agent"} <= set(variables)
+    (duration,) = [p for p in DASHBOARD["panels"] if p["title"].startswith("Run duration")]
+    assert [t["legendFormat"] for t in duration["targets"]] == ["p50", "p95", "p99"]
+    assert all(t["exemplar"] for t in duration["targets"])
+    for panel in DASHBOARD["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}"
+
+
+def test_panels_answer_the_questions() -> None:
+    titles = {p["title"] for p in DASHBOARD["panels"]}
+    assert {
+        "Runs per second by status",
+        "Failure ratio by agent",
+        "Disposition breakdown",
+        "Tokens per second",
+        "Cost per hour (USD)",
+        "Cost per run (USD)",
+        "Tool calls per second by tool",
+        "Tool error ratio by tool",
+        "Source up",
+        "Age of last successful poll",
+        "API responses by code",
+        "Trace backlog",
+        "Spans exported and dropped",
+    } <= titles
+    ids = [p["id"] for p in DASHBOARD["panels"]]
+    assert len(ids) == len(set(ids))

@@ -1,0 +1,62 @@
+"""Helpers for source tests: fixtures, an HttpClient over httpx.MockTransport, page collection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from exporter.sources.base import Page, Source
+from exporter.sources.http import HttpClient, RetryPolicy
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def fixture(name: str) -> Any:
+    """Return a JSON fixture from tests/fixtures."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+def mock_client(
+    handler: Handler,
+    *,
+    headers: Mapping[str, str] | None = None,
+    calls: list[tuple[str, str]] | None = None,
+) -> HttpClient:
+    """Return an HttpClient whose requests `handler` answers; (endpoint, code) go to `calls`."""
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    def on_response(endpoint: str, code: str) -> None:
+        if calls is not None:
+            calls.append((endpoint, code))
+
+    return HttpClient(
+        base_url="https://upstream.test",
+        headers=headers or {},
+        timeout_s=5,
+        on_response=on_response,
+        transport=httpx.MockTransport(handler),
+        sleep=no_sleep,
+        retry=RetryPolicy(attempts=2, base_delay_s=0.01, deadline_s=5),
+    )
+
+
+def collect_pages(source: Source, agent_id: str) -> list[Page]:
+    """Read every page `source` yields for `agent_id`."""
+
+    async def go() -> list[Page]:
+        return [page async for page in source.pages(agent_id)]
+
+    return asyncio.run(go())
+
+
+def run_async(coroutine: Any) -> Any:
+    """Run one coroutine to completion."""
+    return asyncio.run(coroutine)
