@@ -27,6 +27,7 @@ from exporter.health import SourceHealth
 from exporter.ids import run_trace_id
 from exporter.model import Run
 from exporter.selfmetrics import SelfMetrics
+from exporter.settling import Sent, settle
 from exporter.sharding import ShardingSettings
 from exporter.sinks.metrics import RunMetrics
 from exporter.sinks.traces import SourceInfo, TraceSink
@@ -326,36 +327,14 @@ class Poller:
     def _export(self, info: SourceInfo, run: Run, record: RunRecord) -> None:
         assert self.traces is not None
         assert record.run is not None
-        self.traces.submit(info, run, _Sent(info, record, run, record.run))
+        self.traces.submit(info, run, Sent(info, record, run, record.run))
         self.tracker.trace_sent(record)
-
-    def _settle(self) -> None:
-        """Mark done the traces the span queue has exported (or dropped), and count their tools.
-
-        Done only once the collector has the spans, so a crash before re-sends them instead. A run
-        whose spans found the queue full is tried again, up to MAX_DETAIL_ATTEMPTS times.
-        """
-        if self.traces is None:
-            return
-        for settled in self.traces.settled():
-            sent = settled.key
-            if not isinstance(sent, _Sent):
-                continue
-            if (
-                not settled.exported
-                and self.tracker.trace_failed(sent.record) < MAX_DETAIL_ATTEMPTS
-            ):
-                self.tracker.trace_retry(sent.record)  # dropped from a full queue: try again later
-                continue
-            self.run_metrics.record_detail(
-                sent.info.name, sent.info.platform, sent.run, sent.listed
-            )
-            self.tracker.trace_done(sent.record)
 
     def commit(self) -> None:
         """Write every change since the last commit in one transaction, then publish metrics."""
         now = self.clock()
-        self._settle()
+        if self.traces is not None:  # traces the collector has are done in this transaction
+            settle(self.traces, self.tracker, self.run_metrics, MAX_DETAIL_ATTEMPTS)
         for record in self.tracker.expire(now):
             self.metrics.runs_skipped.labels(record.source, "in_flight_expired").inc()
         batch = StateBatch()
@@ -368,16 +347,6 @@ class Poller:
                 log.error("%s; going on from memory", exc)
         self.run_metrics.publish()
         self.metrics.tracked_runs.set(len(self.tracker))
-
-
-@dataclass(frozen=True, slots=True)
-class _Sent:
-    """A run whose spans are in the span queue, waiting to be settled."""
-
-    info: SourceInfo
-    record: RunRecord
-    run: Run  # with its detail
-    listed: Run  # as the list showed it
 
 
 def _reaches(page: Page, stop_below: float) -> bool:
