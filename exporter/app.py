@@ -28,7 +28,8 @@ from exporter.serving import serve_in_loop, stop_on_signals
 from exporter.sinks.metrics import InProgressCollector, RunMetrics
 from exporter.sinks.span_exporters import build_span_exporter
 from exporter.sinks.span_queue import SpanQueue
-from exporter.sinks.traces import SourceInfo, TraceSink
+from exporter.sinks.spans import SourceInfo
+from exporter.sinks.traces import TraceSink
 from exporter.sources.budget import build_budgets
 from exporter.sources.factory import ENDPOINTS, budget_spec, build_source
 from exporter.state import StateStore

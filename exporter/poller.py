@@ -30,7 +30,8 @@ from exporter.selfmetrics import SelfMetrics
 from exporter.settling import Sent, settle
 from exporter.sharding import ShardingSettings
 from exporter.sinks.metrics import RunMetrics
-from exporter.sinks.traces import SourceInfo, TraceSink
+from exporter.sinks.spans import SourceInfo
+from exporter.sinks.traces import TraceSink
 from exporter.skips import SkipLedger
 from exporter.sources.base import Page, Source
 from exporter.state import RunRecord, StateBatch, StateStore

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from exporter.model import Run
 from exporter.sinks.metrics import RunMetrics
-from exporter.sinks.traces import SourceInfo, TraceSink
+from exporter.sinks.spans import SourceInfo
+from exporter.sinks.traces import TraceSink
 from exporter.state import RunRecord
 from exporter.tracker import Tracker
 

@@ -21,7 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from exporter.errors import MalformedPageError, ParseError
 from exporter.sinks.spanfile import encode_line
-from exporter.sinks.traces import SourceInfo, TraceSink
+from exporter.sinks.spans import SourceInfo
+from exporter.sinks.traces import TraceSink
 from exporter.sources import conduit
 
 Parser = Callable[[Any], object]

@@ -14,7 +14,7 @@ from exporter.model import Run, Status
 from exporter.poller import Poller, SourceRuntime
 from exporter.selfmetrics import SelfMetrics
 from exporter.sinks.metrics import RunMetrics
-from exporter.sinks.traces import SourceInfo
+from exporter.sinks.spans import SourceInfo
 from exporter.sources.base import Page
 from exporter.state import StateStore
 from exporter.tracker import Tracker

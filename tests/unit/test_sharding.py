@@ -21,7 +21,7 @@ from exporter.health import SourceHealth
 from exporter.poller import SourceRuntime
 from exporter.sharding import ShardingSettings, owner, owns, select
 from exporter.simulator.world import SimulatorSettings, World
-from exporter.sinks.traces import SourceInfo
+from exporter.sinks.spans import SourceInfo
 from exporter.sources.base import AgentEntry
 from tests.unit.fakeclock import START, FakeClock
 from tests.unit.test_discovery import Setup

@@ -10,7 +10,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from exporter.model import ToolStep
 from exporter.sinks.span_queue import Settled, SpanQueue
-from exporter.sinks.traces import SourceInfo, TraceSink
+from exporter.sinks.spans import SourceInfo
+from exporter.sinks.traces import TraceSink
 from tests.unit.runs import make_run
 
 SOURCE = SourceInfo("s", "conduit")

@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from exporter.model import Run, Status, ToolStep
 from exporter.sinks.spanfile import FileSpanExporter
-from exporter.sinks.traces import SourceInfo, TraceSink
+from exporter.sinks.spans import SourceInfo
+from exporter.sinks.traces import TraceSink
 from tests.e2e.otlp_receiver import read_span_file
 
 SOURCE = SourceInfo(name="eliza-dev", platform="elizaos")

@@ -30,7 +30,8 @@ from exporter.errors import ConfigError
 from exporter.model import Run, Status, ToolStep
 from exporter.sinks.span_exporters import CountingSpanExporter, build_span_exporter
 from exporter.sinks.spanfile import FileSpanExporter
-from exporter.sinks.traces import TRUNCATION_MARK, SourceInfo, TraceSink, to_ns
+from exporter.sinks.spans import TRUNCATION_MARK, SourceInfo, to_ns
+from exporter.sinks.traces import TraceSink
 from tests.e2e.otlp_receiver import OtlpReceiver
 
 SOURCE = SourceInfo(name="conduit-prod", platform="conduit")

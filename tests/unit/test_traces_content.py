@@ -8,7 +8,7 @@ from typing import Any
 from exporter import logs
 from exporter.model import Status, ToolStep
 from exporter.redaction import REDACTED, Redactor
-from exporter.sinks.traces import TRUNCATION_MARK, SourceInfo
+from exporter.sinks.spans import TRUNCATION_MARK, SourceInfo
 from tests.unit.test_traces import SOURCE, Harness, make_run, split
 
 ARGUMENTS = "gen_ai.tool.call.arguments"
