@@ -10,38 +10,33 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 
 from exporter import discovery
 from exporter.discovery import AgentDirectory
 from exporter.errors import (
-    ExporterError,
-    MalformedPageError,
     PermanentError,
-    RateLimitedError,
     SourceError,
     StateError,
 )
 from exporter.health import SourceHealth
 from exporter.ids import run_trace_id
-from exporter.model import Run
 from exporter.selfmetrics import SelfMetrics
-from exporter.settling import Sent, settle
+from exporter.settling import settle
 from exporter.sharding import ShardingSettings
 from exporter.sinks.metrics import RunMetrics
 from exporter.sinks.spans import SourceInfo
 from exporter.sinks.traces import TraceSink
 from exporter.skips import SkipLedger
 from exporter.sources.base import Page, Source
-from exporter.state import RunRecord, StateBatch, StateStore
+from exporter.state import StateBatch, StateStore
+from exporter.tracing import MAX_DETAIL_ATTEMPTS, TracePhase
 from exporter.tracker import Outcome, Tracker
 
 log = logging.getLogger(__name__)
 
-MAX_DETAIL_ATTEMPTS = 3
 AGENT_CONCURRENCY = 4
-TRACE_CHUNK = 200
 
 
 @dataclass(slots=True)
@@ -88,9 +83,19 @@ class Poller:
         self.traces = traces
         self.clock = clock
         self.poll_interval_s = poll_interval_s
-        self.detail_concurrency = detail_concurrency
-        self.trace_budget_s = max(2 * poll_interval_s, 10.0)
         self.skips = SkipLedger()
+        self.tracing = (
+            None
+            if traces is None
+            else TracePhase(
+                tracker=tracker,
+                self_metrics=self_metrics,
+                traces=traces,
+                clock=clock,
+                budget_s=max(2 * poll_interval_s, 10.0),
+                detail_concurrency=detail_concurrency,
+            )
+        )
 
     async def run(self, sources: list[SourceRuntime], stop: asyncio.Event) -> None:
         """Poll every source until `stop` is set."""
@@ -267,69 +272,11 @@ class Poller:
         )
 
     async def _export_traces(self, runtime: SourceRuntime) -> int:
-        """Fetch details and export spans of pending runs; return how many were traced.
-
-        Runs are taken failures first, in chunks, each followed by a commit. Past the cycle's
-        time budget the rest waits for the next cycle, so a backlog never delays polling.
-        """
+        """Trace pending runs within the cycle's budget (see `TracePhase`); return how many."""
         name = runtime.info.name
-        pending = self.tracker.pending_traces(name)
-        if self.traces is not None and pending:
-            deadline = self.clock() + self.trace_budget_s
-            for start in range(0, len(pending), TRACE_CHUNK):
-                if start and self.clock() > deadline:
-                    break
-                await self._trace_chunk(runtime, pending[start : start + TRACE_CHUNK], deadline)
-                self.commit()
-        backlog = self.tracker.trace_backlog(name)
-        self.metrics.trace_backlog.labels(name).set(backlog)
-        return len(pending) - backlog
-
-    async def _trace_chunk(
-        self, runtime: SourceRuntime, records: list[RunRecord], deadline: float
-    ) -> None:
-        limit = asyncio.Semaphore(self.detail_concurrency)
-        assert self.traces is not None
-        traces = self.traces
-
-        async def one(record: RunRecord) -> None:
-            async with limit:
-                # Past the budget, or with the span queue full, the trace waits for a later cycle.
-                if self.clock() <= deadline and traces.has_room():
-                    await self._trace_run(runtime, record)
-
-        await asyncio.gather(*(one(record) for record in records))
-        runtime.health.last_progress = self.clock()
-
-    async def _trace_run(self, runtime: SourceRuntime, record: RunRecord) -> None:
-        assert record.run is not None
-        info = runtime.info
-        try:
-            run = await runtime.source.fetch_detail(record.run)
-        except ExporterError as exc:
-            if isinstance(exc, RateLimitedError) and exc.budget:
-                return  # no request budget left before the deadline: nothing failed, it waits
-            reason = getattr(exc, "reason", "malformed_item")
-            self.metrics.poll_errors.labels(info.name, reason).inc()
-            # A truncated or garbled detail body is worth another try in a later cycle.
-            retryable = isinstance(exc, MalformedPageError) or (
-                isinstance(exc, SourceError) and exc.retryable
-            )
-            if retryable and self.tracker.trace_failed(record) < MAX_DETAIL_ATTEMPTS:
-                return
-            log.warning(
-                "run %s of source %s: no tool trace (%s): %s", record.run_id, info.name, reason, exc
-            )
-            self.metrics.runs_skipped.labels(info.name, "detail_failed").inc()
-            run = replace(record.run, tool_steps=None)
-        name = runtime.directory.name(run.agent_id)
-        self._export(info, replace(run, agent_name=run.agent_name or name), record)
-
-    def _export(self, info: SourceInfo, run: Run, record: RunRecord) -> None:
-        assert self.traces is not None
-        assert record.run is not None
-        self.traces.submit(info, run, Sent(info, record, run, record.run))
-        self.tracker.trace_sent(record)
+        traced = 0 if self.tracing is None else await self.tracing.run(runtime, self.commit)
+        self.metrics.trace_backlog.labels(name).set(self.tracker.trace_backlog(name))
+        return traced
 
     def commit(self) -> None:
         """Write every change since the last commit in one transaction, then publish metrics."""
