@@ -28,6 +28,7 @@ from exporter.simulator.acp_runs import (
     thread_payload,
 )
 from exporter.simulator.gate import ApiError, Dialect, bearer, bind, build_app
+from exporter.simulator.paging import query_limit
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.world import BaseWorld, Clock
 
@@ -61,10 +62,7 @@ def _run(request: Request, world: AcpWorld) -> tuple[AcpServer, AcpRun]:
 def list_runs(request: Request, world: AcpWorld) -> Payload:
     """Answer the runtime runs list: one page of the newest runs, in both `data` and `runs`."""
     server = _server(request, world)
-    raw = request.query_params.get("limit")
-    if raw is not None and (not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT):
-        raise ApiError(400, f"limit must be an integer between 1 and {MAX_LIMIT}")
-    limit = DEFAULT_LIMIT if raw is None else int(raw)
+    limit = query_limit(request, DEFAULT_LIMIT, MAX_LIMIT)
     now_ms = world.now_ms()
     newest = list(reversed(world.runs(server.id)[-limit:]))
     items = [run_payload(run, now_ms) for run in newest]

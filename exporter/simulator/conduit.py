@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from exporter.simulator.gate import ApiError, Dialect, bearer, bind, build_app
-from exporter.simulator.paging import CursorError, decode_cursor, encode_cursor, newest_first
+from exporter.simulator.paging import encode_cursor, newest_first, query_cursor, query_limit
 from exporter.simulator.payloads import agent_payload, run_detail, run_summary
 from exporter.simulator.records import Agent, SimRun
 from exporter.simulator.world import World
@@ -37,25 +37,6 @@ MAX_LIMIT = 100
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """Build a Conduit error response `{"error": message}`."""
     return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-def _query_limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, f"limit must be an integer between 1 and {MAX_LIMIT}")
-    return int(raw)
-
-
-def _query_cursor(request: Request) -> tuple[int, str] | None:
-    raw = request.query_params.get("cursor")
-    if raw is None or raw == "":
-        return None
-    try:
-        return decode_cursor(raw)
-    except CursorError:
-        raise ApiError(400, "Invalid cursor") from None
 
 
 def _query_status(request: Request) -> str | None:
@@ -87,7 +68,7 @@ def _page(items: list[Payload], last: tuple[int, str] | None, has_more: bool) ->
 def list_agents(request: Request, world: World) -> Payload:
     """Answer `GET /v1/agents`."""
     _check_workspace(request, world)
-    limit, before = _query_limit(request), _query_cursor(request)
+    limit, before = query_limit(request, DEFAULT_LIMIT, MAX_LIMIT), query_cursor(request)
     ordered = sorted(world.agents, key=_agent_key)
     agents, has_more = newest_first(ordered, _agent_key, limit, before)
     last = _agent_key(agents[-1]) if agents else None
@@ -106,7 +87,11 @@ def get_agent(request: Request, world: World) -> Payload:
 def list_runs(request: Request, world: World) -> Payload:
     """Answer `GET /v1/agents/{id}/runs`."""
     agent = _agent(request, world)
-    limit, before, status = _query_limit(request), _query_cursor(request), _query_status(request)
+    limit, before, status = (
+        query_limit(request, DEFAULT_LIMIT, MAX_LIMIT),
+        query_cursor(request),
+        _query_status(request),
+    )
     now_ms = world.now_ms()
 
     def keep(run: SimRun) -> bool:

@@ -14,6 +14,10 @@ import bisect
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from starlette.requests import Request
+
+from exporter.simulator.gate import ApiError
+
 T = TypeVar("T")
 Key = tuple[int, str]
 
@@ -62,3 +66,24 @@ def newest_first(
             return page, True
         page.append(item)
     return page, False
+
+
+def query_limit(request: Request, default: int = 20, maximum: int = 100) -> int:
+    """Return the request's `limit`, or answer 400 when it is not an integer in 1..maximum."""
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ApiError(400, f"limit must be an integer between 1 and {maximum}")
+    return int(raw)
+
+
+def query_cursor(request: Request) -> tuple[int, str] | None:
+    """Return the position the request's `cursor` names, None without one; 400 when bad."""
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        return decode_cursor(raw)
+    except CursorError:
+        raise ApiError(400, "Invalid cursor") from None

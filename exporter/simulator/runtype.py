@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from exporter.simulator import runtype_payloads as render
 from exporter.simulator.gate import ApiError, Dialect, bearer, bind, build_app
-from exporter.simulator.paging import CursorError, decode_cursor, encode_cursor
+from exporter.simulator.paging import encode_cursor, query_cursor, query_limit
 from exporter.simulator.runtype_runs import STATUSES, Execution, RuntypeAgent, RuntypeFlavor
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.world import BaseWorld, Clock
@@ -44,30 +44,11 @@ def runtype_world(settings: SimulatorSettings, clock: Clock) -> RuntypeWorld:
     return BaseWorld(RuntypeFlavor(settings), settings, clock)
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, f"limit must be an integer between 1 and {MAX_LIMIT}")
-    return int(raw)
-
-
-def _cursor(request: Request) -> tuple[int, str] | None:
-    raw = request.query_params.get("cursor")
-    if not raw:
-        return None
-    try:
-        return decode_cursor(raw)
-    except CursorError:
-        raise ApiError(400, "Invalid cursor") from None
-
-
 def _page(
     request: Request, items: Sequence[T], key: Callable[[T], tuple[int, str]]
 ) -> tuple[list[T], Payload]:
     """Cut the page after the cursor from `items` (oldest first) and describe it, Runtype style."""
-    limit, before = _limit(request), _cursor(request)
+    limit, before = query_limit(request, DEFAULT_LIMIT, MAX_LIMIT), query_cursor(request)
     end = len(items) if before is None else bisect.bisect_left(items, before, key=key)
     page = list(reversed(items[max(0, end - limit) : end]))
     has_more = end > limit
