@@ -30,7 +30,7 @@ import yaml
 
 from exporter import ids
 from tests.e2e.otlp_receiver import SpanRecord, parse_json_request, records_from_request
-from tests.e2e.processes import CliProcess, free_port, start_simulator, wait_until
+from tests.e2e.processes import CliProcess, free_port, wait_until
 from tests.e2e.test_end_to_end import (
     SOURCE,
     TOKEN,
@@ -69,9 +69,8 @@ SETTLE_TIMEOUT_S = 75.0
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Simulator]:
     """Run the faulty fake Conduit API as a process; stop it afterwards."""
-    process, url = start_simulator(SIMULATOR_ARGS, tmp_path)
-    with process, httpx.Client(base_url=url, timeout=5) as http:
-        yield Simulator(process, url, http)
+    with Simulator.running(SIMULATOR_ARGS, tmp_path) as simulator:
+        yield simulator
 
 
 def write_config(workdir: Path, port: int, simulator: Simulator) -> Path:

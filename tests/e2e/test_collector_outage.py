@@ -19,7 +19,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.otlp_receiver import OtlpReceiver, SpanRecord
-from tests.e2e.processes import free_port, start_simulator, wait_until
+from tests.e2e.processes import free_port, wait_until
 from tests.e2e.test_end_to_end import (
     SIMULATOR_ARGS,
     SOURCE,
@@ -42,9 +42,8 @@ SETTLE_TIMEOUT_S = 45.0
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Simulator]:
     """Run the fake Conduit API (no faults, no rate limit) as a process; stop it afterwards."""
-    process, url = start_simulator(SIMULATOR_ARGS, tmp_path)
-    with process, httpx.Client(base_url=url, timeout=5) as http:
-        yield Simulator(process, url, http)
+    with Simulator.running(SIMULATOR_ARGS, tmp_path) as simulator:
+        yield simulator
 
 
 def write_config(workdir: Path, port: int, otlp_port: int, simulator: Simulator) -> Path:

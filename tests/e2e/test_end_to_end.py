@@ -67,6 +67,14 @@ class Simulator:
     url: str
     http: httpx.Client
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, args: list[str], workdir: Path) -> Iterator[Simulator]:
+        """Run `simulate ARGS` as a process with a client for it; stop it afterwards."""
+        process, url = start_simulator(args, workdir)
+        with process, httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_S) as http:
+            yield cls(process, url, http)
+
     def truth(self) -> dict[str, Any]:
         """Return the ground truth: every run with its current status."""
         response = self.http.get("/_simulator/truth")
@@ -93,9 +101,8 @@ class Simulator:
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Simulator]:
     """Run the fake Conduit API as a process; stop it afterwards."""
-    process, url = start_simulator(SIMULATOR_ARGS, tmp_path)
-    with process, httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_S) as http:
-        yield Simulator(process, url, http)
+    with Simulator.running(SIMULATOR_ARGS, tmp_path) as simulator:
+        yield simulator
 
 
 def write_config(
