@@ -69,6 +69,26 @@ def wait_until(
         time.sleep(interval)
 
 
+def terminate(popen: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> int | None:
+    """Send SIGTERM and return the exit code; kill it (returning None) after `timeout`."""
+    if popen.poll() is not None:
+        return popen.returncode
+    popen.send_signal(signal.SIGTERM)
+    try:
+        return popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill(popen)
+        return None
+
+
+def kill(popen: subprocess.Popen[bytes]) -> None:
+    """Kill a process (idempotent) and reap it, waiting a bounded time."""
+    if popen.poll() is None:
+        popen.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL does not fail in practice
+        popen.wait(KILL_TIMEOUT_S)
+
+
 class CliProcess:
     """One `agent-runs-exporter` child process with its output captured in files."""
 
@@ -134,21 +154,11 @@ class CliProcess:
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
         """Send SIGTERM and return the exit code; kill it (returning None) after `timeout`."""
-        if self.returncode is not None:
-            return self.returncode
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
+        return terminate(self.popen, timeout)
 
     def kill(self) -> None:
         """Kill the process (idempotent) and reap it, waiting a bounded time."""
-        if self.returncode is None:
-            self.popen.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL does not fail in practice
-            self.popen.wait(KILL_TIMEOUT_S)
+        kill(self.popen)
 
     def __enter__(self) -> CliProcess:
         return self

@@ -11,9 +11,7 @@ It scrapes once a second, evaluates rules once a second and keeps exemplars
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -24,7 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.e2e.processes import free_port, wait_until
+from tests.e2e.processes import free_port, terminate, wait_until
 
 JOB = "agent-runs-exporter"
 START_TIMEOUT_S = 60.0
@@ -136,14 +134,7 @@ class PrometheusServer:
     def stop(self) -> None:
         """Stop Prometheus (SIGTERM, then SIGKILL after a bound) and close the client."""
         self.http.close()
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.popen.wait(STOP_TIMEOUT_S)
+        terminate(self.popen, STOP_TIMEOUT_S)
 
     def __enter__(self) -> PrometheusServer:
         return self
