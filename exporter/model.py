@@ -24,16 +24,20 @@ class Status(StrEnum):
     @property
     def terminal(self) -> bool:
         """Say whether a run in this status will never change again."""
-        return self not in (Status.QUEUED, Status.RUNNING)
+        return self not in _IN_FLIGHT
 
     @property
     def is_error(self) -> bool:
         """Say whether this status marks a run that ended in an error."""
-        return self in (Status.FAILED, Status.TIMEOUT)
+        return self in _ERRORS
 
 
 IN_FLIGHT_STATUSES = (Status.QUEUED, Status.RUNNING)
 TERMINAL_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMEOUT)
+# Sets read by the properties above: naming an enum member (Status.QUEUED) costs a Python-level
+# descriptor call, and these are asked once per run on every page.
+_IN_FLIGHT = frozenset(IN_FLIGHT_STATUSES)
+_ERRORS = frozenset((Status.FAILED, Status.TIMEOUT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +67,13 @@ class ToolStep:
         return self.error is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Run:
     """One agent run as the exporter understands it, whatever platform it came from.
+
+    Treat it as a value: derive a changed copy with `dataclasses.replace`, never assign. It is
+    not declared frozen because one is built for every run on every page, and a frozen
+    dataclass costs three times the instructions to build (bench/ingest).
 
     Times are epoch seconds (float, UTC). Fields a platform does not give are None, never zero.
     `created_at` orders runs and bounds paging; `started_at`, when the platform gives it apart,

@@ -57,6 +57,20 @@ class RunRecord:
     attempts: int = 0
     run: Run | None = None
 
+    def copy(self) -> RunRecord:
+        """Return an independent copy (a snapshot for a state batch)."""
+        return RunRecord(
+            self.source,
+            self.run_id,
+            self.agent_id,
+            self.created_at,
+            self.status,
+            self.counted,
+            self.trace_pending,
+            self.attempts,
+            self.run,
+        )
+
 
 @dataclass(slots=True)
 class StateBatch:
@@ -72,8 +86,9 @@ class StateBatch:
 
     def merged(self, newer: StateBatch) -> StateBatch:
         """Return this batch followed by `newer` (later writes of a key win)."""
+        latest = {(r.source, r.run_id): r for r in (*self.runs, *newer.runs)}
         return StateBatch(
-            runs=[*self.runs, *newer.runs],
+            runs=list(latest.values()),
             deleted=[*self.deleted, *newer.deleted],
             cursors={**self.cursors, **newer.cursors},
             series={**self.series, **newer.series},
@@ -224,7 +239,9 @@ class StateStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?)", _rows(batch))
+            bare, full = _rows(batch)
+            db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,NULL)", bare)
+            db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?)", full)
             db.executemany("DELETE FROM runs WHERE source=? AND run_id=?", batch.deleted)
             db.executemany(
                 "INSERT OR REPLACE INTO cursors VALUES (?,?,?)",
@@ -248,17 +265,27 @@ def _corrupt(path: str, exc: sqlite3.DatabaseError) -> bool:
     return os.path.isfile(path) and not isinstance(exc, sqlite3.OperationalError)
 
 
-def _rows(batch: StateBatch) -> Iterator[tuple[Any, ...]]:
+def _rows(batch: StateBatch) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Return the batch's run rows: those without a payload, and those with one (last column).
+
+    Rows without a payload are written by a statement with a literal NULL: binding None costs
+    sqlite3 an adapter lookup per row, and most rows (every counted run) have none.
+    """
+    bare: list[tuple[Any, ...]] = []
+    full: list[tuple[Any, ...]] = []
     for r in batch.runs:
-        payload = encode_run(r.run) if (r.run is not None and r.trace_pending) else None
-        yield (
+        row = (
             r.source,
             r.run_id,
             r.agent_id,
             r.created_at,
-            r.status.value,
+            str(r.status),
             int(r.counted),
             int(r.trace_pending),
             r.attempts,
-            payload,
         )
+        if r.run is not None and r.trace_pending:
+            full.append((*row, encode_run(r.run)))
+        else:
+            bare.append(row)
+    return bare, full

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import replace
 from enum import Enum
 
 from exporter.model import Run, Status
@@ -82,17 +81,21 @@ class Tracker:
 
     def observe(self, source: str, run: Run, now: float) -> Outcome:
         """Record a sighting of `run` and say whether it must be counted now."""
-        if run.created_at < self.floor(now):
+        created = run.created_at
+        if created < now - self.lookback_s:
             return Outcome.OUTSIDE
+        status = run.status
         record = self._records.get((source, run.id))
         if record is None:
-            record = RunRecord(source, run.id, run.agent_id, run.created_at, run.status, False)
-            self._remember(record)
+            record = RunRecord(source, run.id, run.agent_id, created, status, False)
+            self._records[(source, run.id)] = record
+            heapq.heappush(self._by_age, (created, source, run.id))
         elif record.counted:
             return Outcome.KNOWN
-        record.status = run.status
-        if not run.status.terminal:
-            self._in_flight.setdefault((source, run.agent_id), {})[run.id] = record.created_at
+        else:
+            record.status = status
+        if not status.terminal:
+            self._in_flight.setdefault((source, run.agent_id), {})[run.id] = created
             self._touch(record)
             return Outcome.IN_FLIGHT
         self._count(record, run)
@@ -100,7 +103,9 @@ class Tracker:
 
     def _count(self, record: RunRecord, run: Run) -> None:
         record.counted = True
-        self._in_flight.get((record.source, record.agent_id), {}).pop(record.run_id, None)
+        in_flight = self._in_flight.get((record.source, record.agent_id))
+        if in_flight:
+            in_flight.pop(record.run_id, None)
         if self.traces_enabled and keep_trace(record.source, run, self.sample_successful):
             record.trace_pending = True
             record.run = run
@@ -185,7 +190,7 @@ class Tracker:
 
     def drain(self, batch: StateBatch) -> None:
         """Move every change since the last drain into `batch`."""
-        batch.runs.extend(replace(r) for r in self._dirty.values())
+        batch.runs.extend(r.copy() for r in self._dirty.values())
         batch.deleted.extend(self._deleted)
         batch.cursors.update(self._dirty_cursors)
         self._dirty.clear()

@@ -33,7 +33,7 @@ def status(item: dict[str, Any], mapping: Mapping[str, Status]) -> tuple[Status,
 def required_str(item: dict[str, Any], key: str) -> str:
     """Return `item[key]` as a non-empty string."""
     value = item.get(key)
-    if not isinstance(value, str) or not value:
+    if type(value) is not str or not value:
         raise ParseError(f"field {key!r} must be a non-empty string, got {type(value).__name__}")
     return value
 
@@ -41,7 +41,9 @@ def required_str(item: dict[str, Any], key: str) -> str:
 def optional_str(item: dict[str, Any], key: str) -> str | None:
     """Return `item[key]` as a string, or None when absent, null or empty."""
     value = item.get(key)
-    if value is None or value == "":
+    if type(value) is str:  # the common case first
+        return value or None
+    if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
@@ -52,6 +54,9 @@ def optional_str(item: dict[str, Any], key: str) -> str | None:
 
 def optional_number(value: Any, key: str) -> float | None:
     """Return a finite, non-negative number from a JSON number or numeric string, or None."""
+    kind = type(value)
+    if (kind is float or kind is int) and 0 <= value < math.inf:  # the common case first
+        return float(value)
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -68,6 +73,8 @@ def optional_number(value: Any, key: str) -> float | None:
 
 def optional_int(value: Any, key: str) -> int | None:
     """Return a non-negative integer count from a JSON number, or None."""
+    if type(value) is int and 0 <= value <= _MAX_INT:  # the common case first
+        return value
     number = optional_number(value, key)
     if number is not None and number > _MAX_INT:
         raise ParseError(f"field {key!r} is too large for a count")
@@ -92,7 +99,7 @@ def timestamp(value: Any, key: str) -> float:
 
 def optional_timestamp(value: Any, key: str) -> float | None:
     """Return epoch seconds from an ISO 8601 string, or None when absent."""
-    return None if value in (None, "") else timestamp(value, key)
+    return None if value is None or value == "" else timestamp(value, key)
 
 
 def optional_epoch_ms(value: Any, key: str) -> float | None:
