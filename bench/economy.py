@@ -86,6 +86,7 @@ class Economy:
     """What one platform cost upstream, in one traces mode."""
 
     agents: int
+    polls: int  # in the busy phase
     new_runs: float
     busy: Requests
     quiet: Requests
@@ -179,14 +180,15 @@ async def measure(platform: str, size: Size, *, traces: bool, workdir: Path) -> 
         agreed = harness.requests().total == harness.upstream_total()
     finally:
         await harness.exporter.close()
-    return Economy(size.agents, new_runs, busy, quiet, agreed)
+    return Economy(size.agents, size.polls, new_runs, busy, quiet, agreed)
 
 
 def rows(report: Report, platform: str, on: Economy, off: Economy) -> None:
     """Add one platform's rows: quiet poll, then the cost of a new run with traces on and off."""
     quiet = f"{on.quiet.total / on.agents:.2f} / {off.quiet.total / off.agents:.2f}"
-    runs = f"{on.agents}, {on.new_runs:.0f} / {off.new_runs:.0f}"
-    report.add(f"{platform}: agents, new runs (busy phase, traces on / off)", runs)
+    pages = on.busy.list / (on.agents * on.polls)
+    busy = f"{on.agents}, {on.new_runs:.0f} / {off.new_runs:.0f}, {pages:.2f}"
+    report.add(f"{platform}: agents, busy new runs (on / off), list calls per agent-poll", busy)
     report.add(f"{platform}: quiet poll, requests per agent (traces on / off)", quiet, "1")
     list_target = f"list ~{1 / (RATE * POLL_INTERVAL_S):.2f}"
     report.add(
