@@ -100,6 +100,23 @@ def test_a_full_disk_keeps_changes_until_a_commit_succeeds(tmp_path: Path) -> No
     assert "r0" in loaded
 
 
+def test_a_retried_batch_keeps_the_latest_write_of_each_run(tmp_path: Path) -> None:
+    # A failed commit is merged with the next batch; a run written in both (first with its
+    # trace payload, then done without one) must end as the later write, not the earlier.
+    store = StateStore(str(tmp_path / "s.db"))
+    store._db.close()
+    store._db = StateStore(":memory:")._db
+    store._db.execute("DROP TABLE runs")  # every write fails until the table is back
+    pending = record("r1", trace_pending=True, run=make_run("r1"))
+    with pytest.raises(StateError):
+        store.commit(StateBatch(runs=[pending, record("r2", trace_pending=True, run=make_run("r2"))]))
+    store._db.close()
+    store._db = StateStore(str(tmp_path / "s.db"))._db
+    store.commit(StateBatch(runs=[record("r1")]))
+    loaded = {r.run_id: (r.trace_pending, r.run) for r in store.load(0).runs}
+    assert loaded == {"r1": (False, None), "r2": (True, make_run("r2"))}
+
+
 def test_a_state_file_that_cannot_be_opened_is_a_standing_problem(tmp_path: Path) -> None:
     store = StateStore(str(tmp_path))
     store.commit(StateBatch(runs=[record("r1")]))
