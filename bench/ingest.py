@@ -106,7 +106,9 @@ async def floor(base_url: str, size: Size, *, parse: bool, details: bool) -> flo
     return elapsed
 
 
-async def _details(client: httpx.AsyncClient, run_ids: list[tuple[str, str]], *, parse: bool) -> None:
+async def _details(
+    client: httpx.AsyncClient, run_ids: list[tuple[str, str]], *, parse: bool
+) -> None:
     limit = asyncio.Semaphore(4)  # the default traces.detail_concurrency
 
     async def one(agent_id: str, run_id: str) -> None:
@@ -197,7 +199,9 @@ def main(argv: list[str]) -> int:
     report.add("  ratio to fetch + decode + parse", f"{parsed / metrics:.0%}")
     spans_floor, spans = timings["floor details"], timings["pipeline spans"]
     report.add("floor with details: fetch + decode + parse", common.rate(runs, spans_floor))
-    report.add(f"pipeline with spans ({STEPS} tool steps/run)", common.rate(runs, spans), ">= 5,000/s")
+    report.add(
+        f"pipeline with spans ({STEPS} tool steps/run)", common.rate(runs, spans), ">= 5,000/s"
+    )
     report.add("  ratio to floor with details", f"{spans_floor / spans:.0%}")
     report.print()
     return 0

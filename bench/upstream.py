@@ -48,7 +48,9 @@ def render(agents: int, pages: int, page_size: int, steps: int, now_ms: int) -> 
         runs: list[SimRun] = []
         for index in range(pages * page_size):
             at = (newest_ms - index * RUN_SPACING_MS) / 1000
-            runs.append(replace(flavor.new_run(rng, agent, at, None), tool_steps=steps, tool_nulls=0))
+            runs.append(
+                replace(flavor.new_run(rng, agent, at, None), tool_steps=steps, tool_nulls=0)
+            )
         path = f"/v1/agents/{agent_id}/runs"
         for page in range(pages):
             chunk = runs[page * page_size : (page + 1) * page_size]

@@ -109,7 +109,9 @@ def test_a_retried_batch_keeps_the_latest_write_of_each_run(tmp_path: Path) -> N
     store._db.execute("DROP TABLE runs")  # every write fails until the table is back
     pending = record("r1", trace_pending=True, run=make_run("r1"))
     with pytest.raises(StateError):
-        store.commit(StateBatch(runs=[pending, record("r2", trace_pending=True, run=make_run("r2"))]))
+        store.commit(
+            StateBatch(runs=[pending, record("r2", trace_pending=True, run=make_run("r2"))])
+        )
     store._db.close()
     store._db = StateStore(str(tmp_path / "s.db"))._db
     store.commit(StateBatch(runs=[record("r1")]))
