@@ -87,9 +87,9 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> httpx.Respon
         body += chunk
         if len(body) > max_bytes:
             raise _too_large(response, path, max_bytes, "is over")
-    headers = [(k, v) for k, v in response.headers.multi_items() if k not in _DROPPED_HEADERS]
+    kept = [(k, v) for k, v in response.headers.multi_items() if k not in _DROPPED_HEADERS]
     return httpx.Response(
-        response.status_code, headers=headers, content=bytes(body), request=response.request
+        response.status_code, headers=kept, content=bytes(body), request=response.request
     )
 
 
