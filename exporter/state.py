@@ -104,9 +104,16 @@ class Snapshot:
     series: dict[str, str]
 
 
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(Run))
+_STEP_FIELDS = tuple(f.name for f in dataclasses.fields(ToolStep))
+
+
 def encode_run(run: Run) -> str:
-    """Serialize a run to compact JSON."""
-    return json.dumps(dataclasses.asdict(run), separators=(",", ":"), default=str)
+    """Serialize a run to compact JSON (the fields by name; `dataclasses.asdict` deep-copies)."""
+    data = {name: getattr(run, name) for name in _RUN_FIELDS}
+    if run.tool_steps is not None:
+        data["tool_steps"] = [{n: getattr(s, n) for n in _STEP_FIELDS} for s in run.tool_steps]
+    return json.dumps(data, separators=(",", ":"), default=str)
 
 
 def decode_run(text: str) -> Run:
