@@ -54,7 +54,7 @@ class Size:
         return self.agents * self.pages * self.page_size
 
 
-FULL = Size(agents=4, pages=100, page_size=100, rounds=5)
+FULL = Size(agents=4, pages=100, page_size=100, rounds=3)
 TINY = Size(agents=2, pages=3, page_size=50, rounds=1)
 
 
