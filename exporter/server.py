@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from exporter import __version__
+from exporter.exposition import render
 from exporter.health import Health
 
 _INDEX = """<!doctype html><html><head><title>agent-runs-exporter</title></head><body>
@@ -46,8 +46,8 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         # OpenMetrics (with exemplars) only when the scraper asks for it, as Prometheus does.
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encoder(registry), media_type=content_type)
+        body, content_type = render(registry, request.headers.get("accept", ""))
+        return Response(body, media_type=content_type)
 
     return Starlette(
         routes=[

@@ -1,0 +1,248 @@
+"""The /metrics body, rendered fast: families that carry their own text, spliced between the
+generic rendering of prometheus_client for every other metric.
+
+A collector with many series yields `RenderedFamily` objects: their text is built by the
+collector (from per-series lines it caches until they change), in exactly the bytes
+prometheus_client would write. `render` copies that text and leaves every other metric to
+prometheus_client's encoders. Anything else that reads the registry (`get_sample_value`,
+`generate_latest`) still sees ordinary samples, built only when read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate
+from typing import cast
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+OPENMETRICS = "application/openmetrics-text"
+_EOF = b"# EOF\n"
+_SMALL: dict[float, str] = {n: f"{n}.0" for n in range(1 << 12)}  # 3.0 finds 3 too
+_go = cast(Callable[[float], str], floatToGoString)
+Labels = tuple[str, ...]
+MAX_INSERTS = 256  # more changed series than this: rebuild a family's order instead
+
+
+def number(value: float) -> str:
+    """Format a sample value as prometheus_client does (`floatToGoString`), small counts fast."""
+    text = _SMALL.get(value)
+    if text is not None and (value or math.copysign(1.0, value) > 0):  # not -0.0
+        return text
+    return _go(value)
+
+
+def label_value(value: str) -> str:
+    """Escape a label value for both exposition formats."""
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
+
+
+def label_pairs(names: Sequence[str], values: Sequence[str]) -> list[str]:
+    """Return `name="value"` for each label, in the name order both formats write."""
+    return [
+        f'{name}="{label_value(value)}"' for name, value in sorted(zip(names, values, strict=True))
+    ]
+
+
+class RenderedFamily(Metric):
+    """A metric family that carries its exposition text; its samples are built only if read.
+
+    `body(openmetrics)` returns the sample lines in that format, in pieces the caller must not
+    change; `reference()` returns the ordinary family with the same samples, for any reader
+    that is not `render`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        typ: str,
+        body: Callable[[bool], Sequence[bytes]],
+        reference: Callable[[], Metric],
+    ) -> None:
+        self._built: list[Sample] | None = None
+        super().__init__(name, documentation, typ)
+        self._body = body
+        self._reference = reference
+
+    @property
+    def samples(self) -> list[Sample]:
+        """Return the samples, built from the reference family on first read."""
+        if self._built is None:
+            self._built = list(self._reference().samples)
+        return self._built
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._built = value or None
+
+    def exposition(self, openmetrics: bool) -> list[bytes]:
+        """Return the family's HELP, TYPE and sample lines in one format, in pieces."""
+        name = self.name
+        if openmetrics:
+            help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            help_text = help_text.replace('"', r"\"")
+        else:
+            help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            name += "_total" if self.type == "counter" else ""
+        head = f"# HELP {name} {help_text}\n# TYPE {name} {self.type}\n".encode()
+        return [head, *self._body(openmetrics)]
+
+
+class SeriesLines:
+    """The rendered lines of each series of one family, in key order, re-rendered once changed.
+
+    `render(key)` returns the key's lines as (text format, OpenMetrics) bytes; `changed(key)`
+    marks a key, new or not, to render again at the next `body`.
+    """
+
+    def __init__(self, render: Callable[[Labels], tuple[bytes, bytes]]) -> None:
+        self._render = render
+        self._keys: list[Labels] = []  # sorted; the lines are in the same order
+        self._lines: tuple[list[bytes], list[bytes]] = ([], [])  # text, OpenMetrics
+        self._stale: set[Labels] = set()
+
+    def changed(self, key: Labels) -> None:
+        """Mark the key's lines stale."""
+        self._stale.add(key)
+
+    def body(self, openmetrics: bool) -> list[bytes]:
+        """Return every series' lines in key order, in one format (do not change the list)."""
+        if self._stale:
+            stale, self._stale = self._stale, set()
+            if len(stale) > MAX_INSERTS:
+                self._rebuild(stale)
+            else:
+                for key in stale:
+                    self._update(key)
+        return self._lines[openmetrics]
+
+    def _update(self, key: Labels) -> None:
+        keys, (text, om) = self._keys, self._lines
+        index = bisect.bisect_left(keys, key)
+        lines = self._render(key)
+        if index < len(keys) and keys[index] == key:
+            text[index], om[index] = lines
+        else:
+            keys.insert(index, key)
+            text.insert(index, lines[0])
+            om.insert(index, lines[1])
+
+    def _rebuild(self, stale: set[Labels]) -> None:
+        old = dict(zip(self._keys, zip(*self._lines, strict=True), strict=True))
+        lines = old | {key: self._render(key) for key in stale}
+        self._keys = sorted(lines)
+        self._lines = [lines[key][0] for key in self._keys], [lines[key][1] for key in self._keys]
+
+
+def counter_line(name: str, labels: Sequence[str], values: Labels, value: float) -> bytes:
+    """Return the sample line of one counter series (the same in both formats)."""
+    return f"{name}{{{','.join(label_pairs(labels, values))}}} {number(value)}\n".encode()
+
+
+class HistogramLines:
+    """The lines of one histogram series: buckets (with exemplars in OpenMetrics), count, sum."""
+
+    def __init__(self, name: str, labels: Sequence[str], bounds: Sequence[float]) -> None:
+        self._name = name
+        self._labels = tuple(labels)
+        self._les = (*(label_value(repr(float(bound))) for bound in bounds), "+Inf")
+        self._split = sum(1 for label in labels if label < "le")  # where `le` sorts among them
+
+    def lines(
+        self,
+        values: Labels,
+        counts: Sequence[float],
+        total: float,
+        exemplars: Mapping[int, tuple[str, float, float]],
+    ) -> tuple[bytes, bytes]:
+        """Return the series' lines as (text format, OpenMetrics); exemplars by bucket index."""
+        name, pairs = self._name, label_pairs(self._labels, values)
+        before = "".join(f"{pair}," for pair in pairs[: self._split])
+        after = "".join(f",{pair}" for pair in pairs[self._split :])
+        cumulative = list(accumulate(counts))  # added up in the order prometheus_client does
+        buckets = [
+            f'{name}_bucket{{{before}le="{le}"{after}}} {number(count)}'
+            for le, count in zip(self._les, cumulative, strict=True)
+        ]
+        labels = ",".join(pairs)
+        tail = f"\n{name}_count{{{labels}}} {number(cumulative[-1])}\n"
+        tail += f"{name}_sum{{{labels}}} {number(total)}\n"
+        text = ("\n".join(buckets) + tail).encode()
+        if not exemplars:
+            return text, text
+        for index, (trace_id, value, ts) in exemplars.items():
+            buckets[index] += f' # {{trace_id="{label_value(trace_id)}"}} {number(value)} {ts}'
+        return text, ("\n".join(buckets) + tail).encode()
+
+
+class GaugeLines:
+    """A gauge's sample lines, rendered again only when its rows (label values, value) change."""
+
+    def __init__(self, name: str, labels: Sequence[str]) -> None:
+        self._name = name
+        self._labels = tuple(labels)
+        self._text: dict[Labels, str] = {}  # `{name="value",...}` by label values
+        self._rows: Sequence[tuple[Labels, float]] | None = None
+        self._body = b""
+
+    def body(self, rows: Sequence[tuple[Labels, float]]) -> list[bytes]:
+        """Return the lines of `rows`, in row order."""
+        if rows != self._rows:
+            if len(self._text) > 2 * len(rows) + 64:  # forget the label sets that are gone
+                self._text.clear()
+            name, labels = self._name, self._label_text
+            self._body = "".join([f"{name}{labels(v)} {number(x)}\n" for v, x in rows]).encode()
+            self._rows = rows
+        return [self._body]
+
+    def _label_text(self, values: Labels) -> str:
+        text = self._text.get(values)
+        if text is None:
+            text = self._text[values] = "{" + ",".join(label_pairs(self._labels, values)) + "}"
+        return text
+
+
+def render(registry: Collector, accept: str) -> tuple[bytes, str]:
+    """Return the registry's exposition in the format `accept` asks for, and its content type.
+
+    Equal, byte for byte, to the output of the encoder `choose_encoder` picks.
+    """
+    encoder, content_type = choose_encoder(accept)
+    openmetrics = content_type.startswith(OPENMETRICS)
+    parts: list[bytes] = []
+    others: list[Metric] = []
+    for metric in registry.collect():
+        if isinstance(metric, RenderedFamily):
+            parts.append(_generic(encoder, others, openmetrics))
+            parts.extend(metric.exposition(openmetrics))
+            others = []
+        else:
+            others.append(metric)
+    parts.append(_generic(encoder, others, openmetrics))
+    if openmetrics:
+        parts.append(_EOF)
+    return b"".join(parts), content_type
+
+
+class _Metrics(Collector):
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._metrics
+
+
+def _generic(encoder: Callable[[Collector], bytes], metrics: list[Metric], om: bool) -> bytes:
+    if not metrics:
+        return b""
+    text = encoder(_Metrics(metrics))
+    return text[: -len(_EOF)] if om and text.endswith(_EOF) else text
