@@ -180,7 +180,8 @@ class HistogramLines:
         if not exemplars:
             return text, text
         for index, (trace_id, value, ts) in exemplars.items():
-            buckets[index] += f' # {{trace_id="{label_value(trace_id)}"}} {number(value)} {ts}'
+            if index < len(buckets):  # as prometheus_client's path, which never looks further
+                buckets[index] += f' # {{trace_id="{label_value(trace_id)}"}} {number(value)} {ts}'
         return text, ("\n".join(buckets) + tail).encode()
 
 
