@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter.errors import ExporterError, PermanentError
-from exporter.exposition import GaugeLines, RenderedFamily
+from exporter.exposition import Chunk, GaugeLines, RenderedFamily
 from exporter.sources.base import AgentEntry, Source
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class AgentInfoCollector(Collector):
                 gauge.add_metric(values, value)
             return gauge
 
-        def body(_openmetrics: bool) -> list[bytes]:
+        def body(_openmetrics: bool) -> list[Chunk]:
             return self._lines.body(rows)
 
         yield RenderedFamily(INFO_NAME, INFO_HELP, "gauge", body, reference)

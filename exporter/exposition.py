@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import bisect
 import math
+import struct
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
-from typing import cast
+from typing import NamedTuple, cast
 
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -28,6 +30,10 @@ _SMALL: dict[float, str] = {n: f"{n}.0" for n in range(1 << 12)}  # 3.0 finds 3 
 _go = cast(Callable[[float], str], floatToGoString)
 Labels = tuple[str, ...]
 MAX_INSERTS = 256  # more changed series than this: rebuild a family's order instead
+CHUNK_BYTES = 4096  # a chunk's text: small enough to compress again cheaply, big enough to pay
+GZIP_LEVEL = 1  # the text is repetitive: level 1 compresses it ~12x, at a fraction of the cost
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0
+_FINAL_BLOCK = b"\x03\x00"  # an empty final block: ends the deflate stream
 
 
 def number(value: float) -> str:
@@ -52,10 +58,43 @@ def label_pairs(names: Sequence[str], values: Sequence[str]) -> list[str]:
     ]
 
 
+class Chunk:
+    """A piece of exposition text and, once asked for, the same piece deflated.
+
+    Deflated chunks are raw deflate segments ended by a sync flush, each from a fresh
+    compressor, so a gzip body is their concatenation: a chunk that did not change since the
+    last scrape is not compressed again.
+    """
+
+    __slots__ = ("_deflated", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._deflated: bytes | None = None
+
+    @property
+    def deflated(self) -> bytes:
+        """Return the chunk as a raw deflate segment that other segments may follow."""
+        if self._deflated is None:
+            compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+            self._deflated = compressor.compress(self.raw) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        return self._deflated
+
+
+def gzipped(chunks: Sequence[Chunk]) -> bytes:
+    """Return one gzip member of the chunks' text (RFC 1952), from their deflated segments."""
+    crc, size = 0, 0
+    for chunk in chunks:
+        crc = zlib.crc32(chunk.raw, crc)
+        size += len(chunk.raw)
+    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return b"".join([_GZIP_HEADER, *(chunk.deflated for chunk in chunks), _FINAL_BLOCK, trailer])
+
+
 class RenderedFamily(Metric):
     """A metric family that carries its exposition text; its samples are built only if read.
 
-    `body(openmetrics)` returns the sample lines in that format, in pieces the caller must not
+    `body(openmetrics)` returns the sample lines in that format, in chunks the caller must not
     change; `reference()` returns the ordinary family with the same samples, for any reader
     that is not `render`.
     """
@@ -65,7 +104,7 @@ class RenderedFamily(Metric):
         name: str,
         documentation: str,
         typ: str,
-        body: Callable[[bool], Sequence[bytes]],
+        body: Callable[[bool], Sequence[Chunk]],
         reference: Callable[[], Metric],
     ) -> None:
         self._built: list[Sample] | None = None
@@ -84,8 +123,8 @@ class RenderedFamily(Metric):
     def samples(self, value: list[Sample]) -> None:
         self._built = value or None
 
-    def exposition(self, openmetrics: bool) -> list[bytes]:
-        """Return the family's HELP, TYPE and sample lines in one format, in pieces."""
+    def exposition(self, openmetrics: bool) -> list[Chunk]:
+        """Return the family's HELP, TYPE and sample lines in one format, in chunks."""
         name = self.name
         if openmetrics:
             help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
@@ -94,14 +133,16 @@ class RenderedFamily(Metric):
             help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
             name += "_total" if self.type == "counter" else ""
         head = f"# HELP {name} {help_text}\n# TYPE {name} {self.type}\n".encode()
-        return [head, *self._body(openmetrics)]
+        return [Chunk(head), *self._body(openmetrics)]
 
 
 class SeriesLines:
     """The rendered lines of each series of one family, in key order, re-rendered once changed.
 
     `render(key)` returns the key's lines as (text format, OpenMetrics) bytes; `changed(key)`
-    marks a key, new or not, to render again at the next `body`.
+    marks a key, new or not, to render again at the next `body`. The lines are served in chunks
+    of consecutive series (about CHUNK_BYTES each); only the chunks whose series changed are
+    joined, and compressed, again.
     """
 
     def __init__(self, render: Callable[[Labels], tuple[bytes, bytes]]) -> None:
@@ -109,13 +150,15 @@ class SeriesLines:
         self._keys: list[Labels] = []  # sorted; the lines are in the same order
         self._lines: tuple[list[bytes], list[bytes]] = ([], [])  # text, OpenMetrics
         self._stale: set[Labels] = set()
+        self._per_chunk = 0  # series per chunk, chosen once from the first lines
+        self._chunks: tuple[list[Chunk | None], list[Chunk | None]] = ([], [])
 
     def changed(self, key: Labels) -> None:
         """Mark the key's lines stale."""
         self._stale.add(key)
 
-    def body(self, openmetrics: bool) -> list[bytes]:
-        """Return every series' lines in key order, in one format (do not change the list)."""
+    def body(self, openmetrics: bool) -> list[Chunk]:
+        """Return every series' lines in key order, in one format, in chunks."""
         if self._stale:
             stale, self._stale = self._stale, set()
             if len(stale) > MAX_INSERTS:
@@ -123,7 +166,19 @@ class SeriesLines:
             else:
                 for key in stale:
                     self._update(key)
-        return self._lines[openmetrics]
+        chunks = self._chunks[openmetrics]
+        for index, chunk in enumerate(chunks):
+            if chunk is None:
+                chunks[index] = self._chunk(index, openmetrics)
+        return cast(list[Chunk], chunks)
+
+    def _chunk(self, index: int, openmetrics: bool) -> Chunk:
+        window = slice(index * self._per_chunk, (index + 1) * self._per_chunk)
+        text, om = self._lines[0][window], self._lines[1][window]
+        other = self._chunks[not openmetrics][index]
+        if other is not None and all(a is b for a, b in zip(text, om, strict=True)):
+            return other  # the same lines in both formats: share one chunk
+        return Chunk(b"".join(om if openmetrics else text))
 
     def _update(self, key: Labels) -> None:
         keys, (text, om) = self._keys, self._lines
@@ -131,16 +186,33 @@ class SeriesLines:
         lines = self._render(key)
         if index < len(keys) and keys[index] == key:
             text[index], om[index] = lines
+            self._dirty(index, index + 1)
         else:
             keys.insert(index, key)
             text.insert(index, lines[0])
             om.insert(index, lines[1])
+            self._dirty(index, len(keys))  # every later series moved
 
     def _rebuild(self, stale: set[Labels]) -> None:
         old = dict(zip(self._keys, zip(*self._lines, strict=True), strict=True))
         lines = old | {key: self._render(key) for key in stale}
         self._keys = sorted(lines)
         self._lines = [lines[key][0] for key in self._keys], [lines[key][1] for key in self._keys]
+        self._dirty(0, len(self._keys))
+
+    def _dirty(self, start: int, stop: int) -> None:
+        if not self._per_chunk:
+            sample = self._lines[1][:64]
+            if not sample:
+                return
+            average = sum(map(len, sample)) / len(sample)
+            self._per_chunk = max(1, round(CHUNK_BYTES / average))
+        count = -(-len(self._keys) // self._per_chunk)
+        first, last = start // self._per_chunk, -(-stop // self._per_chunk)
+        for chunks in self._chunks:
+            del chunks[count:]
+            chunks.extend([None] * (count - len(chunks)))
+            chunks[first:last] = [None] * (min(last, count) - first)
 
 
 def counter_line(name: str, labels: Sequence[str], values: Labels, value: float) -> bytes:
@@ -193,15 +265,16 @@ class GaugeLines:
         self._labels = tuple(labels)
         self._text: dict[Labels, str] = {}  # `{name="value",...}` by label values
         self._rows: Sequence[tuple[Labels, float]] | None = None
-        self._body = b""
+        self._body = Chunk(b"")
 
-    def body(self, rows: Sequence[tuple[Labels, float]]) -> list[bytes]:
+    def body(self, rows: Sequence[tuple[Labels, float]]) -> list[Chunk]:
         """Return the lines of `rows`, in row order."""
         if rows != self._rows:
             if len(self._text) > 2 * len(rows) + 64:  # forget the label sets that are gone
                 self._text.clear()
             name, labels = self._name, self._label_text
-            self._body = "".join([f"{name}{labels(v)} {number(x)}\n" for v, x in rows]).encode()
+            text = "".join([f"{name}{labels(v)} {number(x)}\n" for v, x in rows])
+            self._body = Chunk(text.encode())
             self._rows = rows
         return [self._body]
 
@@ -212,26 +285,36 @@ class GaugeLines:
         return text
 
 
-def render(registry: Collector, accept: str) -> tuple[bytes, str]:
-    """Return the registry's exposition in the format `accept` asks for, and its content type.
+def render(registry: Collector, accept: str, accept_encoding: str = "") -> Exposition:
+    """Return the registry's exposition in the format `accept` asks for, gzipped if accepted.
 
-    Equal, byte for byte, to the output of the encoder `choose_encoder` picks.
+    Uncompressed, it equals byte for byte the output of the encoder `choose_encoder` picks.
     """
     encoder, content_type = choose_encoder(accept)
     openmetrics = content_type.startswith(OPENMETRICS)
-    parts: list[bytes] = []
+    chunks: list[Chunk] = []
     others: list[Metric] = []
     for metric in registry.collect():
         if isinstance(metric, RenderedFamily):
-            parts.append(_generic(encoder, others, openmetrics))
-            parts.extend(metric.exposition(openmetrics))
+            chunks.append(_generic(encoder, others, openmetrics))
+            chunks.extend(metric.exposition(openmetrics))
             others = []
         else:
             others.append(metric)
-    parts.append(_generic(encoder, others, openmetrics))
+    chunks.append(_generic(encoder, others, openmetrics))
     if openmetrics:
-        parts.append(_EOF)
-    return b"".join(parts), content_type
+        chunks.append(Chunk(_EOF))
+    if gzip_accepted(accept_encoding):
+        return Exposition(gzipped(chunks), content_type, "gzip")
+    return Exposition(b"".join([chunk.raw for chunk in chunks]), content_type, None)
+
+
+class Exposition(NamedTuple):
+    """A /metrics response body, its content type and its content encoding (None: identity)."""
+
+    body: bytes
+    content_type: str
+    encoding: str | None
 
 
 class _Metrics(Collector):
@@ -242,8 +325,8 @@ class _Metrics(Collector):
         yield from self._metrics
 
 
-def _generic(encoder: Callable[[Collector], bytes], metrics: list[Metric], om: bool) -> bytes:
+def _generic(encoder: Callable[[Collector], bytes], metrics: list[Metric], om: bool) -> Chunk:
     if not metrics:
-        return b""
+        return Chunk(b"")
     text = encoder(_Metrics(metrics))
-    return text[: -len(_EOF)] if om and text.endswith(_EOF) else text
+    return Chunk(text[: -len(_EOF)] if om and text.endswith(_EOF) else text)

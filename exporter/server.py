@@ -45,9 +45,14 @@ def create_app(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
-        # OpenMetrics (with exemplars) only when the scraper asks for it, as Prometheus does.
-        body, content_type = render(registry, request.headers.get("accept", ""))
-        return Response(body, media_type=content_type)
+        # OpenMetrics (with exemplars) only when the scraper asks for it, as Prometheus does;
+        # gzip when it accepts it, as Prometheus does too.
+        headers = request.headers
+        body, content_type, encoding = render(
+            registry, headers.get("accept", ""), headers.get("accept-encoding", "")
+        )
+        extra = {"Content-Encoding": encoding} if encoding else None
+        return Response(body, media_type=content_type, headers=extra)
 
     return Starlette(
         routes=[

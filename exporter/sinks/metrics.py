@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
 from exporter.exposition import (
+    Chunk,
     GaugeLines,
     HistogramLines,
     RenderedFamily,
@@ -363,7 +364,7 @@ class InProgressCollector(Collector):
                 gauge.add_metric(values, value)
             return gauge
 
-        def body(_openmetrics: bool) -> list[bytes]:
+        def body(_openmetrics: bool) -> list[Chunk]:
             return self._lines.body(rows)
 
         yield RenderedFamily(IN_PROGRESS, IN_PROGRESS_HELP, "gauge", body, reference)

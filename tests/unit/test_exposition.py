@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 
 import pytest
@@ -11,7 +12,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily
 from prometheus_client.utils import floatToGoString
 
 from exporter.discovery import AgentInfoCollector
-from exporter.exposition import GaugeLines, RenderedFamily, number, render
+from exporter.exposition import Chunk, GaugeLines, RenderedFamily, gzipped, number, render
 from exporter.model import Status, ToolStep
 from exporter.selfmetrics import SelfMetrics
 from exporter.sinks.metrics import InProgressCollector, RunMetrics
@@ -71,7 +72,11 @@ def record(metrics: RunMetrics, run_id: str, agent_id: str = "ag1", **kw: object
 def assert_same(registry: CollectorRegistry) -> None:
     for accept in ACCEPTS:
         encoder, content_type = choose_encoder(accept)
-        assert render(registry, accept) == (encoder(registry), content_type), accept
+        expected = encoder(registry)
+        assert render(registry, accept) == (expected, content_type, None), accept
+        zipped = render(registry, accept, "gzip, deflate")
+        assert zipped.encoding == "gzip"
+        assert gzip.decompress(zipped.body) == expected, accept
 
 
 def test_render_is_byte_for_byte_prometheus_client() -> None:
@@ -80,22 +85,22 @@ def test_render_is_byte_for_byte_prometheus_client() -> None:
     record(metrics, "r2", agent_id=ODD_AGENT, status=Status.FAILED, duration_s=99.5)
     record(metrics, "r3", agent_id="ag2", input_tokens=None, cost_usd=1e7, duration_s=1234567.0)
     metrics.publish()
-    text, _ = render(registry, OPENMETRICS)
+    text = render(registry, OPENMETRICS).body
     assert f'# {{trace_id="{TRACE}"}} 4.0 {T0}' in text.decode()
     assert_same(registry)
 
 
 def test_a_publish_renews_the_text_and_nothing_else_does() -> None:
     registry, metrics, counts = daemon_registry()
-    before = render(registry, OPENMETRICS)
+    before = render(registry, OPENMETRICS).body
     record(metrics, "r1")
-    assert render(registry, OPENMETRICS) == before  # recorded, not yet committed
+    assert render(registry, OPENMETRICS).body == before  # recorded, not yet committed
     metrics.publish()
-    after = render(registry, OPENMETRICS)
+    after = render(registry, OPENMETRICS).body
     assert after != before
     assert_same(registry)
     counts[("s", "ag1", Status.QUEUED)] = 1  # in-flight counts are read at every scrape
-    assert render(registry, OPENMETRICS) != after
+    assert render(registry, OPENMETRICS).body != after
     assert_same(registry)
 
 
@@ -121,7 +126,7 @@ def test_restored_series_are_rendered() -> None:
     registry = CollectorRegistry()
     registry.register(second)
     second.restore(batch.series)
-    text, _ = render(registry, OPENMETRICS)
+    text = render(registry, OPENMETRICS).body
     assert TRACE in text.decode()
     assert_same(registry)
 
@@ -142,8 +147,8 @@ def test_samples_are_built_only_when_read() -> None:
         built.append(1)
         return GaugeMetricFamily("g", "A gauge.", value=7)
 
-    family = RenderedFamily("g", "A gauge.", "gauge", lambda _om: [b"g 7.0\n"], reference)
-    text = b"".join(family.exposition(openmetrics=False))
+    family = RenderedFamily("g", "A gauge.", "gauge", lambda _om: [Chunk(b"g 7.0\n")], reference)
+    text = b"".join(chunk.raw for chunk in family.exposition(openmetrics=False))
     assert text == b"# HELP g A gauge.\n# TYPE g gauge\ng 7.0\n"
     assert built == []
     assert [sample.value for sample in family.samples] == [7]
@@ -167,7 +172,16 @@ def test_number_handles_special_values() -> None:
 def test_gauge_lines_are_rendered_again_only_for_new_rows() -> None:
     lines = GaugeLines("g", ("source", "agent_id"))
     rows = [((f"s{i}", "a"), 1.0) for i in range(200)]
-    first = lines.body(rows)
-    assert first[0].startswith(b'g{agent_id="a",source="s0"} 1.0\n')
-    assert lines.body(list(rows)) is first or lines.body(list(rows))[0] is first[0]
-    assert lines.body(rows[:1]) == [b'g{agent_id="a",source="s0"} 1.0\n']
+    (first,) = lines.body(rows)
+    assert first.raw.startswith(b'g{agent_id="a",source="s0"} 1.0\n')
+    assert lines.body(list(rows)) == [first]  # the same chunk, compressed once
+    (one,) = lines.body(rows[:1])
+    assert one.raw == b'g{agent_id="a",source="s0"} 1.0\n'
+
+
+def test_gzip_joins_chunks_compressed_apart() -> None:
+    chunks = [Chunk(b"a" * 10_000), Chunk(b""), Chunk("ünïcode\n".encode()), Chunk(b"z")]
+    text = b"".join(chunk.raw for chunk in chunks)
+    assert gzip.decompress(gzipped(chunks)) == text
+    assert gzip.decompress(gzipped(chunks[::-1])) == b"".join(c.raw for c in chunks[::-1])
+    assert gzip.decompress(gzipped([])) == b""
