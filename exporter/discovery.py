@@ -17,12 +17,14 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter.errors import ExporterError, PermanentError
+from exporter.exposition import Chunk, GaugeLines, RenderedFamily
 from exporter.sources.base import AgentEntry, Source
 
 log = logging.getLogger(__name__)
 
 INFO_NAME = "agent_runs_exporter_agent_info"
 INFO_HELP = "Agents being polled, with their display names (always 1)."
+INFO_LABELS = ("source", "platform", "agent_id", "agent_name")
 _MAX_NAME_CHARS = 128
 
 
@@ -109,12 +111,22 @@ class AgentInfoCollector(Collector):
 
     def __init__(self, agents: Callable[[], Iterable[tuple[str, str, str, str | None]]]) -> None:
         self._agents = agents
+        self._lines = GaugeLines(INFO_NAME, INFO_LABELS)
 
     def collect(self) -> Iterator[Metric]:
         """Yield the info gauge; an agent whose name is not known yet shows its id."""
-        gauge = GaugeMetricFamily(
-            INFO_NAME, INFO_HELP, labels=("source", "platform", "agent_id", "agent_name")
-        )
-        for source, platform, agent_id, name in self._agents():
-            gauge.add_metric((source, platform, agent_id, name or agent_id), 1.0)
-        yield gauge
+        rows = [
+            ((source, platform, agent_id, name or agent_id), 1.0)
+            for source, platform, agent_id, name in self._agents()
+        ]
+
+        def reference() -> Metric:
+            gauge = GaugeMetricFamily(INFO_NAME, INFO_HELP, labels=INFO_LABELS)
+            for values, value in rows:
+                gauge.add_metric(values, value)
+            return gauge
+
+        def body(_openmetrics: bool) -> list[Chunk]:
+            return self._lines.body(rows)
+
+        yield RenderedFamily(INFO_NAME, INFO_HELP, "gauge", body, reference)

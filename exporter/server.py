@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from exporter import __version__
+from exporter.exposition import render
 from exporter.health import Health
 
 _INDEX = """<!doctype html><html><head><title>agent-runs-exporter</title></head><body>
@@ -45,9 +45,14 @@ def create_app(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
-        # OpenMetrics (with exemplars) only when the scraper asks for it, as Prometheus does.
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encoder(registry), media_type=content_type)
+        # OpenMetrics (with exemplars) only when the scraper asks for it, as Prometheus does;
+        # gzip when it accepts it, as Prometheus does too.
+        headers = request.headers
+        body, content_type, encoding = render(
+            registry, headers.get("accept", ""), headers.get("accept-encoding", "")
+        )
+        extra = {"Content-Encoding": encoding} if encoding else None
+        return Response(body, media_type=content_type, headers=extra)
 
     return Starlette(
         routes=[

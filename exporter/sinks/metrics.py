@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from prometheus_client.metrics_core import (
@@ -27,6 +28,14 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
+from exporter.exposition import (
+    Chunk,
+    GaugeLines,
+    HistogramLines,
+    RenderedFamily,
+    SeriesLines,
+    counter_line,
+)
 from exporter.model import IN_FLIGHT_STATUSES, Run, Status
 from exporter.state import StateBatch
 
@@ -46,6 +55,11 @@ class MetricSpec:
     help: str
     labels: tuple[str, ...]
     buckets: str | None = None
+
+    @property
+    def family(self) -> str:
+        """Return the family name prometheus_client gives it (a counter's without `_total`)."""
+        return self.name.removesuffix("_total") if self.kind == "counter" else self.name
 
 
 RUNS = MetricSpec(
@@ -83,7 +97,10 @@ TOOL_CALLS = MetricSpec(
     (*AGENT_LABELS, "tool", "result"),
 )
 RUN_METRICS = (RUNS, DURATION, TOKENS, COST, TOOL_CALLS)
+IN_PROGRESS = "agent_runs_in_progress"
 IN_PROGRESS_HELP = "Agent runs currently queued or running, as last seen."
+IN_PROGRESS_LABELS = (*AGENT_LABELS, "status")
+_IN_FLIGHT = tuple((status, status.value) for status in IN_FLIGHT_STATUSES)
 
 Labels = tuple[str, ...]
 SeriesKey = tuple[str, Labels]
@@ -130,6 +147,12 @@ class RunMetrics(Collector):
         self._unsaved: set[SeriesKey] = set()
         self._unpublished: set[SeriesKey] = set()
         self._tools: dict[tuple[str, str], set[str]] = {}
+        self._histograms = {
+            spec.name: HistogramLines(spec.name, spec.labels, self._buckets[spec.buckets])
+            for spec in RUN_METRICS
+            if spec.buckets is not None
+        }
+        self._lines = {spec.name: SeriesLines(partial(self._render, spec)) for spec in RUN_METRICS}
 
     def declare_agent(
         self,
@@ -247,6 +270,7 @@ class RunMetrics(Collector):
             key = (name, tuple(labels))
             self._working[key] = series
             self._published[key] = series.copy()
+            self._lines[name].changed(key[1])
 
     def _fits(self, spec: MetricSpec, series: Series) -> bool:
         if spec.buckets is None:
@@ -263,12 +287,24 @@ class RunMetrics(Collector):
         """Expose the values changed since the last publish (call after they are committed)."""
         for key in self._unpublished:
             self._published[key] = self._working[key].copy()
+            self._lines[key[0]].changed(key[1])
         self._unpublished.clear()
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the published run metrics."""
+        """Yield the published run metrics, each with its exposition text kept between scrapes."""
         for spec in RUN_METRICS:
-            yield self._family(spec)
+            kind = "counter" if spec.buckets is None else "histogram"
+            body = self._lines[spec.name].body
+            yield RenderedFamily(spec.family, spec.help, kind, body, partial(self._family, spec))
+
+    def _render(self, spec: MetricSpec, labels: Labels) -> tuple[bytes, bytes]:
+        """Return one published series' lines (text format, OpenMetrics), as _family has them."""
+        series = self._published[(spec.name, labels)]
+        histogram = self._histograms.get(spec.name)
+        if histogram is None:
+            line = counter_line(spec.name, spec.labels, labels, series.value)
+            return line, line
+        return histogram.lines(labels, series.counts, series.value, series.exemplars)
 
     def _family(self, spec: MetricSpec) -> Metric:
         items = sorted((k[1], s) for k, s in self._published.items() if k[0] == spec.name)
@@ -311,15 +347,24 @@ class InProgressCollector(Collector):
     ) -> None:
         self._counts = counts
         self._agents = agents
+        self._lines = GaugeLines(IN_PROGRESS, IN_PROGRESS_LABELS)
 
     def collect(self) -> Iterator[Metric]:
         """Yield one gauge per (source, agent, in-flight status), zeros included."""
-        gauge = GaugeMetricFamily(
-            "agent_runs_in_progress", IN_PROGRESS_HELP, labels=(*AGENT_LABELS, "status")
-        )
         counts = self._counts()
-        for source, platform, agent_id in self._agents():
-            for status in IN_FLIGHT_STATUSES:
-                value = counts.get((source, agent_id, status), 0)
-                gauge.add_metric((source, platform, agent_id, status.value), value)
-        yield gauge
+        rows = [
+            ((source, platform, agent_id, value), counts.get((source, agent_id, status), 0))
+            for source, platform, agent_id in self._agents()
+            for status, value in _IN_FLIGHT
+        ]
+
+        def reference() -> Metric:
+            gauge = GaugeMetricFamily(IN_PROGRESS, IN_PROGRESS_HELP, labels=IN_PROGRESS_LABELS)
+            for values, value in rows:
+                gauge.add_metric(values, value)
+            return gauge
+
+        def body(_openmetrics: bool) -> list[Chunk]:
+            return self._lines.body(rows)
+
+        yield RenderedFamily(IN_PROGRESS, IN_PROGRESS_HELP, "gauge", body, reference)

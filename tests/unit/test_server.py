@@ -7,10 +7,13 @@ import asyncio
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.openmetrics.exposition import generate_latest
 
 from exporter.health import Health
 from exporter.server import create_app
+from exporter.sinks.metrics import RunMetrics
 from tests.unit.fakeclock import FakeClock
+from tests.unit.runs import T0, make_run
 
 NOW = 1_800_000_000.0
 
@@ -47,6 +50,29 @@ def test_metrics_negotiates_openmetrics(clock: FakeClock) -> None:
     om = fetch(Health(15), clock, "/metrics", registry, accept="application/openmetrics-text")
     assert om.headers["content-type"].startswith("application/openmetrics-text")
     assert om.text.endswith("# EOF\n")
+
+
+def test_metrics_serves_the_run_metrics_as_prometheus_client_renders_them(
+    clock: FakeClock,
+) -> None:
+    registry = CollectorRegistry()
+    metrics = RunMetrics({"duration": [1.0, 5.0], "tokens": [500.0], "cost": [0.01]})
+    registry.register(metrics)
+    metrics.record_run("s", "conduit", make_run("r1"), "0" * 31 + "1", T0)
+    metrics.publish()
+    headers = {"accept": "application/openmetrics-text", "accept-encoding": "identity"}
+    om = fetch(Health(15), clock, "/metrics", registry, **headers)
+    assert "content-encoding" not in om.headers
+    assert om.content == generate_latest(registry)
+    assert 'trace_id="00000000000000000000000000000001"' in om.text
+
+
+def test_metrics_are_gzipped_when_the_scraper_accepts_it(clock: FakeClock) -> None:
+    registry = CollectorRegistry()
+    Counter("demo_things", "Things.", registry=registry).inc()
+    zipped = fetch(Health(15), clock, "/metrics", registry, **{"accept-encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "demo_things_total 1.0" in zipped.text  # httpx decodes it
 
 
 def test_healthz_fails_when_a_poll_loop_stalls(clock: FakeClock) -> None:
