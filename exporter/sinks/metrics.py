@@ -130,6 +130,32 @@ class Series:
         return cls(float(data["v"]), [float(c) for c in data["c"]], exemplars)
 
 
+@dataclass(slots=True, eq=False)  # kept in a set by identity
+class RunKind:
+    """The series every run of one (source, agent, status, disposition) updates, found once.
+
+    The histograms (`observed`: duration, input, output, total, cost) are looked up the first
+    time a run of the kind reports the value.
+    """
+
+    agent: Labels
+    status: str
+    runs: Series
+    keys: list[SeriesKey]
+    observed: dict[str, Series] = field(default_factory=dict)
+
+
+_BUCKETS_OF = {"duration": "duration", "cost": "cost"}  # the token histograms use "tokens"
+
+
+def _add(series: Series, bounds: Sequence[float], value: float) -> int:
+    """Observe `value` in a histogram series; return the index of its bucket."""
+    index = bisect.bisect_left(bounds, value)
+    series.counts[index] += 1
+    series.value += value
+    return index
+
+
 def label_value(value: str | None, *, absent: str = "none") -> str:
     """Return an upstream string as a safe, bounded label value."""
     if value is None or value == "":
@@ -147,6 +173,8 @@ class RunMetrics(Collector):
         self._unsaved: set[SeriesKey] = set()
         self._unpublished: set[SeriesKey] = set()
         self._tools: dict[tuple[str, str], set[str]] = {}
+        self._kinds: dict[tuple[str, str, str, str | None], RunKind] = {}  # by raw status
+        self._touched: set[RunKind] = set()
         self._histograms = {
             spec.name: HistogramLines(spec.name, spec.labels, self._buckets[spec.buckets])
             for spec in RUN_METRICS
@@ -182,19 +210,60 @@ class RunMetrics(Collector):
 
     def record_run(self, source: str, platform: str, run: Run, trace_id: str, now: float) -> None:
         """Count a run that just reached a terminal state."""
+        kind = self._kinds.get((source, run.agent_id, run.raw_status, run.disposition))
+        if kind is None:
+            kind = self._kind(source, platform, run)
+        kind.runs.value += 1
+        for name, value in (
+            ("duration", run.effective_duration_s),
+            ("input", run.input_tokens),
+            ("output", run.output_tokens),
+            ("total", run.total_tokens),
+            ("cost", run.cost_usd),
+        ):
+            if value is not None:
+                series = kind.observed.get(name) or self._observed(kind, name)
+                index = _add(series, self._buckets[_BUCKETS_OF.get(name, "tokens")], value)
+                if name == "duration":
+                    series.exemplars[index] = (trace_id, value, now)
+        self._touched.add(kind)  # its keys are marked changed at the next drain or publish
+
+    def _kind(self, source: str, platform: str, run: Run) -> RunKind:
+        """Look up (creating at zero) the counter a run of this kind increments; remember it."""
         agent = (source, platform, run.agent_id)
-        status = run.status.value
-        self._inc(RUNS, (*agent, status, label_value(run.disposition)))
-        duration = run.effective_duration_s
-        if duration is not None:
-            self._observe(DURATION, (*agent, status), duration, (trace_id, now))
-        self._usage(agent, run, None)
+        status = str(run.status)
+        labels = (*agent, status, label_value(run.disposition))
+        kind = RunKind(agent, status, self._series(RUNS, labels), [(RUNS.name, labels)])
+        self._kinds[(source, run.agent_id, run.raw_status, run.disposition)] = kind
+        return kind
+
+    def _observed(self, kind: RunKind, name: str) -> Series:
+        """Look up (creating at zero) one of a kind's histograms by value name."""
+        if name == "duration":
+            spec, labels = DURATION, (*kind.agent, kind.status)
+        elif name == "cost":
+            spec, labels = COST, kind.agent
+        else:
+            spec, labels = TOKENS, (*kind.agent, name)
+        series = kind.observed[name] = self._series(spec, labels)
+        kind.keys.append((spec.name, labels))
+        return series
+
+    def _flush_touched(self) -> None:
+        for kind in self._touched:
+            self._unsaved.update(kind.keys)
+            self._unpublished.update(kind.keys)
+        self._touched.clear()
 
     def _usage(self, agent: Labels, run: Run, known: Run | None) -> None:
         """Observe the run's tokens and cost, skipping any `known` already carried."""
-        for kind in ("input", "output", "total"):
-            tokens = getattr(run, f"{kind}_tokens")
-            if tokens is not None and (known is None or getattr(known, f"{kind}_tokens") is None):
+        usage = (
+            ("input", run.input_tokens, None if known is None else known.input_tokens),
+            ("output", run.output_tokens, None if known is None else known.output_tokens),
+            ("total", run.total_tokens, None if known is None else known.total_tokens),
+        )
+        for kind, tokens, carried in usage:
+            if tokens is not None and carried is None:
                 self._observe(TOKENS, (*agent, kind), tokens)
         if run.cost_usd is not None and (known is None or known.cost_usd is None):
             self._observe(COST, agent, run.cost_usd)
@@ -248,17 +317,19 @@ class RunMetrics(Collector):
         exemplar: tuple[str, float] | None = None,
     ) -> None:
         assert spec.buckets is not None
-        series = self._series(spec, labels)
-        index = bisect.bisect_left(self._buckets[spec.buckets], value)
-        series.counts[index] += 1
-        series.value += value
+        key = (spec.name, labels)
+        series = self._working.get(key) or self._series(spec, labels)
+        index = _add(series, self._buckets[spec.buckets], value)
         if exemplar is not None:
             trace_id, now = exemplar
             series.exemplars[index] = (trace_id, value, now)
-        self._changed((spec.name, labels))
+        self._unsaved.add(key)
+        self._unpublished.add(key)
 
     def restore(self, stored: Mapping[str, str]) -> None:
         """Load the cumulative values an earlier process committed."""
+        self._flush_touched()
+        self._kinds.clear()  # they point at series this replaces
         specs = {spec.name: spec for spec in RUN_METRICS}
         for key_text, value_text in stored.items():
             name, labels = json.loads(key_text)
@@ -279,12 +350,14 @@ class RunMetrics(Collector):
 
     def drain(self, batch: StateBatch) -> None:
         """Move the series changed since the last drain into `batch`."""
+        self._flush_touched()
         for name, labels in self._unsaved:
             batch.series[json.dumps([name, labels])] = self._working[(name, labels)].encode()
         self._unsaved.clear()
 
     def publish(self) -> None:
         """Expose the values changed since the last publish (call after they are committed)."""
+        self._flush_touched()
         for key in self._unpublished:
             self._published[key] = self._working[key].copy()
             self._lines[key[0]].changed(key[1])
