@@ -53,10 +53,10 @@ def _size(figures: dict[str, Any]) -> str:
     return f"{(db + wal + shm) / 2**20:.2f} MiB (db {db / 2**20:.2f} + wal {wal / 2**20:.2f})"
 
 
-def _print_checkpoint(figures: dict[str, Any], tiny: bool) -> None:
+def _print_checkpoint(figures: dict[str, Any], tiny: bool, total: int) -> None:
     sim_s = figures["sim_s"]
     when = f"{sim_s / 3600:5.1f} h" if tiny else f"day {sim_s / 86400:3.1f}"
-    runs = conduit_stream.created_by(conduit_stream.T0_MS + round(sim_s * 1000))
+    runs = min(total, conduit_stream.created_by(conduit_stream.T0_MS + round(sim_s * 1000)))
     print(
         f"  {when} | runs {runs:>9,} | counted {figures['counted']:>9,} | "
         f"tracked {figures['tracked']:>6,} | RSS {_mb(figures['rss_kib'])} | "
@@ -96,7 +96,7 @@ def measure(args: Namespace, total: int, traces: bool) -> Measurement:
             argv = _child_argv(url, state_dir, end_s, args, traces)
             with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as child:
                 for report in _lines(child):
-                    _collect(result, report, args.tiny)
+                    _collect(result, report, args.tiny, total)
             if child.returncode != 0:
                 raise RuntimeError(f"the pipeline exited with {child.returncode}")
     finally:
@@ -105,7 +105,7 @@ def measure(args: Namespace, total: int, traces: bool) -> Measurement:
     return result
 
 
-def _collect(result: Measurement, report: dict[str, Any], tiny: bool) -> None:
+def _collect(result: Measurement, report: dict[str, Any], tiny: bool, total: int) -> None:
     kind = report.pop("kind")
     if kind == "start":
         result.start = report
@@ -116,7 +116,7 @@ def _collect(result: Measurement, report: dict[str, Any], tiny: bool) -> None:
         )
     elif kind == "checkpoint":
         result.checkpoints.append(report)
-        _print_checkpoint(report, tiny)
+        _print_checkpoint(report, tiny, total)
     elif kind == "end":
         result.end = report
     elif kind == "tracemalloc":
