@@ -12,19 +12,19 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, get_args
 
 from exporter import __version__
 from exporter.app import serve
-from exporter.config import Settings, load_settings, render_effective
-from exporter.demo import run_demo
+from exporter.config import Platform, Settings, load_settings, render_effective
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
 from exporter.shardflags import add_shard_arguments, apply_shard_arguments
-from exporter.simulator.platforms import PLATFORMS
-from exporter.simulator.server import run_simulator
-from exporter.simulator.world import SimulatorSettings
 from exporter.sinks.span_exporters import resolve_protocol
 from exporter.webconfig import WebConfig, load_web_config
+
+if TYPE_CHECKING:  # the simulator is imported by `simulate` and `demo` only: `run` never loads it
+    from exporter.simulator.world import SimulatorSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--platform",
         default="conduit",
-        choices=(*PLATFORMS, "all"),
+        choices=(*get_args(Platform), "all"),
         help="platform to fake; all: the four under /conduit, /runtype, /elizaos, /acp",
     )
     _simulator_arguments(sim, default_port=8080)
@@ -203,6 +203,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
     """Build the simulator's knobs from the command line."""
+    from exporter.simulator.world import SimulatorSettings  # noqa: PLC0415 - see the imports
+
     try:
         return SimulatorSettings(
             seed=args.seed if args.seed is not None else int(time.time()),
@@ -226,9 +228,13 @@ def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from exporter.simulator.server import run_simulator  # noqa: PLC0415 - see the imports
+
     run_simulator(simulator_settings(args), args.host, args.port, args.platform)
     return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from exporter.demo import run_demo  # noqa: PLC0415 - see the imports
+
     return asyncio.run(run_demo(args, simulator_settings(args)))

@@ -25,6 +25,10 @@ from exporter.model import Run, Status, ToolStep
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+# The runs table holds only the lookback window; these keep the memory and disk around it bounded.
+CACHE_KIB = 1024  # page cache of the connection (SQLite's default: 2000 KiB)
+WAL_CHECKPOINT_PAGES = 256  # move the WAL into the file every ~1 MiB of commits (default: 1000)
+WAL_LIMIT_BYTES = 1 << 20  # after a checkpoint, truncate the WAL to 1 MiB (default: never)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -166,6 +170,9 @@ class StateStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             result = db.execute("PRAGMA quick_check").fetchone()
             if result is None or result[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {result}")

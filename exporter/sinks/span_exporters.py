@@ -15,7 +15,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.util.re import parse_env_headers
 
 from exporter.errors import ConfigError, ConfigProblem
-from exporter.sinks.spanfile import FileSpanExporter
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +73,9 @@ def build_span_exporter(
         logger.info("trace export disabled by OTEL_SDK_DISABLED=true")
         return None
     if kind == "file":
+        # Imported when chosen, like the OTLP exporters: protobuf's JSON mapping costs ~3 MiB.
+        from exporter.sinks.spanfile import FileSpanExporter  # noqa: PLC0415
+
         exporter: SpanExporter = FileSpanExporter(file_path)
     elif kind == "otlp":
         exporter = _otlp_exporter(endpoint, protocol, timeout_s, environ)

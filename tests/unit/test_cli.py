@@ -180,3 +180,14 @@ def test_demo_config_polls_all_four_platforms(tmp_path: Path) -> None:
         "elizaos",
         "acp",
     ]
+
+
+def test_importing_the_cli_loads_neither_the_simulator_nor_protobuf() -> None:
+    # `run` pays only for what it uses: the simulator (simulate, demo) and protobuf's JSON mapping
+    # (traces.exporter: file) are imported when chosen. A fresh interpreter sees what is loaded.
+    code = (
+        "import sys, exporter.cli; print(sorted(m for m in sys.modules if m.startswith("
+        "('exporter.simulator', 'exporter.demo', 'exporter.sinks.spanfile', 'google.protobuf'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

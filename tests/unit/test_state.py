@@ -9,7 +9,14 @@ import pytest
 
 from exporter.errors import StateError
 from exporter.model import Status, ToolStep
-from exporter.state import RunRecord, StateBatch, StateStore, decode_run, encode_run
+from exporter.state import (
+    WAL_LIMIT_BYTES,
+    RunRecord,
+    StateBatch,
+    StateStore,
+    decode_run,
+    encode_run,
+)
 from tests.unit.runs import T0, make_run
 
 
@@ -124,3 +131,14 @@ def test_a_state_file_that_cannot_be_opened_is_a_standing_problem(tmp_path: Path
     store.commit(StateBatch(runs=[record("r1")]))
     assert store.problem is not None
     assert "memory" in store.problem
+
+
+def test_wal_stays_bounded_across_many_commits(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = StateStore(str(path))
+    for n in range(40):  # ~10 MiB of commits: SQLite's defaults would leave a ~4 MiB WAL
+        runs = [record(f"r{n}-{i}", T0 + n, attempts=i) for i in range(500)]
+        store.commit(StateBatch(runs=runs), prune_before=T0 + n - 2)
+    wal = tmp_path / "s.db-wal"
+    assert wal.stat().st_size <= WAL_LIMIT_BYTES + 512 * 1024  # the limit plus one commit
+    assert len(store.load(0).runs) == 1500
