@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,8 +184,8 @@ def main(argv: list[str]) -> int:
     size = TINY if options.tiny else FULL
     port = common.free_port()
     base_url = f"http://127.0.0.1:{port}"
-    args = ("--port", str(port), "--agents", str(size.agents), "--pages", str(size.pages))
-    args += ("--page-size", str(size.page_size), "--steps", str(STEPS))
+    args = ["--port", str(port), "--agents", str(size.agents), "--pages", str(size.pages)]
+    args += ["--page-size", str(size.page_size), "--steps", str(STEPS)]
     report = common.Report(f"ingest: {size.runs:,} runs per round, {size.rounds} rounds")
     with child("bench.upstream", *args):
         timings = _measure(base_url, size)
@@ -208,7 +208,7 @@ def main(argv: list[str]) -> int:
 
 
 def _measure(base_url: str, size: Size) -> dict[str, float]:
-    measures: dict[str, Callable[[], Awaitable[float]]] = {
+    measures: dict[str, Callable[[], Coroutine[Any, Any, float]]] = {
         "floor decode": lambda: floor(base_url, size, parse=False, details=False),
         "floor parse": lambda: floor(base_url, size, parse=True, details=False),
         "pipeline metrics": lambda: pipeline(base_url, size, None),
