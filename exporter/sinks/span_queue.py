@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -33,10 +34,7 @@ logger = logging.getLogger(__name__)
 DropCallback = Callable[[int], None]
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    span: ReadableSpan
-    key: object | None  # set on the run's last span only
+_Entry = tuple[ReadableSpan, object]  # a span, and its run's key if it is the run's last span
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +70,8 @@ class SpanQueue(SpanProcessor):
         self._cond = threading.Condition()
         self._failures = 0
         self._stopping = False
-        self._urgent = False
+        self._urgent = False  # cut the current wait (batching delay or backoff) short, once
+        self._flushing = 0  # flushes waiting: send partial batches without the batching delay
         self._rng = random.Random()
         self._thread: threading.Thread | None = None
         if background:
@@ -82,15 +81,17 @@ class SpanQueue(SpanProcessor):
     def submit(self, spans: Sequence[ReadableSpan], key: object) -> bool:
         """Queue one run's spans; drop and count them (False) when they do not fit."""
         with self._cond:
-            if self._stopping or len(self._entries) + len(spans) > self.max_size:
+            queued = len(self._entries)
+            if self._stopping or queued + len(spans) > self.max_size:
                 self._settled.append(Settled(key, exported=False))
                 dropped = True
             else:
-                for index, span in enumerate(spans):
-                    last = index == len(spans) - 1
-                    self._entries.append(_Entry(span, key if last else None))
+                self._entries.extend((span, None) for span in spans[:-1])
+                self._entries.extend((span, key) for span in spans[-1:])
                 dropped = False
-                self._cond.notify_all()
+                # wake the export thread only when what it waits for may have come true
+                if not queued or queued < self._batch_size <= queued + len(spans):
+                    self._cond.notify_all()
         if dropped:
             self._on_drop(len(spans))
         return not dropped
@@ -113,11 +114,11 @@ class SpanQueue(SpanProcessor):
     def export_batch(self) -> bool | None:
         """Export the oldest batch; return whether it went out (None: the queue was empty)."""
         with self._cond:
-            batch = [self._entries[i] for i in range(min(self._batch_size, len(self._entries)))]
+            batch = list(islice(self._entries, self._batch_size))
         if not batch:
             return None
         try:
-            result = self._exporter.export([entry.span for entry in batch])
+            result = self._exporter.export([span for span, _key in batch])
         except Exception:  # e.g. a span that cannot be encoded: retrying would never end
             logger.exception("span exporter raised; dropping a batch of %d spans", len(batch))
             self._remove(batch, exported=False)
@@ -132,10 +133,10 @@ class SpanQueue(SpanProcessor):
 
     def _remove(self, batch: list[_Entry], *, exported: bool) -> None:
         with self._cond:
-            for entry in batch:
-                self._entries.popleft()
-                if entry.key is not None:
-                    self._settled.append(Settled(entry.key, exported=exported))
+            pop = self._entries.popleft
+            for _ in batch:
+                pop()
+            self._settled.extend(Settled(key, exported) for _span, key in batch if key is not None)
             self._cond.notify_all()
 
     def retry_delay(self) -> float:
@@ -157,7 +158,11 @@ class SpanQueue(SpanProcessor):
             self._cond.notify_all()
             if self._thread is None:
                 return not self._entries
-            return self._cond.wait_for(lambda: not self._entries, timeout_millis / 1000)
+            self._flushing += 1
+            try:
+                return self._cond.wait_for(lambda: not self._entries, timeout_millis / 1000)
+            finally:
+                self._flushing -= 1
 
     def shutdown(self) -> None:
         """Stop the export thread after one last attempt at what is queued, then the exporter."""
@@ -190,7 +195,12 @@ class SpanQueue(SpanProcessor):
             return bool(self._entries) and not (self._stopping and self._failures)
 
     def _batch_ready(self) -> bool:
-        return len(self._entries) >= self._batch_size or self._stopping or self._urgent
+        return (
+            len(self._entries) >= self._batch_size
+            or self._stopping
+            or self._urgent
+            or self._flushing > 0
+        )
 
     def _pause(self, seconds: float) -> None:
         with self._cond:
