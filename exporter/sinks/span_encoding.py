@@ -169,14 +169,14 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
     return b"".join(parts)
 
 
-def _span(span: ReadableSpan) -> bytes:
-    """Return a plain span as a `ScopeSpans.spans` field, read from its fields directly."""
-    fields = span.__dict__ if getattr(span, "plain", False) else None
-    if fields is None:
+def _span(span: Any) -> bytes:
+    """Return a plain span as a `ScopeSpans.spans` field, read from the fields `ReadableSpan`
+    keeps (`_name`, `_context`, ...): its properties would cost more than the encoding."""
+    if not getattr(span, "plain", False):
         raise Unsupported
     try:
-        context, parent = fields["_context"], fields["_parent"]
-        start, end, name = fields["_start_time"], fields["_end_time"], fields["_name"]
+        context, parent = span._context, span._parent
+        start, end, name = span._start_time, span._end_time, span._name
         parts = [
             _TRACE_ID,
             context[0].to_bytes(16, "big"),
@@ -184,16 +184,16 @@ def _span(span: ReadableSpan) -> bytes:
             context[1].to_bytes(8, "big"),
             _PARENT_ID + parent[1].to_bytes(8, "big") if parent else b"",
             _names.get(name) or _name(name),
-            _KIND[fields["_kind"]._value_],
+            _KIND[span._kind._value_],
             _pack_times(0x39, start, 0x41, end) if start and end else _times(start, end),
         ]
-        if context[4] is not _NO_TRACE_STATE or fields["_events"]:
+        if context[4] is not _NO_TRACE_STATE or span._events:
             raise Unsupported
-        if fields["_attributes"]:
-            _span_attributes(parts, fields["_attributes"])
-        for link in fields["_links"]:
+        if span._attributes:
+            _span_attributes(parts, span._attributes)
+        for link in span._links:
             parts.append(_link(link))
-        status = fields["_status"]
+        status = span._status
         parts.append(_STATUS_UNSET if status is _unset_status else _status(status))
     except (OverflowError, struct.error, KeyError, TypeError, AttributeError) as error:
         raise Unsupported from error  # not what `RunSpan`s hold: OTel will say what is wrong

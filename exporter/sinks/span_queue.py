@@ -23,7 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, repeat
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -32,9 +32,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 logger = logging.getLogger(__name__)
 
 DropCallback = Callable[[int], None]
-
-
-_Entry = tuple[ReadableSpan, object]  # a span, and its run's key if it is the run's last span
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +62,10 @@ class SpanQueue(SpanProcessor):
         self._delay_s = delay_s
         self._backoff_s = backoff_s
         self._on_drop = on_drop or (lambda _n: None)
-        self._entries: deque[_Entry] = deque()
+        self._entries: deque[ReadableSpan] = deque()
+        # beside each span, its run's key if it is the run's last span, else None (no tuple per
+        # span: fewer objects for the garbage collector to walk)
+        self._keys: deque[object | None] = deque()
         self._settled: list[Settled] = []
         self._cond = threading.Condition()
         self._failures = 0
@@ -86,8 +86,10 @@ class SpanQueue(SpanProcessor):
                 self._settled.append(Settled(key, exported=False))
                 dropped = True
             else:
-                self._entries.extend((span, None) for span in spans[:-1])
-                self._entries.extend((span, key) for span in spans[-1:])
+                if spans:
+                    self._entries.extend(spans)
+                    self._keys.extend(repeat(None, len(spans) - 1))
+                    self._keys.append(key)
                 dropped = False
                 # wake the export thread only when what it waits for may have come true
                 if not queued or queued < self._batch_size <= queued + len(spans):
@@ -118,7 +120,7 @@ class SpanQueue(SpanProcessor):
         if not batch:
             return None
         try:
-            result = self._exporter.export([span for span, _key in batch])
+            result = self._exporter.export(batch)
         except Exception:  # e.g. a span that cannot be encoded: retrying would never end
             logger.exception("span exporter raised; dropping a batch of %d spans", len(batch))
             self._remove(batch, exported=False)
@@ -131,12 +133,14 @@ class SpanQueue(SpanProcessor):
         self._failures = 0
         return True
 
-    def _remove(self, batch: list[_Entry], *, exported: bool) -> None:
+    def _remove(self, batch: list[ReadableSpan], *, exported: bool) -> None:
         with self._cond:
-            pop = self._entries.popleft
+            pop, pop_key = self._entries.popleft, self._keys.popleft
             for _ in batch:
                 pop()
-            self._settled.extend(Settled(key, exported) for _span, key in batch if key is not None)
+                key = pop_key()
+                if key is not None:
+                    self._settled.append(Settled(key, exported))
             self._cond.notify_all()
 
     def retry_delay(self) -> float:
