@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-_HEX32 = re.compile(r"[0-9a-f]{32}")
-_HEX16 = re.compile(r"[0-9a-f]{16}")
-_ZERO_TRACE = "0" * 32
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def _digest(*parts: str) -> bytes:
@@ -24,17 +22,35 @@ def run_trace_id(source: str, run_id: str, upstream_trace_id: str | None) -> str
     A 32-hex upstream id is used as is, a 16-hex one is left-padded with zeros (the usual rule for
     64-bit ids); anything else is replaced by an id derived from (source, run id).
     """
+    return f"{trace_id_value(source, run_id, upstream_trace_id):032x}"
+
+
+def trace_id_value(source: str, run_id: str, upstream_trace_id: str | None) -> int:
+    """Return `run_trace_id` as an integer, as span contexts hold it."""
     if upstream_trace_id:
         candidate = upstream_trace_id.strip().lower()
-        if _HEX32.fullmatch(candidate) and candidate != _ZERO_TRACE:
-            return candidate
-        if _HEX16.fullmatch(candidate) and candidate != "0" * 16:
-            return candidate.rjust(32, "0")
-    derived = _digest("trace", source, run_id)[:16].hex()
-    return derived if derived != _ZERO_TRACE else "1".rjust(32, "0")
+        if len(candidate) in (16, 32) and _HEX.fullmatch(candidate):
+            value = int(candidate, 16)
+            if value:
+                return value
+    return int.from_bytes(_digest("trace", source, run_id)[:16], "big") or 1
 
 
 def span_id(source: str, run_id: str, step: int | str) -> str:
     """Return the 16-hex span id of step `step` of a run ("root" names the run's own span)."""
-    derived = _digest("span", source, run_id, str(step))[:8].hex()
-    return derived if derived != "0" * 16 else "1".rjust(16, "0")
+    return f"{span_id_value(source, run_id, step):016x}"
+
+
+def span_id_value(source: str, run_id: str, step: int | str) -> int:
+    """Return `span_id` as an integer, as span contexts hold it."""
+    return int.from_bytes(_digest("span", source, run_id, str(step))[:8], "big") or 1
+
+
+def span_id_values(source: str, run_id: str, count: int) -> list[int]:
+    """Return the span ids of steps 0 … count-1 of a run, as integers."""
+    prefix = f"span\x1f{source}\x1f{run_id}\x1f".encode()
+    sha256 = hashlib.sha256
+    return [
+        int.from_bytes(sha256(prefix + str(step).encode()).digest()[:8], "big") or 1
+        for step in range(count)
+    ]

@@ -92,16 +92,12 @@ def _otlp_exporter(
     headers = _env_headers(environ)
     logger.info("exporting spans over OTLP %s to %s", protocol, url)
     if protocol == _GRPC:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter as GrpcExporter,
-        )
+        from exporter.sinks.otlp_exporters import grpc_exporter  # noqa: PLC0415
 
-        return GrpcExporter(endpoint=url, headers=headers, timeout=timeout_s)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-        OTLPSpanExporter as HttpExporter,
-    )
+        return grpc_exporter(endpoint=url, headers=headers, timeout=timeout_s)
+    from exporter.sinks.otlp_exporters import http_exporter  # noqa: PLC0415
 
-    return HttpExporter(endpoint=url, headers=headers, timeout=timeout_s)
+    return http_exporter(endpoint=url, headers=headers, timeout=timeout_s)
 
 
 def resolve_protocol(protocol: str | None, environ: Mapping[str, str]) -> str:

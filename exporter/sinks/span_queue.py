@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice, repeat
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -31,12 +32,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 logger = logging.getLogger(__name__)
 
 DropCallback = Callable[[int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    span: ReadableSpan
-    key: object | None  # set on the run's last span only
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +62,16 @@ class SpanQueue(SpanProcessor):
         self._delay_s = delay_s
         self._backoff_s = backoff_s
         self._on_drop = on_drop or (lambda _n: None)
-        self._entries: deque[_Entry] = deque()
+        self._entries: deque[ReadableSpan] = deque()
+        # beside each span, its run's key if it is the run's last span, else None (no tuple per
+        # span: fewer objects for the garbage collector to walk)
+        self._keys: deque[object | None] = deque()
         self._settled: list[Settled] = []
         self._cond = threading.Condition()
         self._failures = 0
         self._stopping = False
-        self._urgent = False
+        self._urgent = False  # cut the current wait (batching delay or backoff) short, once
+        self._flushing = 0  # flushes waiting: send partial batches without the batching delay
         self._rng = random.Random()
         self._thread: threading.Thread | None = None
         if background:
@@ -82,15 +81,19 @@ class SpanQueue(SpanProcessor):
     def submit(self, spans: Sequence[ReadableSpan], key: object) -> bool:
         """Queue one run's spans; drop and count them (False) when they do not fit."""
         with self._cond:
-            if self._stopping or len(self._entries) + len(spans) > self.max_size:
+            queued = len(self._entries)
+            if self._stopping or queued + len(spans) > self.max_size:
                 self._settled.append(Settled(key, exported=False))
                 dropped = True
             else:
-                for index, span in enumerate(spans):
-                    last = index == len(spans) - 1
-                    self._entries.append(_Entry(span, key if last else None))
+                if spans:
+                    self._entries.extend(spans)
+                    self._keys.extend(repeat(None, len(spans) - 1))
+                    self._keys.append(key)
                 dropped = False
-                self._cond.notify_all()
+                # wake the export thread only when what it waits for may have come true
+                if not queued or queued < self._batch_size <= queued + len(spans):
+                    self._cond.notify_all()
         if dropped:
             self._on_drop(len(spans))
         return not dropped
@@ -113,11 +116,11 @@ class SpanQueue(SpanProcessor):
     def export_batch(self) -> bool | None:
         """Export the oldest batch; return whether it went out (None: the queue was empty)."""
         with self._cond:
-            batch = [self._entries[i] for i in range(min(self._batch_size, len(self._entries)))]
+            batch = list(islice(self._entries, self._batch_size))
         if not batch:
             return None
         try:
-            result = self._exporter.export([entry.span for entry in batch])
+            result = self._exporter.export(batch)
         except Exception:  # e.g. a span that cannot be encoded: retrying would never end
             logger.exception("span exporter raised; dropping a batch of %d spans", len(batch))
             self._remove(batch, exported=False)
@@ -130,12 +133,14 @@ class SpanQueue(SpanProcessor):
         self._failures = 0
         return True
 
-    def _remove(self, batch: list[_Entry], *, exported: bool) -> None:
+    def _remove(self, batch: list[ReadableSpan], *, exported: bool) -> None:
         with self._cond:
-            for entry in batch:
-                self._entries.popleft()
-                if entry.key is not None:
-                    self._settled.append(Settled(entry.key, exported=exported))
+            pop, pop_key = self._entries.popleft, self._keys.popleft
+            for _ in batch:
+                pop()
+                key = pop_key()
+                if key is not None:
+                    self._settled.append(Settled(key, exported))
             self._cond.notify_all()
 
     def retry_delay(self) -> float:
@@ -157,7 +162,11 @@ class SpanQueue(SpanProcessor):
             self._cond.notify_all()
             if self._thread is None:
                 return not self._entries
-            return self._cond.wait_for(lambda: not self._entries, timeout_millis / 1000)
+            self._flushing += 1
+            try:
+                return self._cond.wait_for(lambda: not self._entries, timeout_millis / 1000)
+            finally:
+                self._flushing -= 1
 
     def shutdown(self) -> None:
         """Stop the export thread after one last attempt at what is queued, then the exporter."""
@@ -190,7 +199,12 @@ class SpanQueue(SpanProcessor):
             return bool(self._entries) and not (self._stopping and self._failures)
 
     def _batch_ready(self) -> bool:
-        return len(self._entries) >= self._batch_size or self._stopping or self._urgent
+        return (
+            len(self._entries) >= self._batch_size
+            or self._stopping
+            or self._urgent
+            or self._flushing > 0
+        )
 
     def _pause(self, seconds: float) -> None:
         with self._cond:

@@ -1,4 +1,4 @@
-"""Build a finished run's spans as `ReadableSpan`s: ids, names, times and attributes.
+"""Build a finished run's spans as `ReadableSpan`s (`RunSpan`s): ids, names, times, attributes.
 
     invoke_agent {agent}        CLIENT, run.start_time -> run.end_time, ERROR if failed/timeout,
     │                           linked to its parent run's root span for a sub-agent run
@@ -43,6 +43,7 @@ TRUNCATION_MARK = "…[truncated]"
 _MAX_STATUS_CHARS = 1024
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _MAX_NS = 2**63 - 1
+_UNSET = Status(StatusCode.UNSET)
 _SDK_ATTRIBUTES = {
     TELEMETRY_SDK_LANGUAGE: "python",
     TELEMETRY_SDK_NAME: "opentelemetry",
@@ -63,31 +64,57 @@ class SourceInfo:
     capture_content: bool | None = None
 
 
-def step_span(
-    root: ReadableSpan,
+class RunSpan(ReadableSpan):
+    """A span built from a finished run: plain attribute dict, no events, nothing dropped."""
+
+    plain = True  # lets `span_encoding` write it directly, without OTel's encoder
+
+
+def run_spans(
     source: SourceInfo,
     run: Run,
-    index: int,
+    resource: Resource,
     content: Callable[[Any], str | None] | None = None,
+) -> list[ReadableSpan]:
+    """Return the run's root span, then one span per tool step; `content` captures payloads."""
+    root = root_span(source, run, resource)
+    steps = run.tool_steps
+    if not steps:
+        return [root]
+    parent, start, end = root.context, root.start_time, root.end_time
+    assert parent is not None
+    assert start is not None
+    assert end is not None
+    span_ids = ids.span_id_values(source.name, run.id, len(steps))
+    spans: list[ReadableSpan] = [root]
+    for index, step in enumerate(steps):
+        window = step_window(step, index, len(steps), start, end)
+        context = SpanContext(parent.trace_id, span_ids[index], False, _SAMPLED)
+        spans.append(_step_span(step, (context, parent), resource, window, content))
+    return spans
+
+
+def _step_span(
+    step: ToolStep,
+    contexts: tuple[SpanContext, SpanContext],
+    resource: Resource,
+    window: tuple[int, int, bool],
+    content: Callable[[Any], str | None] | None,
 ) -> ReadableSpan:
-    """Return the span of step `index` of `run` under `root`; `content` captures its payloads."""
-    steps = run.tool_steps or ()
-    step = steps[index]
-    assert root.context is not None
-    assert root.start_time is not None
-    assert root.end_time is not None
-    start, end, reported = step_window(step, index, len(steps), root.start_time, root.end_time)
-    attributes = _step_attributes(step, reported)
-    if content is not None and step.kind == "tool":
-        attributes["gen_ai.tool.call.arguments"] = content(step.input)
-        attributes["gen_ai.tool.call.result"] = content(step.output)
+    """Return a step's span; `contexts` are its own and its parent's."""
+    context, parent = contexts
+    start, end, reported = window
     model = step.kind == "model"
-    return ReadableSpan(
+    attributes = _model_attributes(step, reported) if model else _tool_attributes(step, reported)
+    if content is not None and step.kind == "tool":
+        _put(attributes, "gen_ai.tool.call.arguments", content(step.input))
+        _put(attributes, "gen_ai.tool.call.result", content(step.output))
+    return RunSpan(
         name=f"{'chat' if model else 'execute_tool'} {step.name}".rstrip(),
-        context=_context(root.context.trace_id, ids.span_id(source.name, run.id, index)),
-        parent=root.context,
-        resource=root.resource,
-        attributes=_present(attributes),
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=attributes,
         kind=SpanKind.CLIENT if model else SpanKind.INTERNAL,
         status=status(step.failed, step.error),
         start_time=start,
@@ -96,45 +123,55 @@ def step_span(
     )
 
 
-def _step_attributes(step: ToolStep, reported: bool) -> dict[str, AttributeValue | None]:
-    timing = "reported" if reported else "synthesized"
-    if step.kind == "model":
-        return {
+def _tool_attributes(step: ToolStep, reported: bool) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": step.name,
+    }
+    _put(attributes, "gen_ai.tool.call.id", step.call_id)
+    attributes["agent_run.tool.timing"] = "reported" if reported else "synthesized"
+    if step.error is not None:
+        attributes["error.type"] = "tool_error"
+    return attributes
+
+
+def _model_attributes(step: ToolStep, reported: bool) -> dict[str, AttributeValue]:
+    return _present(
+        {
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": step.name,
             "gen_ai.provider.name": step.provider,
             "gen_ai.usage.input_tokens": step.input_tokens,
             "gen_ai.usage.output_tokens": step.output_tokens,
-            "agent_run.tool.timing": timing,
+            "agent_run.tool.timing": "reported" if reported else "synthesized",
             "error.type": "model_error" if step.failed else None,
         }
-    return {
-        "gen_ai.operation.name": "execute_tool",
-        "gen_ai.tool.name": step.name,
-        "gen_ai.tool.call.id": step.call_id,
-        "agent_run.tool.timing": timing,
-        "error.type": "tool_error" if step.failed else None,
-    }
+    )
+
+
+def _put(attributes: dict[str, AttributeValue], key: str, value: AttributeValue | None) -> None:
+    if value is not None:
+        attributes[key] = value
 
 
 def _parent_link(source: SourceInfo, run: Run) -> list[Link]:
     """Link a sub-agent run to the root span of the run that started it (same source)."""
     if not run.parent_run_id:
         return []
-    parent_trace = int(ids.run_trace_id(source.name, run.parent_run_id, None), 16)
-    parent = _context(parent_trace, ids.span_id(source.name, run.parent_run_id, "root"))
+    parent_trace = ids.trace_id_value(source.name, run.parent_run_id, None)
+    parent = _context(parent_trace, ids.span_id_value(source.name, run.parent_run_id, "root"))
     return [Link(parent, {"agent_run.link": "parent_run", "agent_run.id": run.parent_run_id})]
 
 
 def root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan:
     """Return the run's `invoke_agent` span."""
-    trace_id = int(ids.run_trace_id(source.name, run.id, run.trace_id), 16)
+    trace_id = ids.trace_id_value(source.name, run.id, run.trace_id)
     start = to_ns(run.start_time)
     end_time = run.end_time
     end = start if end_time is None else max(start, to_ns(end_time))
-    return ReadableSpan(
+    return RunSpan(
         name=f"invoke_agent {run.agent_name or run.agent_id}".rstrip(),
-        context=_context(trace_id, ids.span_id(source.name, run.id, "root")),
+        context=_context(trace_id, ids.span_id_value(source.name, run.id, "root")),
         parent=None,
         resource=resource,
         attributes=_root_attributes(source, run),
@@ -149,29 +186,34 @@ def root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan:
 
 def _root_attributes(source: SourceInfo, run: Run) -> dict[str, AttributeValue]:
     """Return the contract attributes that are known, then the run's own (never overriding)."""
-    contract = _present(
-        {
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.provider.name": source.platform,
-            "gen_ai.agent.id": run.agent_id,
-            "gen_ai.agent.name": run.agent_name,
-            "gen_ai.conversation.id": run.conversation_id,
-            "gen_ai.usage.input_tokens": run.input_tokens,
-            "gen_ai.usage.output_tokens": run.output_tokens,
-            "agent_run.usage.total_tokens": run.total_tokens,
-            "error.type": run.status.value if run.status.is_error else None,
-            "agent_run.id": run.id,
-            "agent_run.status": run.status.value,
-            "agent_run.raw_status": run.raw_status,
-            "agent_run.disposition": run.disposition,
-            "agent_run.cost_usd": run.cost_usd,
-            "agent_run.upstream_trace_id": run.trace_id or None,
-            "agent_run.parent_run_id": run.parent_run_id,
-            "agent_run.source": source.name,
-        }
-    )
-    extra = {key: value for key, value in run.attributes.items() if key not in contract}
-    return {**contract, **extra}
+    error = run.status.is_error
+    attributes: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.provider.name": source.platform,
+        "gen_ai.agent.id": run.agent_id,
+    }
+    put = attributes.__setitem__
+    for key, value in (
+        ("gen_ai.agent.name", run.agent_name),
+        ("gen_ai.conversation.id", run.conversation_id),
+        ("gen_ai.usage.input_tokens", run.input_tokens),
+        ("gen_ai.usage.output_tokens", run.output_tokens),
+        ("agent_run.usage.total_tokens", run.total_tokens),
+        ("error.type", run.status.value if error else None),
+        ("agent_run.id", run.id),
+        ("agent_run.status", run.status.value),
+        ("agent_run.raw_status", run.raw_status),
+        ("agent_run.disposition", run.disposition),
+        ("agent_run.cost_usd", run.cost_usd),
+        ("agent_run.upstream_trace_id", run.trace_id or None),
+        ("agent_run.parent_run_id", run.parent_run_id),
+        ("agent_run.source", source.name),
+    ):
+        if value is not None:
+            put(key, value)
+    for key, value in run.attributes.items():
+        attributes.setdefault(key, value)
+    return attributes
 
 
 def step_window(
@@ -232,13 +274,14 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + TRUNCATION_MARK
 
 
-def _context(trace_id: int, span_hex: str) -> SpanContext:
-    return SpanContext(trace_id, int(span_hex, 16), is_remote=False, trace_flags=_SAMPLED)
+def _context(trace_id: int, span_id: int) -> SpanContext:
+    return SpanContext(trace_id, span_id, False, _SAMPLED)
 
 
 def status(is_error: bool, message: str | None) -> Status:
+    """Return an ERROR status with the (redacted, truncated) message, or the shared UNSET one."""
     if not is_error:
-        return Status(StatusCode.UNSET)
+        return _UNSET
     return Status(
         StatusCode.ERROR, truncate(redact(message), _MAX_STATUS_CHARS) if message else None
     )

@@ -24,7 +24,7 @@ from exporter.logs import redact
 from exporter.model import Run
 from exporter.redaction import Redactor, serialize
 from exporter.sinks.span_queue import Settled, SpanQueue
-from exporter.sinks.spans import SourceInfo, build_resource, root_span, step_span, truncate
+from exporter.sinks.spans import SourceInfo, build_resource, run_spans, truncate
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +92,10 @@ class TraceSink:
             steps = steps[: self._max_tool_steps]
             attributes = {**run.attributes, "agent_run.tool_steps_dropped": str(dropped)}
             run = replace(run, tool_steps=steps, attributes=attributes)
-        root = root_span(source, run, self._resource(source))
         capture = (
             self._capture_content if source.capture_content is None else source.capture_content
         )
-        content = self._content if capture else None
-        return [root, *(step_span(root, source, run, i, content) for i in range(len(steps)))]
+        return run_spans(source, run, self._resource(source), self._content if capture else None)
 
     def force_flush(self, timeout_s: float) -> bool:
         """Flush queued spans; give up (False) after `timeout_s`."""

@@ -3,6 +3,7 @@ only once its spans are out. Driven step by step (`export_batch`) or through its
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -120,3 +121,29 @@ def test_a_batch_the_exporter_raises_on_is_dropped_not_retried_forever() -> None
     assert queue.export_batch() is False
     assert (len(queue), dropped) == (0, [2])
     assert queue.settled() == [Settled("r1", exported=False)]
+
+
+def test_a_flush_sends_every_batch_without_the_batching_delay() -> None:
+    collector = Collector()
+    queue = SpanQueue(collector, batch_size=2, delay_s=3600)
+    for index in range(3):
+        queue.submit(spans_of(f"r{index}", steps=2), key=f"r{index}")  # 9 spans: 5 batches
+    began = time.monotonic()
+    assert queue.force_flush(5000)
+    assert time.monotonic() - began < 2.0  # not an hour per partial batch
+    assert len(collector.received) == 9
+    assert [settled.key for settled in queue.settled()] == ["r0", "r1", "r2"]
+    queue.shutdown()
+
+
+def test_the_thread_sends_a_full_batch_without_waiting_for_the_delay() -> None:
+    collector = Collector()
+    queue = SpanQueue(collector, batch_size=3, delay_s=3600)
+    queue.submit(spans_of("r1", steps=1), key="r1")  # 2 spans: waits for more
+    queue.submit(spans_of("r2", steps=1), key="r2")  # 4 spans: a full batch
+    deadline = time.monotonic() + 5
+    while len(collector.received) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(collector.received) == 3
+    assert queue.settled() == [Settled("r1", exported=True)]  # r2 has a span still queued
+    queue.shutdown()
