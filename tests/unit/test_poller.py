@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,12 @@ class Harness:
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Harness:
-    return Harness(tmp_path)
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(tmp_path)
+    yield harness
+    # Stop the last exporter's span thread: an OTLP exporter left retrying a dead collector
+    # draws on the global `random`, which Hypothesis then reports in a later property test.
+    asyncio.run(harness.exporter.close())
 
 
 def test_counts_equal_ground_truth_and_every_run_has_one_root_span(harness: Harness) -> None:
