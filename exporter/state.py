@@ -61,20 +61,6 @@ class RunRecord:
     attempts: int = 0
     run: Run | None = None
 
-    def copy(self) -> RunRecord:
-        """Return an independent copy (a snapshot for a state batch)."""
-        return RunRecord(
-            self.source,
-            self.run_id,
-            self.agent_id,
-            self.created_at,
-            self.status,
-            self.counted,
-            self.trace_pending,
-            self.attempts,
-            self.run,
-        )
-
 
 @dataclass(slots=True)
 class StateBatch:

@@ -190,7 +190,9 @@ class Tracker:
 
     def drain(self, batch: StateBatch) -> None:
         """Move every change since the last drain into `batch`."""
-        batch.runs.extend(r.copy() for r in self._dirty.values())
+        # The records themselves, not copies: a batch retried after a failed commit then
+        # writes their latest values, which is what the state file should end with.
+        batch.runs.extend(self._dirty.values())
         batch.deleted.extend(self._deleted)
         batch.cursors.update(self._dirty_cursors)
         self._dirty.clear()
