@@ -7,6 +7,7 @@ never asserted: the figures depend on the machine, and CI runs the benches only 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import os
 import platform
@@ -110,3 +111,45 @@ def free_port() -> int:
 def rate(count: float, seconds: float) -> str:
     """Format `count / seconds` as a per-second figure with thousands separators."""
     return f"{count / seconds:,.0f}/s" if seconds > 0 else "n/a"
+
+
+class Http1Connection(asyncio.Protocol):
+    """A bare keep-alive HTTP/1.1 connection for the benches' local servers.
+
+    Each complete request (head, and a body of `content-length` bytes) is passed to `answer`,
+    whose bytes (a whole response) are written back; so a server costs the bench next to nothing.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].lower()
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line.startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if len(self.buffer) < end + 4 + length:
+                return  # the body is still arriving
+            body = self.buffer[end + 4 : end + 4 + length]
+            self.buffer = self.buffer[end + 4 + length :]
+            self.transport.write(self.answer(head, body))
+
+    def answer(self, head: bytes, body: bytes) -> bytes:
+        """Return the whole response to one request (`head` is lower-cased)."""
+        raise NotImplementedError
+
+
+def response(status: int, body: bytes, content_type: str = "application/json") -> bytes:
+    """Return a whole HTTP/1.1 response with a `content-length`."""
+    reason = {200: "OK", 404: "Not Found"}.get(status, "Error")
+    head = f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
+    return (head + f"content-length: {len(body)}\r\n\r\n").encode() + body

@@ -17,50 +17,23 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from bench.common import free_port
+from bench.common import Http1Connection, free_port, response
 
 _OK = ExportTraceServiceResponse().SerializeToString()
 
 
-def _answer(body: bytes, content_type: bytes) -> bytes:
-    head = f"HTTP/1.1 200 OK\r\ncontent-type: {content_type.decode()}\r\n"
-    return (head + f"content-length: {len(body)}\r\n\r\n").encode() + body
-
-
-class _Connection(asyncio.Protocol):
+class _Connection(Http1Connection):
     spans = 0
 
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            head = self.buffer[:end].lower()
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                if line.startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if len(self.buffer) < end + 4 + length:
-                return  # the body is still arriving
-            body = self.buffer[end + 4 : end + 4 + length]
-            self.buffer = self.buffer[end + 4 + length :]
-            self.transport.write(self._handle(head, body))
-
-    def _handle(self, head: bytes, body: bytes) -> bytes:
+    def answer(self, head: bytes, body: bytes) -> bytes:
+        """Count the spans of an export request; answer `GET /count` with the count so far."""
         if head.startswith(b"get /count"):
-            return _answer(str(_Connection.spans).encode(), b"text/plain")
+            return response(200, str(_Connection.spans).encode(), "text/plain")
         request = ExportTraceServiceRequest.FromString(body)
         for resource in request.resource_spans:
             for scope in resource.scope_spans:
                 _Connection.spans += len(scope.spans)
-        return _answer(_OK, b"application/x-protobuf")
+        return response(200, _OK, "application/x-protobuf")
 
 
 async def serve() -> None:

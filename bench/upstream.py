@@ -23,13 +23,14 @@ import urllib.parse
 from dataclasses import replace
 from typing import Any
 
+from bench.common import Http1Connection, response
 from exporter.simulator.conduit_runs import ConduitFlavor
 from exporter.simulator.payloads import run_detail, run_summary
 from exporter.simulator.records import Agent, SimRun
 from exporter.simulator.settings import SimulatorSettings
 
 RUN_SPACING_MS = 50  # one run every 50 ms per agent, so a page spans 5 s
-_NOT_FOUND = b'{"error":{"message":"not found"}}'
+_NOT_FOUND = response(404, b'{"error":{"message":"not found"}}')
 
 
 def agent_ids(count: int) -> list[str]:
@@ -67,13 +68,7 @@ def render(agents: int, pages: int, page_size: int, steps: int, now_ms: int) -> 
 
 
 def _response(status: int, body: Any) -> bytes:
-    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    reason = "OK" if status == 200 else "Not Found"
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(payload)}\r\n\r\n"
-    )
-    return head.encode() + payload
+    return response(status, json.dumps(body).encode())
 
 
 def key_of(target: str) -> str:
@@ -83,26 +78,17 @@ def key_of(target: str) -> str:
     return f"{path}?{cursor}"
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection: answer each complete request head from the dict."""
+class _Connection(Http1Connection):
+    """One keep-alive connection: answer each request from the dict."""
 
     def __init__(self, answers: dict[str, bytes]) -> None:
+        super().__init__()
         self.answers = answers
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            head, self.buffer = self.buffer[:end], self.buffer[end + 4 :]
-            target = head.split(b" ", 2)[1].decode()
-            answer = self.answers.get(key_of(target)) or _response(404, _NOT_FOUND)
-            self.transport.write(answer)
+    def answer(self, head: bytes, body: bytes) -> bytes:
+        """Return the pre-rendered answer to the request's path and cursor, or a 404."""
+        target = head.split(b" ", 2)[1].decode()
+        return self.answers.get(key_of(target)) or _NOT_FOUND
 
 
 async def serve(port: int, answers: dict[str, bytes]) -> None:
