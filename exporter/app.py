@@ -25,7 +25,8 @@ from exporter.redaction import Redactor
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import create_app
 from exporter.serving import serve_in_loop, stop_on_signals
-from exporter.sinks.metrics import InProgressCollector, RunMetrics
+from exporter.sinks.in_progress import InProgressCollector
+from exporter.sinks.metrics import RunMetrics
 from exporter.sinks.span_exporters import build_span_exporter
 from exporter.sinks.span_queue import SpanQueue
 from exporter.sinks.spans import SourceInfo

@@ -5,23 +5,17 @@ Exposition (OpenMetrics, as scraped with exemplars):
 
     agent_runs_total{source="support",platform="conduit",agent_id="ag7",status="failed",disposition="none"} 3.0
     agent_run_duration_seconds_bucket{source="support",...,status="completed",le="5.0"} 9.0 # {trace_id="0000000000000000f9c2b1d8a7e4f36a"} 4.2 1.7e+09
-    agent_runs_in_progress{source="support",platform="conduit",agent_id="ag7",status="running"} 2.0
 """  # noqa: E501
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Literal
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
-    GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
@@ -29,138 +23,32 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
 from exporter.exposition import (
-    Chunk,
-    GaugeLines,
     HistogramLines,
     RenderedFamily,
     SeriesLines,
     counter_line,
 )
-from exporter.model import IN_FLIGHT_STATUSES, Run, Status
+from exporter.model import Run
+from exporter.sinks.series import (
+    BUCKETS_OF,
+    COST,
+    DURATION,
+    MAX_TOOLS_PER_AGENT,
+    RUN_METRICS,
+    RUNS,
+    TOKENS,
+    TOOL_CALLS,
+    Labels,
+    MetricSpec,
+    RunKind,
+    Series,
+    SeriesKey,
+    add_value,
+    label_value,
+)
 from exporter.state import StateBatch
 
 log = logging.getLogger(__name__)
-
-AGENT_LABELS = ("source", "platform", "agent_id")
-MAX_TOOLS_PER_AGENT = 200
-_LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """One metric of the contract: name, type, help and labels (and bucket set)."""
-
-    name: str
-    kind: Literal["counter", "histogram"]
-    help: str
-    labels: tuple[str, ...]
-    buckets: str | None = None
-
-    @property
-    def family(self) -> str:
-        """Return the family name prometheus_client gives it (a counter's without `_total`)."""
-        return self.name.removesuffix("_total") if self.kind == "counter" else self.name
-
-
-RUNS = MetricSpec(
-    "agent_runs_total",
-    "counter",
-    "Agent runs that reached a terminal state, counted once each.",
-    (*AGENT_LABELS, "status", "disposition"),
-)
-DURATION = MetricSpec(
-    "agent_run_duration_seconds",
-    "histogram",
-    "End-to-end duration of terminal agent runs.",
-    (*AGENT_LABELS, "status"),
-    "duration",
-)
-TOKENS = MetricSpec(
-    "agent_run_tokens",
-    "histogram",
-    "Tokens used per terminal agent run, by type (input, output; total where the platform "
-    "reports no split).",
-    (*AGENT_LABELS, "type"),
-    "tokens",
-)
-COST = MetricSpec(
-    "agent_run_cost_usd",
-    "histogram",
-    "Provider cost per terminal agent run in USD; the _sum is the spend.",
-    AGENT_LABELS,
-    "cost",
-)
-TOOL_CALLS = MetricSpec(
-    "agent_tool_calls_total",
-    "counter",
-    "Tool calls made by terminal agent runs (from the run's detail), by tool and result.",
-    (*AGENT_LABELS, "tool", "result"),
-)
-RUN_METRICS = (RUNS, DURATION, TOKENS, COST, TOOL_CALLS)
-IN_PROGRESS = "agent_runs_in_progress"
-IN_PROGRESS_HELP = "Agent runs currently queued or running, as last seen."
-IN_PROGRESS_LABELS = (*AGENT_LABELS, "status")
-_IN_FLIGHT = tuple((status, status.value) for status in IN_FLIGHT_STATUSES)
-
-Labels = tuple[str, ...]
-SeriesKey = tuple[str, Labels]
-
-
-@dataclass(slots=True)
-class Series:
-    """The cumulative value of one series: a counter value or a histogram's buckets."""
-
-    value: float = 0.0
-    counts: list[float] = field(default_factory=list)
-    exemplars: dict[int, tuple[str, float, float]] = field(default_factory=dict)
-
-    def copy(self) -> Series:
-        """Return an independent copy."""
-        return Series(self.value, list(self.counts), dict(self.exemplars))
-
-    def encode(self) -> str:
-        """Serialize for the state store."""
-        return json.dumps({"v": self.value, "c": self.counts, "e": self.exemplars})
-
-    @classmethod
-    def decode(cls, text: str) -> Series:
-        """Rebuild a series serialized by `encode`."""
-        data = json.loads(text)
-        exemplars = {int(k): (str(t), float(v), float(ts)) for k, (t, v, ts) in data["e"].items()}
-        return cls(float(data["v"]), [float(c) for c in data["c"]], exemplars)
-
-
-@dataclass(slots=True, eq=False)  # kept in a set by identity
-class RunKind:
-    """The series every run of one (source, agent, status, disposition) updates, found once.
-
-    The histograms (`observed`: duration, input, output, total, cost) are looked up the first
-    time a run of the kind reports the value.
-    """
-
-    agent: Labels
-    status: str
-    runs: Series
-    keys: list[SeriesKey]
-    observed: dict[str, Series] = field(default_factory=dict)
-
-
-_BUCKETS_OF = {"duration": "duration", "cost": "cost"}  # the token histograms use "tokens"
-
-
-def _add(series: Series, bounds: Sequence[float], value: float) -> int:
-    """Observe `value` in a histogram series; return the index of its bucket."""
-    index = bisect.bisect_left(bounds, value)
-    series.counts[index] += 1
-    series.value += value
-    return index
-
-
-def label_value(value: str | None, *, absent: str = "none") -> str:
-    """Return an upstream string as a safe, bounded label value."""
-    if value is None or value == "":
-        return absent
-    return value if _LABEL_VALUE.fullmatch(value) else "other"
 
 
 class RunMetrics(Collector):
@@ -223,7 +111,7 @@ class RunMetrics(Collector):
         ):
             if value is not None:
                 series = kind.observed.get(name) or self._observed(kind, name)
-                index = _add(series, self._buckets[_BUCKETS_OF.get(name, "tokens")], value)
+                index = add_value(series, self._buckets[BUCKETS_OF.get(name, "tokens")], value)
                 if name == "duration":
                     series.exemplars[index] = (trace_id, value, now)
         self._touched.add(kind)  # its keys are marked changed at the next drain or publish
@@ -319,7 +207,7 @@ class RunMetrics(Collector):
         assert spec.buckets is not None
         key = (spec.name, labels)
         series = self._working.get(key) or self._series(spec, labels)
-        index = _add(series, self._buckets[spec.buckets], value)
+        index = add_value(series, self._buckets[spec.buckets], value)
         if exemplar is not None:
             trace_id, now = exemplar
             series.exemplars[index] = (trace_id, value, now)
@@ -408,36 +296,3 @@ def _buckets(
             trace_id, value, ts = exemplar
             out.append((le, cumulative, Exemplar({"trace_id": trace_id}, value, ts)))
     return out
-
-
-class InProgressCollector(Collector):
-    """`agent_runs_in_progress`: runs in flight per agent, read from the tracker at scrape time."""
-
-    def __init__(
-        self,
-        counts: Callable[[], Mapping[tuple[str, str, Status], int]],
-        agents: Callable[[], Iterable[tuple[str, str, str]]],
-    ) -> None:
-        self._counts = counts
-        self._agents = agents
-        self._lines = GaugeLines(IN_PROGRESS, IN_PROGRESS_LABELS)
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield one gauge per (source, agent, in-flight status), zeros included."""
-        counts = self._counts()
-        rows = [
-            ((source, platform, agent_id, value), counts.get((source, agent_id, status), 0))
-            for source, platform, agent_id in self._agents()
-            for status, value in _IN_FLIGHT
-        ]
-
-        def reference() -> Metric:
-            gauge = GaugeMetricFamily(IN_PROGRESS, IN_PROGRESS_HELP, labels=IN_PROGRESS_LABELS)
-            for values, value in rows:
-                gauge.add_metric(values, value)
-            return gauge
-
-        def body(_openmetrics: bool) -> list[Chunk]:
-            return self._lines.body(rows)
-
-        yield RenderedFamily(IN_PROGRESS, IN_PROGRESS_HELP, "gauge", body, reference)

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.discovery import INFO_NAME
 from exporter.selfmetrics import SelfMetrics
-from exporter.sinks.metrics import RUN_METRICS
+from exporter.sinks.series import RUN_METRICS
 from tests.deploy.charts import CHART, dashboard_expressions
 from tests.deploy.tools import run, script, tool
 

@@ -15,7 +15,8 @@ from exporter.discovery import AgentInfoCollector
 from exporter.exposition import Chunk, GaugeLines, RenderedFamily, gzipped, number, render
 from exporter.model import Status, ToolStep
 from exporter.selfmetrics import SelfMetrics
-from exporter.sinks.metrics import InProgressCollector, RunMetrics
+from exporter.sinks.in_progress import InProgressCollector
+from exporter.sinks.metrics import RunMetrics
 from exporter.state import StateBatch
 from tests.unit.runs import T0, make_run
 

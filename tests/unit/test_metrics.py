@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest
 
 from exporter.model import Status, ToolStep
-from exporter.sinks.metrics import RunMetrics, label_value
+from exporter.sinks.metrics import RunMetrics
+from exporter.sinks.series import label_value
 from exporter.state import StateBatch
 from tests.unit.runs import T0, make_run
 
