@@ -13,11 +13,11 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.errors import ExporterError, PermanentError
-from exporter.exposition import Chunk, GaugeLines, RenderedFamily
+from exporter.exposition import GaugeLines
 from exporter.sources.base import AgentEntry, Source
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class AgentInfoCollector(Collector):
 
     def __init__(self, agents: Callable[[], Iterable[tuple[str, str, str, str | None]]]) -> None:
         self._agents = agents
-        self._lines = GaugeLines(INFO_NAME, INFO_LABELS)
+        self._lines = GaugeLines(INFO_NAME, INFO_HELP, INFO_LABELS)
 
     def collect(self) -> Iterator[Metric]:
         """Yield the info gauge; an agent whose name is not known yet shows its id."""
@@ -120,13 +120,4 @@ class AgentInfoCollector(Collector):
             for source, platform, agent_id, name in self._agents()
         ]
 
-        def reference() -> Metric:
-            gauge = GaugeMetricFamily(INFO_NAME, INFO_HELP, labels=INFO_LABELS)
-            for values, value in rows:
-                gauge.add_metric(values, value)
-            return gauge
-
-        def body(_openmetrics: bool) -> list[Chunk]:
-            return self._lines.body(rows)
-
-        yield RenderedFamily(INFO_NAME, INFO_HELP, "gauge", body, reference)
+        yield self._lines.family(rows)

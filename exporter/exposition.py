@@ -19,7 +19,7 @@ from itertools import accumulate
 from typing import NamedTuple, cast
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
@@ -265,8 +265,9 @@ class HistogramLines:
 class GaugeLines:
     """A gauge's sample lines, rendered again only when its rows (label values, value) change."""
 
-    def __init__(self, name: str, labels: Sequence[str]) -> None:
+    def __init__(self, name: str, help_text: str, labels: Sequence[str]) -> None:
         self._name = name
+        self._help = help_text
         self._labels = tuple(labels)
         self._text: dict[Labels, str] = {}  # `{name="value",...}` by label values
         self._rows: Sequence[tuple[Labels, float]] | None = None
@@ -282,6 +283,20 @@ class GaugeLines:
             self._body = Chunk(text.encode())
             self._rows = rows
         return [self._body]
+
+    def family(self, rows: Sequence[tuple[Labels, float]]) -> RenderedFamily:
+        """Return the gauge family of `rows` ((label values, value) pairs), rendered from here."""
+
+        def reference() -> Metric:
+            gauge = GaugeMetricFamily(self._name, self._help, labels=self._labels)
+            for values, value in rows:
+                gauge.add_metric(values, value)
+            return gauge
+
+        def body(_openmetrics: bool) -> list[Chunk]:
+            return self.body(rows)
+
+        return RenderedFamily(self._name, self._help, "gauge", body, reference)
 
     def _label_text(self, values: Labels) -> str:
         text = self._text.get(values)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.exposition import Chunk, GaugeLines, RenderedFamily
+from exporter.exposition import GaugeLines
 from exporter.model import IN_FLIGHT_STATUSES, Status
 from exporter.sinks.series import AGENT_LABELS
 
@@ -27,7 +27,7 @@ class InProgressCollector(Collector):
     ) -> None:
         self._counts = counts
         self._agents = agents
-        self._lines = GaugeLines(IN_PROGRESS, IN_PROGRESS_LABELS)
+        self._lines = GaugeLines(IN_PROGRESS, IN_PROGRESS_HELP, IN_PROGRESS_LABELS)
 
     def collect(self) -> Iterator[Metric]:
         """Yield one gauge per (source, agent, in-flight status), zeros included."""
@@ -38,13 +38,4 @@ class InProgressCollector(Collector):
             for status, value in _IN_FLIGHT
         ]
 
-        def reference() -> Metric:
-            gauge = GaugeMetricFamily(IN_PROGRESS, IN_PROGRESS_HELP, labels=IN_PROGRESS_LABELS)
-            for values, value in rows:
-                gauge.add_metric(values, value)
-            return gauge
-
-        def body(_openmetrics: bool) -> list[Chunk]:
-            return self._lines.body(rows)
-
-        yield RenderedFamily(IN_PROGRESS, IN_PROGRESS_HELP, "gauge", body, reference)
+        yield self._lines.family(rows)

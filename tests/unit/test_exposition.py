@@ -171,7 +171,7 @@ def test_number_handles_special_values() -> None:
 
 
 def test_gauge_lines_are_rendered_again_only_for_new_rows() -> None:
-    lines = GaugeLines("g", ("source", "agent_id"))
+    lines = GaugeLines("g", "A gauge.", ("source", "agent_id"))
     rows = [((f"s{i}", "a"), 1.0) for i in range(200)]
     (first,) = lines.body(rows)
     assert first.raw.startswith(b'g{agent_id="a",source="s0"} 1.0\n')
