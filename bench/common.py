@@ -6,6 +6,7 @@ never asserted: the figures depend on the machine, and CI runs the benches only 
 
 from __future__ import annotations
 
+import abc
 import argparse
 import asyncio
 import math
@@ -113,7 +114,7 @@ def rate(count: float, seconds: float) -> str:
     return f"{count / seconds:,.0f}/s" if seconds > 0 else "n/a"
 
 
-class Http1Connection(asyncio.Protocol):
+class Http1Connection(asyncio.Protocol, abc.ABC):
     """A bare keep-alive HTTP/1.1 connection for the benches' local servers.
 
     Each complete request (head, and a body of `content-length` bytes) is passed to `answer`,
@@ -143,9 +144,9 @@ class Http1Connection(asyncio.Protocol):
             self.buffer = self.buffer[end + 4 + length :]
             self.transport.write(self.answer(head, body))
 
+    @abc.abstractmethod
     def answer(self, head: bytes, body: bytes) -> bytes:
         """Return the whole response to one request (`head` is lower-cased)."""
-        raise NotImplementedError
 
 
 def response(status: int, body: bytes, content_type: str = "application/json") -> bytes:
