@@ -9,15 +9,17 @@ from __future__ import annotations
 import abc
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import platform
 import resource
 import socket
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -154,3 +156,20 @@ def response(status: int, body: bytes, content_type: str = "application/json") -
     reason = {200: "OK", 404: "Not Found"}.get(status, "Error")
     head = f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
     return (head + f"content-length: {len(body)}\r\n\r\n").encode() + body
+
+
+@contextlib.contextmanager
+def child(module: str, *args: str) -> Iterator[str]:
+    """Run `python -m module args` until the block ends; yield its `ready ...` line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if not line.startswith("ready"):
+            raise RuntimeError(f"{module} did not start (said {line!r})")
+        yield line
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench import common
+from bench import common, receiver
 from bench.upstream import agent_ids
 from exporter.app import Exporter
 from exporter.config import load_settings
@@ -57,23 +56,6 @@ class Size:
 # Metrics only, then with spans: each run with spans costs a detail request, so fewer runs.
 FULL = (Size(agents=4, pages=100, page_size=100, rounds=3), Size(4, 10, 100, 3))
 TINY = (Size(agents=2, pages=3, page_size=50, rounds=1), Size(2, 1, 50, 1))
-
-
-@contextlib.contextmanager
-def child(module: str, *args: str) -> Iterator[str]:
-    """Run `python -m module args` until the block ends; yield its `ready ...` line."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        if not line.startswith("ready"):
-            raise RuntimeError(f"{module} did not start (said {line!r})")
-        yield line
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def floor(base_url: str, size: Size, *, parse: bool, details: bool) -> float:
@@ -196,8 +178,8 @@ def main(argv: list[str]) -> int:
     report.add("pipeline, metrics only", common.rate(runs, metrics), ">= 20,000/s")
     report.add("  ratio to fetch + decode", f"{decode / metrics:.0%}", ">= 60%")
     report.add("  ratio to fetch + decode + parse", f"{parsed / metrics:.0%}", ">= 60%")
-    with upstream(spans_size) as base_url, child("bench.receiver") as ready:
-        measures = _spans_measures(base_url, spans_size, otlp=ready.split()[1])
+    with upstream(spans_size) as base_url, receiver.running() as otlp:
+        measures = _spans_measures(base_url, spans_size, otlp=otlp.url)
         timings = _measure(spans_size, measures)
     floor_details, spans = timings["details"], timings["pipeline"]
     runs = spans_size.runs
@@ -216,7 +198,7 @@ def upstream(size: Size) -> Iterator[str]:
     port = common.free_port()
     args = ["--port", str(port), "--agents", str(size.agents), "--pages", str(size.pages)]
     args += ["--page-size", str(size.page_size), "--steps", str(STEPS)]
-    with child("bench.upstream", *args):
+    with common.child("bench.upstream", *args):
         yield f"http://127.0.0.1:{port}"
 
 

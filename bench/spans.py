@@ -12,22 +12,16 @@ CPU not included). Each figure is the median of several repetitions. `python -m 
 
 from __future__ import annotations
 
-import http.server
-import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from bench.common import Report, free_port, median, parser
+from bench.common import Report, median, parser
+from bench.receiver import Running, running
 from exporter.model import Run, Status, ToolStep
 from exporter.sinks.otlp_exporters import PreEncoded
 from exporter.sinks.span_exporters import build_span_exporter
@@ -170,79 +164,11 @@ def measure_local(runs: list[Run], capture: bool, repeats: int) -> dict[str, flo
     }
 
 
-# the end-to-end path: a receiver process that decodes and counts
-
-
-def serve(port: int) -> None:
-    """Serve OTLP/HTTP on 127.0.0.1:`port`: decode each request, count its spans (GET: count)."""
-    count = [0]
-    lock = threading.Lock()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            request = ExportTraceServiceRequest.FromString(body)
-            spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-            with lock:
-                count[0] += spans
-            self._reply(b"")
-
-        def do_GET(self) -> None:
-            with lock:
-                self._reply(str(count[0]).encode())
-
-        def _reply(self, body: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
-
-
-class Receiver:
-    """An OTLP/HTTP receiver in another process (no shared GIL) that counts what it decodes."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        code = "import sys; from bench.spans import serve; serve(int(sys.argv[1]))"
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", code, str(self.port)], cwd=Path(__file__).parents[1]
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.received()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self._process.poll() is not None:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        """Return the receiver's base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def received(self) -> int:
-        """Return how many spans arrived so far."""
-        with urllib.request.urlopen(f"{self.url}/count", timeout=5) as response:
-            return int(response.read())
-
-    def stop(self) -> None:
-        """Stop the receiver process."""
-        self._process.terminate()
-        self._process.wait(5)
+# the end-to-end path: a receiver process (bench.receiver) that decodes and counts
 
 
 def measure_e2e(
-    runs: list[Run], receiver: Receiver, timeout_s: float = 300.0
+    runs: list[Run], receiver: Running, timeout_s: float = 300.0
 ) -> tuple[float, float]:
     """Submit `runs` through the real SpanQueue and OTLP/HTTP exporter; return the wall seconds
     until the receiver has every span, and the CPU seconds this process spent meanwhile."""
@@ -295,13 +221,10 @@ def main(argv: list[str]) -> int:
         figures = measure_local(runs, capture, size.repeats)
         for name, seconds in figures.items():
             _rates(report, f"{name}, capture {'on' if capture else 'off'}", size.runs, seconds)
-    receiver = Receiver()
-    try:
+    with running() as receiver:
         e2e_runs = make_runs(size.e2e_runs)
         measure_e2e(e2e_runs[: min(len(e2e_runs), 500)], receiver)  # warm the connection
         timings = [measure_e2e(e2e_runs, receiver) for _ in range(size.repeats)]
-    finally:
-        receiver.stop()
     label = f"end to end ({size.e2e_runs:,} runs), capture off"
     _rates(report, f"{label}, wall", size.e2e_runs, median([wall for wall, _ in timings]))
     _rates(report, f"{label}, CPU", size.e2e_runs, median([cpu for _, cpu in timings]))
