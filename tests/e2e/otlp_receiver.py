@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from google.protobuf import json_format
@@ -28,6 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from tests.e2e.processes import StopsOnExit
 
 TRACES_PATH = "/v1/traces"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
@@ -116,7 +117,7 @@ def _value(value: AnyValue) -> Any:
     return None if kind is None else getattr(value, kind)
 
 
-class OtlpReceiver:
+class OtlpReceiver(StopsOnExit):
     """Receive OTLP/HTTP trace exports (protobuf or JSON, optionally gzipped) on 127.0.0.1."""
 
     def __init__(self, port: int = 0) -> None:
@@ -167,17 +168,6 @@ class OtlpReceiver:
             self._server.shutdown()
             self._thread.join(timeout=5)
         self._server.server_close()
-
-    def __enter__(self) -> OtlpReceiver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _store(self, request: ExportTraceServiceRequest, headers: dict[str, str]) -> None:
         with self._changed:

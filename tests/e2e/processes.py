@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Self, TypeVar
 
 T = TypeVar("T")
 
@@ -89,7 +89,26 @@ def kill(popen: subprocess.Popen[bytes]) -> None:
         popen.wait(KILL_TIMEOUT_S)
 
 
-class CliProcess:
+class StopsOnExit:
+    """A context manager whose exit calls `stop()`: every process or server the tests start."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> object:
+        """Stop what was started (idempotent)."""
+        raise NotImplementedError
+
+
+class CliProcess(StopsOnExit):
     """One `agent-runs-exporter` child process with its output captured in files."""
 
     def __init__(self, name: str, popen: subprocess.Popen[bytes], stdout: Path, stderr: Path):
@@ -159,17 +178,6 @@ class CliProcess:
     def kill(self) -> None:
         """Kill the process (idempotent) and reap it, waiting a bounded time."""
         kill(self.popen)
-
-    def __enter__(self) -> CliProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def run_cli(

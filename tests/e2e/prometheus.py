@@ -16,13 +16,12 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 import yaml
 
-from tests.e2e.processes import free_port, terminate, wait_until
+from tests.e2e.processes import StopsOnExit, free_port, terminate, wait_until
 
 JOB = "agent-runs-exporter"
 START_TIMEOUT_S = 60.0
@@ -51,7 +50,7 @@ class PrometheusError(AssertionError):
     """Prometheus answered a query with an error."""
 
 
-class PrometheusServer:
+class PrometheusServer(StopsOnExit):
     """One prometheus process and an HTTP client for its API."""
 
     def __init__(self, popen: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -135,14 +134,3 @@ class PrometheusServer:
         """Stop Prometheus (SIGTERM, then SIGKILL after a bound) and close the client."""
         self.http.close()
         terminate(self.popen, STOP_TIMEOUT_S)
-
-    def __enter__(self) -> PrometheusServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
