@@ -30,7 +30,6 @@ from exporter.exposition import (
 )
 from exporter.model import Run
 from exporter.sinks.series import (
-    BUCKETS_OF,
     COST,
     DURATION,
     MAX_TOOLS_PER_AGENT,
@@ -62,6 +61,14 @@ class RunMetrics(Collector):
         self._unpublished: set[SeriesKey] = set()
         self._tools: dict[tuple[str, str], set[str]] = {}
         self._kinds: dict[tuple[str, str, str, str | None], RunKind] = {}  # by raw status
+        tokens = self._buckets["tokens"]
+        self._bounds = {  # the bucket bounds of each value a run reports
+            "duration": self._buckets["duration"],
+            "input": tokens,
+            "output": tokens,
+            "total": tokens,
+            "cost": self._buckets["cost"],
+        }
         self._touched: set[RunKind] = set()
         self._histograms = {
             spec.name: HistogramLines(spec.name, spec.labels, self._buckets[spec.buckets])
@@ -111,7 +118,7 @@ class RunMetrics(Collector):
         ):
             if value is not None:
                 series = kind.observed.get(name) or self._observed(kind, name)
-                index = add_value(series, self._buckets[BUCKETS_OF.get(name, "tokens")], value)
+                index = add_value(series, self._bounds[name], value)
                 if name == "duration":
                     series.exemplars[index] = (trace_id, value, now)
         self._touched.add(kind)  # its keys are marked changed at the next drain or publish
@@ -122,7 +129,10 @@ class RunMetrics(Collector):
         status = str(run.status)
         labels = (*agent, status, label_value(run.disposition))
         kind = RunKind(agent, status, self._series(RUNS, labels), [(RUNS.name, labels)])
-        self._kinds[(source, run.agent_id, run.raw_status, run.disposition)] = kind
+        if labels[-1] != "other" or run.disposition is None:
+            # Remembered by the raw disposition, so only one that is its own label value: the
+            # cache then never outgrows the series, whatever text an upstream sends.
+            self._kinds[(source, run.agent_id, run.raw_status, run.disposition)] = kind
         return kind
 
     def _observed(self, kind: RunKind, name: str) -> Series:

@@ -113,9 +113,6 @@ class RunKind:
     observed: dict[str, Series] = field(default_factory=dict)
 
 
-BUCKETS_OF = {"duration": "duration", "cost": "cost"}  # the token histograms use "tokens"
-
-
 def add_value(series: Series, bounds: Sequence[float], value: float) -> int:
     """Observe `value` in a histogram series; return the index of its bucket."""
     index = bisect.bisect_left(bounds, value)

@@ -89,6 +89,17 @@ def test_label_values_are_bounded() -> None:
     assert label_value('bad"quote') == "other"
 
 
+def test_free_text_dispositions_all_count_as_other() -> None:
+    metrics, registry = fresh()
+    for index in range(50):
+        run = make_run(f"r{index}", disposition=f"free text #{index}: not a label value")
+        metrics.record_run("s", "conduit", run, TRACE, T0)
+    metrics.publish()
+    other = AGENT | {"status": "completed", "disposition": "other"}
+    assert registry.get_sample_value("agent_runs_total", other) == 50
+    assert len(metrics._kinds) == 0  # none of them is remembered by its raw text
+
+
 def test_values_are_published_only_when_asked() -> None:
     metrics, registry = fresh()
     metrics.record_run("s", "conduit", make_run("r1"), TRACE, T0)
