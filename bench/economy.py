@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from bench.common import Report, parser
 from exporter.app import Exporter
-from exporter.config import load_settings
+from exporter.config.models import load_settings
 from exporter.simulator.platforms import PLATFORMS, Simulated, simulate
 from exporter.simulator.settings import SimulatorSettings
 from tests.unit.fakeclock import START, FakeClock

@@ -31,8 +31,8 @@ import yaml
 from bench import common, receiver
 from bench.upstream import agent_ids
 from exporter.app import Exporter
-from exporter.config import load_settings
-from exporter.poller import AGENT_CONCURRENCY
+from exporter.config.models import load_settings
+from exporter.poll.poller import AGENT_CONCURRENCY
 from exporter.sources.conduit import parse_detail, parse_list_page
 
 STEPS = 5

@@ -27,12 +27,12 @@ import httpx
 
 from bench.common import Report, free_port, median, parser, percentile
 from exporter.app import Exporter
-from exporter.config import Settings, SourceSettings, StateSettings, TracesSettings
-from exporter.ids import run_trace_id
+from exporter.config.models import Settings, SourceSettings, StateSettings, TracesSettings
 from exporter.model import Run, Status, ToolStep
-from exporter.server import create_app
-from exporter.serving import serve_in_loop
 from exporter.simulator import catalogue
+from exporter.sinks.traces.ids import run_trace_id
+from exporter.web.app import create_app
+from exporter.web.server import serve_in_loop
 
 AGENTS, TINY_AGENTS = 1000, 20
 SCRAPES, TINY_SCRAPES = 100, 8

@@ -22,12 +22,11 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from bench.common import Report, median, parser
 from bench.receiver import Running, running
-from exporter.model import Run, Status, ToolStep
-from exporter.sinks.otlp_exporters import PreEncoded
-from exporter.sinks.span_exporters import build_span_exporter
-from exporter.sinks.span_queue import SpanQueue
-from exporter.sinks.spans import SourceInfo
-from exporter.sinks.traces import TraceSink
+from exporter.model import Run, SourceInfo, Status, ToolStep
+from exporter.sinks.traces.exporters import build_span_exporter
+from exporter.sinks.traces.otlp_exporters import PreEncoded
+from exporter.sinks.traces.queue import SpanQueue
+from exporter.sinks.traces.sink import TraceSink
 
 SOURCE = SourceInfo(name="conduit-prod", platform="conduit")
 STEPS = 5

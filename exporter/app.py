@@ -17,27 +17,26 @@ import httpx
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
-from exporter.config import Settings, SourceSettings
-from exporter.discovery import AgentInfoCollector
-from exporter.health import Health
-from exporter.poller import Poller, SourceRuntime
-from exporter.redaction import Redactor
-from exporter.selfmetrics import SelfMetrics
-from exporter.server import create_app
-from exporter.serving import serve_in_loop, stop_on_signals
-from exporter.sinks.in_progress import InProgressCollector
-from exporter.sinks.metrics import RunMetrics
-from exporter.sinks.span_exporters import build_span_exporter
-from exporter.sinks.span_queue import SpanQueue
-from exporter.sinks.spans import SourceInfo
-from exporter.sinks.traces import TraceSink
+from exporter.config.models import Settings, SourceSettings
+from exporter.model import SourceInfo
+from exporter.poll.discovery import AgentInfoCollector, SourceRuntime
+from exporter.poll.health import Health
+from exporter.poll.poller import Poller
+from exporter.poll.state import StateStore
+from exporter.poll.tracker import Tracker
+from exporter.sinks.metrics.runs import InProgressCollector, RunMetrics
+from exporter.sinks.metrics.selfmetrics import SelfMetrics
+from exporter.sinks.traces.exporters import build_span_exporter
+from exporter.sinks.traces.queue import SpanQueue
+from exporter.sinks.traces.redaction import Redactor
+from exporter.sinks.traces.sink import TraceSink
 from exporter.sources.budget import build_budgets
 from exporter.sources.factory import ENDPOINTS, budget_spec, build_source
-from exporter.state import StateStore
-from exporter.tracker import Tracker
-from exporter.webauth import protect
-from exporter.webconfig import WebConfig
-from exporter.webreload import LiveWebConfig
+from exporter.web.app import create_app
+from exporter.web.auth import protect
+from exporter.web.config import WebConfig
+from exporter.web.reload import LiveWebConfig
+from exporter.web.server import serve_in_loop, stop_on_signals
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import yaml
 
 from exporter.app import serve
-from exporter.config import load_settings
-from exporter.serving import RunningServer, serve_in_loop, stop_on_signals
+from exporter.config.models import load_settings
 from exporter.simulator.platforms import Simulated, simulate_all
 from exporter.simulator.settings import SimulatorSettings
+from exporter.web.server import RunningServer, serve_in_loop, stop_on_signals
 
 log = logging.getLogger(__name__)
 

@@ -121,7 +121,7 @@ class _Formatter(logging.Formatter):
 
 
 class PlainFormatter(_Formatter):
-    """Format `2026-11-23T15:04:05.123Z INFO exporter.poller message key=value`."""
+    """Format `2026-11-23T15:04:05.123Z INFO exporter.poll.poller message key=value`."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Render one record as a plain text line (plus a traceback, if any)."""

@@ -125,3 +125,16 @@ class Run:
         if self.completed_at is not None:
             return max(0.0, self.completed_at - self.start_time)
         return None
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Who a run came from: the source's label name, platform and configured service name.
+
+    `capture_content` overrides the sink's setting for this source's runs when not None.
+    """
+
+    name: str
+    platform: str
+    service_name: str | None = None
+    capture_content: bool | None = None

@@ -4,7 +4,7 @@
 `Flavor`: `conduit_runs`, `runtype_runs`, `elizaos_runs`, `acp_runs`); `conduit`, `runtype`,
 `elizaos` and `acp` serve them as that platform's endpoints through the shared `gate`, plus
 `/_simulator/` controls; `platforms` builds one app or all four; `server` is the `simulate`
-command. Depends only on the platforms' payload shapes (and `exporter.serving` to serve them).
+command. Depends only on the platforms' payload shapes (and `exporter.web.server` to serve them).
 """
 
 from exporter.simulator.conduit import create_app

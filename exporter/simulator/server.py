@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from exporter.serving import RunningServer, serve_in_loop, stop_on_signals
 from exporter.simulator.platforms import TITLES, Simulated, build
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.world import World
+from exporter.web.server import RunningServer, serve_in_loop, stop_on_signals
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from exporter.config import SourceSettings
+from exporter.config.models import SourceSettings
 from exporter.sources.acp import AcpSource
 from exporter.sources.auth import HeaderAuth, TokenFile, TokenGetter, static_token
 from exporter.sources.base import Source

@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
-from exporter.discovery import INFO_NAME
-from exporter.selfmetrics import SelfMetrics
-from exporter.sinks.series import RUN_METRICS
+from exporter.poll.discovery import INFO_NAME
+from exporter.sinks.metrics.selfmetrics import SelfMetrics
+from exporter.sinks.metrics.series import RUN_METRICS
 from tests.deploy.charts import CHART, dashboard_expressions
 from tests.deploy.tools import run, script, tool
 

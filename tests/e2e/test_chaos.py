@@ -28,7 +28,7 @@ import httpx
 import pytest
 import yaml
 
-from exporter import ids
+from exporter.sinks.traces import ids
 from tests.e2e.otlp_receiver import SpanRecord, parse_json_request, records_from_request
 from tests.e2e.processes import CliProcess, free_port, wait_until
 from tests.e2e.test_end_to_end import (

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import ids
+from exporter.sinks.traces import ids
 from tests.e2e.otlp_receiver import OtlpReceiver, SpanRecord
 from tests.e2e.processes import CliProcess, free_port, run_cli, start_simulator, wait_until
 

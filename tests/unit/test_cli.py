@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from exporter.cli import main
-from exporter.config import load_settings
+from exporter.config.models import load_settings
 from exporter.demo import demo_config
 from exporter.simulator.platforms import simulate_all
 from exporter.simulator.settings import SimulatorSettings
@@ -187,7 +187,8 @@ def test_importing_the_cli_loads_neither_the_simulator_nor_protobuf() -> None:
     # (traces.exporter: file) are imported when chosen. A fresh interpreter sees what is loaded.
     code = (
         "import sys, exporter.cli; print(sorted(m for m in sys.modules if m.startswith("
-        "('exporter.simulator', 'exporter.demo', 'exporter.sinks.spanfile', 'google.protobuf'))))"
+        "('exporter.simulator', 'exporter.demo', 'exporter.sinks.traces.spanfile',"
+        " 'google.protobuf'))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

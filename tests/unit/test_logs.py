@@ -45,7 +45,7 @@ def record(
     msg: str = "upstream down: %s", *args: object, level: int = logging.WARNING
 ) -> logging.LogRecord:
     """Build a log record."""
-    return logging.LogRecord("exporter.poller", level, __file__, 1, msg, args, None)
+    return logging.LogRecord("exporter.poll.poller", level, __file__, 1, msg, args, None)
 
 
 # --- formats -----------------------------------------------------------------------------------
@@ -53,11 +53,11 @@ def record(
 
 def test_plain_line_shape() -> None:
     stream = configured("plain")
-    logging.getLogger("exporter.poller").info("polled %s runs", 3, extra={"source": "support"})
+    logging.getLogger("exporter.poll.poller").info("polled %s runs", 3, extra={"source": "support"})
     (line,) = lines(stream)
     match = PLAIN_LINE.fullmatch(line)
     assert match is not None, line
-    assert match["rest"] == "INFO exporter.poller polled 3 runs source=support"
+    assert match["rest"] == "INFO exporter.poll.poller polled 3 runs source=support"
 
 
 def test_plain_quotes_extra_values_that_are_not_one_token() -> None:
@@ -79,7 +79,7 @@ def test_plain_includes_the_traceback() -> None:
 
 def test_json_line_shape() -> None:
     stream = configured("json")
-    logging.getLogger("exporter.poller").warning(
+    logging.getLogger("exporter.poll.poller").warning(
         "source %s failed", "support", extra={"source": "support", "reason": "timeout", "n": 2}
     )
     (line,) = lines(stream)
@@ -87,7 +87,7 @@ def test_json_line_shape() -> None:
     assert PLAIN_LINE.fullmatch(payload.pop("ts") + " x")
     assert payload == {
         "level": "WARNING",
-        "logger": "exporter.poller",
+        "logger": "exporter.poll.poller",
         "msg": "source support failed",
         "source": "support",
         "reason": "timeout",
@@ -217,7 +217,7 @@ def test_damped_count_reaches_the_output(fmt: str) -> None:
     stream = io.StringIO()
     clock = FakeClock(1000.0)
     setup_logging("info", fmt, stream, clock=clock)  # type: ignore[arg-type]
-    log = logging.getLogger("exporter.poller")
+    log = logging.getLogger("exporter.poll.poller")
     for _ in range(13):
         log.warning("upstream down")
         clock.now += 1
@@ -226,7 +226,7 @@ def test_damped_count_reaches_the_output(fmt: str) -> None:
     out = lines(stream)
     assert len(out) == 2
     if fmt == "plain":
-        assert out[1].endswith("WARNING exporter.poller upstream down (repeated 12 times)")
+        assert out[1].endswith("WARNING exporter.poll.poller upstream down (repeated 12 times)")
     else:
         payload = json.loads(out[1])
         assert (payload["msg"], payload["repeated"]) == ("upstream down (repeated 12 times)", 12)

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from exporter.sinks.spanfile import encode_line
+from exporter.sinks.traces.spanfile import encode_line
 from tests.e2e.otlp_receiver import OtlpReceiver, SpanRecord
 
 

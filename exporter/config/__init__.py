@@ -1,0 +1,1 @@
+"""Configuration: the typed settings models, how they are loaded, durations and sharding."""

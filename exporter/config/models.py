@@ -1,0 +1,392 @@
+"""The one typed settings model, loaded once from YAML plus `AGENT_RUNS_EXPORTER_*` overrides.
+
+Precedence is environment > file > defaults. `load_settings` collects every problem (file, YAML
+syntax, `${VAR}` expansion, validation, cross-field checks) into one `ConfigError`; locations are
+described in `exporter.config.loading`. Secrets never appear in problems nor in `render_effective`.
+Relative paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import re
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from exporter.config import loading as configload
+from exporter.config.durations import Duration, format_duration, parse_duration
+from exporter.config.sharding import ShardingSettings
+from exporter.logs import MASK, register_secret
+from exporter.sinks.traces.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
+
+__all__ = [
+    "ENV_PREFIX",
+    "Duration",
+    "MetricsSettings",
+    "Platform",
+    "Settings",
+    "ShardingSettings",
+    "SourceSettings",
+    "StateSettings",
+    "TracesSettings",
+    "WebSettings",
+    "format_duration",
+    "load_settings",
+    "parse_duration",
+    "render_effective",
+]
+
+logger = logging.getLogger(__name__)
+
+Platform = Literal["conduit", "runtype", "elizaos", "acp"]  # each has exporter/sources/<name>.py
+DISCOVERING_PLATFORMS = ("conduit", "runtype", "elizaos")  # platforms that list their agents
+ENV_PREFIX = "AGENT_RUNS_EXPORTER_"
+_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,63}")
+_LISTEN = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})")
+DURATION_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800)  # seconds
+TOKEN_BUCKETS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000)
+COST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)  # USD
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+def _check_buckets(bounds: list[float]) -> list[float]:
+    """Require histogram bounds that are non-empty, finite, positive and strictly increasing."""
+    if not bounds:
+        raise ValueError("must list at least one bucket bound")
+    if not all(math.isfinite(b) and b > 0 for b in bounds):
+        raise ValueError("bucket bounds must be finite numbers greater than 0")
+    if any(later <= earlier for earlier, later in itertools.pairwise(bounds)):
+        raise ValueError("bucket bounds must be strictly increasing, e.g. [1, 2.5, 5]")
+    return bounds
+
+
+Buckets = Annotated[list[float], AfterValidator(_check_buckets)]
+
+
+def _check_url(value: str) -> str:
+    """Require an http(s) URL with a host, no query or fragment; drop a trailing slash."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. https://host:8443")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain credentials (use token or token_file)")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query (?...) or fragment (#...)")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:
+        raise ValueError("has an invalid port (must be 0-65535)") from None
+    return value.strip().rstrip("/")
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    """Split `host:port` (IPv6 in brackets) into host and port, or raise ValueError."""
+    match = _LISTEN.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(
+            "must be host:port, e.g. 0.0.0.0:9464, 127.0.0.1:9464 or [::]:9464 "
+            "(wrap IPv6 addresses in brackets)"
+        )
+    port = int(match["port"])
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range 0-65535")
+    return match["host"].strip("[]"), port
+
+
+def _read_token_file(path: str) -> str:
+    """Return the stripped content of a token file (raises OSError or UnicodeError)."""
+    return Path(path).read_text(encoding="utf-8").strip()
+
+
+def check_ca_file(path: str) -> None:
+    """Raise ValueError unless `path` is a readable PEM bundle of CA certificates."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError:  # an OSError too: catch it first
+        raise ValueError(f"CA file {path} holds no PEM certificate") from None
+    except (OSError, UnicodeError) as exc:
+        reason = configload.unreadable_reason(exc)
+        raise ValueError(f"cannot read CA file {path}: {reason}") from None
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    """Return the names that occur more than once, in first-seen order."""
+    return [name for index, name in enumerate(names) if name in names[:index]]
+
+
+class _Model(BaseModel):
+    """Base of the nested settings models: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateSettings(_Model):
+    """Where the run tracker keeps what it has already counted."""
+
+    path: str = Field(default="./agent-runs-exporter.db", min_length=1)
+
+    @property
+    def persistent(self) -> bool:
+        """Say whether state survives a restart (False for `:memory:`)."""
+        return self.path != ":memory:"
+
+
+class TracesSettings(_Model):
+    """Where and how run spans are exported."""
+
+    exporter: Literal["otlp", "file", "none"] = "otlp"
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] | None = None
+    file: str = Field(default="./spans.jsonl", min_length=1)
+    capture_content: bool = False
+    max_content_chars: int = Field(default=4096, ge=64)
+    redact_keys: list[str] = list(DEFAULT_REDACT_KEYS)
+    max_tool_steps: int = Field(default=1000, ge=1)
+    timeout: Duration = Field(default=10.0, gt=0)
+    detail_concurrency: int = Field(default=4, ge=1, le=32)
+    sample_successful: float = Field(default=1.0, ge=0, le=1)
+    queue_size: int = Field(default=8192, ge=1)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+
+class WebSettings(_Model):
+    """Who may read the HTTP endpoints."""
+
+    config_file: str | None = Field(default=None, min_length=1)
+    health_without_auth: bool = False
+
+
+class MetricsSettings(_Model):
+    """Histogram bucket bounds for the run metrics."""
+
+    duration_buckets: Buckets = list(DURATION_BUCKETS)
+    token_buckets: Buckets = list(TOKEN_BUCKETS)
+    cost_buckets: Buckets = list(COST_BUCKETS)
+
+
+class SourceSettings(_Model):
+    """One upstream account to poll; `name` becomes the `source` label."""
+
+    name: str
+    platform: Platform
+    base_url: str
+    token: SecretStr | None = None
+    token_file: str | None = None
+    agents: list[str] | None = Field(default=None, min_length=1)
+    discovery_interval: Duration = Field(default=600.0, gt=0)
+    workspace_id: str | None = None
+    service_name: str | None = Field(default=None, min_length=1)
+    page_size: int = Field(default=100, ge=1, le=100)
+    request_timeout: Duration = Field(default=10.0, gt=0)
+    max_pages_per_poll: int = Field(default=1000, ge=1)
+    ca_file: str | None = Field(default=None, min_length=1)
+    insecure_skip_verify: bool = False
+    max_response_bytes: int = Field(default=MAX_RESPONSE_BYTES, ge=1024)
+    capture_content: bool | None = None
+    max_requests_per_minute: int | None = Field(default=None, ge=0)  # None: platform default
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError("must be 1-63 characters of letters, digits, '_', '.' or '-'")
+        scope = configload.load_scope()
+        if scope is not None:  # set while load_settings validates, to report every duplicate
+            seen = scope.setdefault("source_names", set())
+            if value in seen:
+                raise ValueError(f"duplicate source name {value!r}: every source needs its own")
+            seen.add(value)
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return _check_url(value)
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (remove the key for an unauthenticated upstream)")
+        return value
+
+    @field_validator("token_file")
+    @classmethod
+    def _check_token_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("token") is not None:
+            raise ValueError("set either token or token_file, not both")
+        try:
+            content = _read_token_file(value)
+        except (OSError, UnicodeError) as exc:
+            raise ValueError(
+                f"cannot read token file {value}: {configload.unreadable_reason(exc)}"
+            ) from None
+        if not content:
+            raise ValueError(f"token file {value} is empty")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _check_ca_file(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_ca_file(value)
+        return value
+
+    @field_validator("insecure_skip_verify")
+    @classmethod
+    def _check_skip_verify(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("ca_file") is not None:
+            raise ValueError("set either ca_file or insecure_skip_verify, not both")
+        return value
+
+    @field_validator("agents")
+    @classmethod
+    def _check_agents(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        agents = [agent.strip() for agent in value]
+        if not all(agents):
+            raise ValueError("agent ids must not be blank")
+        if dupes := _duplicates(agents):
+            raise ValueError(f"duplicate agent ids: {', '.join(dupes)}")
+        return agents
+
+    @model_validator(mode="after")
+    def _check_platform_fields(self) -> SourceSettings:
+        if self.agents is None and self.platform not in DISCOVERING_PLATFORMS:
+            raise ValueError(
+                f"agents: {self.platform} cannot list its agents; list the ids to poll "
+                "(for acp: the server ids), e.g. agents: [srv_abc]"
+            )
+        if self.workspace_id is not None and self.platform != "conduit":
+            raise ValueError(f"workspace_id applies to conduit only, not {self.platform}")
+        return self
+
+    @property
+    def discovers_agents(self) -> bool:
+        """Say whether the agents are discovered from the platform instead of listed."""
+        return self.agents is None
+
+    def resolved_token(self) -> str | None:
+        """Return the API token (re-reading token_file), or None for an unauthenticated upstream."""
+        if self.token is not None:
+            return self.token.get_secret_value().strip()
+        if self.token_file is not None:
+            return _read_token_file(self.token_file)
+        return None
+
+
+class Settings(BaseSettings):
+    """Everything the exporter is configured with."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix=ENV_PREFIX, env_nested_delimiter="__"
+    )
+
+    listen: str = "0.0.0.0:9464"
+    poll_interval: Duration = Field(default=15.0, gt=0)
+    lookback: Duration = 3600.0
+    state: StateSettings = StateSettings()
+    traces: TracesSettings = TracesSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    sharding: ShardingSettings = ShardingSettings()
+    web: WebSettings = WebSettings()
+    sources: list[SourceSettings] = Field(min_length=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Use constructor values only: `load_settings` applies the environment it is given."""
+        return (init_settings,)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        _split_listen(value)
+        return value.strip()
+
+    @field_validator("lookback")
+    @classmethod
+    def _check_lookback(cls, value: float, info: ValidationInfo) -> float:
+        poll_interval = info.data.get("poll_interval")
+        if poll_interval is not None and value <= poll_interval:
+            raise ValueError(
+                f"must be longer than poll_interval ({format_duration(poll_interval)}), e.g. 1h"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_unique_sources(self) -> Settings:
+        if dupes := _duplicates([source.name for source in self.sources]):
+            raise ValueError(f"duplicate source names: {', '.join(dupes)}")
+        return self
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        """Return (host, port) to bind; IPv6 hosts come without brackets."""
+        return _split_listen(self.listen)
+
+
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Load the YAML file at `path`, apply `environ` (default os.environ), validate, or raise."""
+    environ = os.environ if environ is None else environ
+    settings = configload.load(path, environ, root=Settings, prefix=ENV_PREFIX)
+    for source in settings.sources:
+        if token := source.resolved_token():
+            register_secret(token)
+    if not settings.state.persistent:
+        logger.warning("state.path is %s: runs are counted again after a restart", ":memory:")
+    return settings
+
+
+def render_effective(settings: Settings) -> str:
+    """Render the effective settings as YAML, durations compact and the token masked."""
+    data = settings.model_dump(mode="json")
+    for source in data["sources"]:
+        if source["token"] is not None:
+            source["token"] = MASK
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+class _Dumper(yaml.SafeDumper):
+    """A YAML dumper that writes mappings as blocks and lists of scalars on one line."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.SequenceNode:
+    """Write a list of scalars in flow style, any other list as a block."""
+    flow = not any(isinstance(item, dict | list) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)

@@ -1,0 +1,273 @@
+"""The poll loop: read every agent's new runs, count them once, export traces, commit state.
+
+One task per source, so a slow or failing source never delays the others. Each cycle ends with one
+state transaction; the run metrics become visible only after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from exporter.errors import (
+    PermanentError,
+    SourceError,
+    StateError,
+)
+from exporter.poll import discovery
+from exporter.poll.discovery import SourceRuntime
+from exporter.poll.state import StateBatch, StateStore
+from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
+from exporter.poll.tracker import Outcome, SkipLedger, Tracker
+from exporter.sinks.metrics.runs import RunMetrics
+from exporter.sinks.metrics.selfmetrics import SelfMetrics
+from exporter.sinks.traces.ids import run_trace_id
+from exporter.sinks.traces.sink import TraceSink
+from exporter.sources.base import Page
+
+log = logging.getLogger(__name__)
+
+AGENT_CONCURRENCY = 4
+
+
+class Poller:
+    """Drives every source on a schedule and moves runs into the tracker and sinks."""
+
+    def __init__(
+        self,
+        *,
+        tracker: Tracker,
+        store: StateStore,
+        run_metrics: RunMetrics,
+        self_metrics: SelfMetrics,
+        traces: TraceSink | None,
+        clock: Callable[[], float],
+        poll_interval_s: float,
+        detail_concurrency: int = 4,
+    ) -> None:
+        self.tracker = tracker
+        self.store = store
+        self.run_metrics = run_metrics
+        self.metrics = self_metrics
+        self.traces = traces
+        self.clock = clock
+        self.poll_interval_s = poll_interval_s
+        self.skips = SkipLedger()
+        self.tracing = (
+            None
+            if traces is None
+            else TracePhase(
+                tracker=tracker,
+                self_metrics=self_metrics,
+                traces=traces,
+                clock=clock,
+                budget_s=max(2 * poll_interval_s, 10.0),
+                detail_concurrency=detail_concurrency,
+            )
+        )
+
+    async def run(self, sources: list[SourceRuntime], stop: asyncio.Event) -> None:
+        """Poll every source until `stop` is set."""
+        async with asyncio.TaskGroup() as group:
+            for runtime in sources:
+                group.create_task(self._loop(runtime, stop), name=f"poll-{runtime.info.name}")
+
+    async def _loop(self, runtime: SourceRuntime, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            started = self.clock()
+            try:
+                await self.poll_once(runtime)
+            except Exception:  # the loop edge: log, count, go on
+                log.exception("poll of source %s failed unexpectedly", runtime.info.name)
+                self.metrics.poll_errors.labels(runtime.info.name, "internal").inc()
+            wait = max(0.0, self.poll_interval_s - (self.clock() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+
+    async def poll_once(self, runtime: SourceRuntime) -> bool:
+        """Run one cycle for a source: every agent, pending traces, expiry, commit."""
+        started = self.clock()
+        counted_before = runtime.counted
+        listed = await self._discover(runtime)
+        if not runtime.directory.ids and not runtime.directory.others:
+            return self._record_health(runtime, False, started)
+        limit = asyncio.Semaphore(AGENT_CONCURRENCY)
+
+        async def one(agent_id: str) -> bool:
+            async with limit:
+                return await self._poll_agent(runtime, agent_id)
+
+        results = await asyncio.gather(*(one(agent) for agent in runtime.directory.ids))
+        self.commit()  # counts are durable and published before the (budget-bound) trace phase
+        await discovery.learn_names(runtime.directory, runtime.source, runtime.info.name)
+        traced = await self._export_traces(runtime)
+        self.commit()
+        self._report(runtime, runtime.counted - counted_before, traced, started)
+        return self._record_health(runtime, listed and all(results), started)
+
+    async def _discover(self, runtime: SourceRuntime) -> bool:
+        """Refresh a discovering source's agent list when due; False if that failed."""
+        try:
+            new = await discovery.refresh(runtime.directory, runtime.source, self.clock())
+        except SourceError as exc:
+            self._poll_failed(runtime, "(agent listing)", exc)
+            return False
+        for agent_id in new:
+            self.declare(runtime, agent_id)
+        return True
+
+    def declare(self, runtime: SourceRuntime, agent_id: str) -> None:
+        """Start an agent's run metrics at zero for the label sets its platform reports."""
+        source = runtime.source
+        self.run_metrics.declare_agent(
+            runtime.info.name,
+            runtime.info.platform,
+            agent_id,
+            statuses=source.terminal_statuses,
+            dispositions=source.dispositions,
+            token_types=source.token_types,
+            has_cost=source.has_cost,
+        )
+
+    def _report(self, runtime: SourceRuntime, counted: int, traced: int, started: float) -> None:
+        # The first cycle may read a whole lookback window: say what it did at info level.
+        level = logging.INFO if runtime.health.last_cycle is None else logging.DEBUG
+        log.log(
+            level,
+            "poll of source %s: %d runs counted, %d traces exported, %d pending, %.1fs",
+            runtime.info.name,
+            counted,
+            traced,
+            self.tracker.trace_backlog(runtime.info.name),
+            self.clock() - started,
+        )
+
+    def _record_health(self, runtime: SourceRuntime, ok: bool, started: float) -> bool:
+        name = runtime.info.name
+        now = self.clock()
+        runtime.health.last_cycle = now
+        self.metrics.poll_duration.labels(name).observe(max(0.0, now - started))
+        self.metrics.up.labels(name).set(1 if ok else 0)
+        if ok:
+            runtime.health.last_success = now
+            runtime.health.last_error = None
+            self.metrics.last_success.labels(name).set(now)
+        return ok
+
+    async def _poll_agent(self, runtime: SourceRuntime, agent_id: str) -> bool:
+        name = runtime.info.name
+        now = self.clock()
+        stop_below = self.tracker.window(name, agent_id, now)
+        newest: float | None = None
+        try:
+            pages = 0
+            async with contextlib.aclosing(runtime.source.pages(agent_id)) as stream:
+                async for page in stream:
+                    pages += 1
+                    newest = self._ingest(runtime, page, now, newest)
+                    if not page.has_more or _reaches(page, stop_below):
+                        break
+                    if pages >= runtime.max_pages:
+                        self._page_cap(runtime, agent_id, pages)
+                        return False
+        except SourceError as exc:
+            self._poll_failed(runtime, agent_id, exc)
+            return False
+        if page.history_cut:
+            self._check_gap(runtime, agent_id, page)
+        self.tracker.finish_agent(name, agent_id, newest, now)
+        return True
+
+    def _check_gap(self, runtime: SourceRuntime, agent_id: str, page: Page) -> None:
+        """Count a possible gap when the only visible page stops short of runs read before."""
+        high_water = self.tracker.high_water(runtime.info.name, agent_id)
+        if high_water is None or not page.runs:
+            return
+        if min(run.created_at for run in page.runs) <= high_water:  # it overlaps what was read
+            return
+        self.metrics.page_gaps.labels(runtime.info.name).inc()
+        log.warning(
+            "source %s agent %s: all %d visible runs are newer than the last poll, and the "
+            "platform shows no older page: runs in between may be missed. Poll faster "
+            "(poll_interval is %gs) or raise page_size.",
+            runtime.info.name,
+            agent_id,
+            len(page.runs),
+            self.poll_interval_s,
+        )
+
+    def _ingest(
+        self, runtime: SourceRuntime, page: Page, now: float, newest: float | None
+    ) -> float | None:
+        info = runtime.info
+        runtime.health.last_progress = self.clock()
+        for skip in page.skips:
+            if self.skips.first(info.name, skip):
+                self.metrics.runs_skipped.labels(info.name, skip.reason).inc()
+                log.warning(
+                    "source %s: skipping a run (%s%s): %s",
+                    info.name,
+                    skip.reason,
+                    f" {skip.item_id}" if skip.item_id else "",
+                    skip.message,
+                )
+        for run in page.runs:
+            if newest is None or run.created_at > newest:
+                newest = run.created_at
+            if self.tracker.observe(info.name, run, now) is Outcome.NEW_TERMINAL:
+                runtime.counted += 1
+                trace_id = run_trace_id(info.name, run.id, run.trace_id)
+                self.run_metrics.record_run(info.name, info.platform, run, trace_id, now)
+        return newest
+
+    def _poll_failed(self, runtime: SourceRuntime, agent_id: str, exc: SourceError) -> None:
+        name = runtime.info.name
+        self.metrics.poll_errors.labels(name, exc.reason).inc()
+        runtime.health.last_error = exc.reason
+        runtime.health.last_error_message = str(exc)
+        level = logging.ERROR if isinstance(exc, PermanentError) else logging.WARNING
+        log.log(level, "source %s agent %s: poll failed (%s): %s", name, agent_id, exc.reason, exc)
+
+    def _page_cap(self, runtime: SourceRuntime, agent_id: str, pages: int) -> None:
+        name = runtime.info.name
+        self.metrics.poll_errors.labels(name, "page_cap").inc()
+        runtime.health.last_error = "page_cap"
+        log.warning(
+            "source %s agent %s: stopped after %d pages (max_pages_per_poll); older runs were "
+            "not read this poll. Raise max_pages_per_poll or shorten lookback if this repeats.",
+            name,
+            agent_id,
+            pages,
+        )
+
+    async def _export_traces(self, runtime: SourceRuntime) -> int:
+        """Trace pending runs within the cycle's budget (see `TracePhase`); return how many."""
+        name = runtime.info.name
+        traced = 0 if self.tracing is None else await self.tracing.run(runtime, self.commit)
+        self.metrics.trace_backlog.labels(name).set(self.tracker.trace_backlog(name))
+        return traced
+
+    def commit(self) -> None:
+        """Write every change since the last commit in one transaction, then publish metrics."""
+        now = self.clock()
+        if self.traces is not None:  # traces the collector has are done in this transaction
+            settle(self.traces, self.tracker, self.run_metrics, MAX_DETAIL_ATTEMPTS)
+        for record in self.tracker.expire(now):
+            self.metrics.runs_skipped.labels(record.source, "in_flight_expired").inc()
+        batch = StateBatch()
+        self.tracker.drain(batch)
+        self.run_metrics.drain(batch)
+        if batch or self.store.problem:  # a failed commit is retried, even with nothing new
+            try:
+                self.store.commit(batch, prune_before=self.tracker.prune_before(now))
+            except StateError as exc:
+                log.error("%s; going on from memory", exc)
+        self.run_metrics.publish()
+        self.metrics.tracked_runs.set(len(self.tracker))
+
+
+def _reaches(page: Page, stop_below: float) -> bool:
+    """Say whether a page reached runs older than everything still to be read."""
+    return bool(page.runs) and min(run.created_at for run in page.runs) < stop_below

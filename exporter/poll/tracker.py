@@ -1,0 +1,265 @@
+"""The run tracker: counts each run exactly once, when it is first seen in a terminal state.
+
+For each (source, run id) it remembers whether the run was counted, whether it is still in flight
+and whether its trace is still to be exported. For each (source, agent) it remembers the newest run
+seen by a complete poll (the high-water mark), so paging can stop as soon as everything older is
+known. Memory and state are bounded by `lookback`: a run created before `now - lookback` is outside
+the window; one still in flight by then is given up.
+
+`SkipLedger` remembers which dropped items were already reported, so each is counted and logged
+once. A run the exporter cannot read (say, an unknown status) comes back on every poll until it
+leaves the platform's newest pages; counting it each time would inflate
+`agent_runs_exporter_runs_skipped_total` and flood the log. Items without an id cannot be told apart
+and are reported each time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable
+from enum import Enum
+
+from exporter.model import Run, Status
+from exporter.poll.state import RunRecord, Snapshot, StateBatch
+from exporter.sinks.traces.ids import keep_trace
+from exporter.sources.base import Skip
+
+RunKey = tuple[str, str]
+
+
+class Outcome(Enum):
+    """What observing a run meant."""
+
+    NEW_TERMINAL = "new_terminal"  # count it now
+    IN_FLIGHT = "in_flight"  # remembered, counted when it ends
+    KNOWN = "known"  # counted before
+    OUTSIDE = "outside"  # created before the lookback window
+
+
+class Tracker:
+    """Deduplicates runs by (source, run id) within the lookback window."""
+
+    def __init__(
+        self,
+        *,
+        lookback_s: float,
+        traces_enabled: bool,
+        prune_margin_s: float = 300.0,
+        on_given_up: Callable[[RunRecord], None] | None = None,
+        sample_successful: float = 1.0,
+    ) -> None:
+        self.lookback_s = lookback_s
+        self.traces_enabled = traces_enabled
+        self.sample_successful = sample_successful
+        self._margin = prune_margin_s
+        self._on_given_up = on_given_up or (lambda _record: None)
+        self._records: dict[RunKey, RunRecord] = {}
+        self._in_flight: dict[tuple[str, str], dict[str, float]] = {}
+        self._pending: dict[str, dict[str, RunRecord]] = {}
+        self._high_water: dict[tuple[str, str], float] = {}
+        self._by_age: list[tuple[float, str, str]] = []
+        self._dirty: dict[RunKey, RunRecord] = {}
+        self._deleted: set[RunKey] = set()
+        self._dirty_cursors: dict[tuple[str, str], float] = {}
+
+    def floor(self, now: float) -> float:
+        """Return the oldest creation time inside the lookback window."""
+        return now - self.lookback_s
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Load what an earlier process remembered."""
+        for record in snapshot.runs:
+            self._remember(record)
+        self._high_water.update(snapshot.cursors)
+
+    def window(self, source: str, agent_id: str, now: float) -> float:
+        """Return the creation time below which paging this agent can stop."""
+        floor = self.floor(now)
+        high_water = self._high_water.get((source, agent_id))
+        if high_water is None:
+            return floor
+        oldest_in_flight = min(self._in_flight.get((source, agent_id), {}).values(), default=None)
+        reach = high_water if oldest_in_flight is None else min(high_water, oldest_in_flight)
+        return max(floor, reach)
+
+    def high_water(self, source: str, agent_id: str) -> float | None:
+        """Return the newest creation time a complete poll of the agent has read, or None."""
+        return self._high_water.get((source, agent_id))
+
+    def observe(self, source: str, run: Run, now: float) -> Outcome:
+        """Record a sighting of `run` and say whether it must be counted now."""
+        created = run.created_at
+        if created < now - self.lookback_s:
+            return Outcome.OUTSIDE
+        status = run.status
+        record = self._records.get((source, run.id))
+        if record is None:
+            record = RunRecord(source, run.id, run.agent_id, created, status, False)
+            self._records[(source, run.id)] = record
+            heapq.heappush(self._by_age, (created, source, run.id))
+        elif record.counted:
+            return Outcome.KNOWN
+        else:
+            record.status = status
+        if not status.terminal:
+            self._in_flight.setdefault((source, run.agent_id), {})[run.id] = created
+            self._touch(record)
+            return Outcome.IN_FLIGHT
+        self._count(record, run)
+        return Outcome.NEW_TERMINAL
+
+    def _count(self, record: RunRecord, run: Run) -> None:
+        record.counted = True
+        in_flight = self._in_flight.get((record.source, record.agent_id))
+        if in_flight:
+            in_flight.pop(record.run_id, None)
+        if self.traces_enabled and keep_trace(record.source, run, self.sample_successful):
+            record.trace_pending = True
+            record.run = run
+            self._pending.setdefault(record.source, {})[record.run_id] = record
+        self._touch(record)
+
+    def finish_agent(
+        self, source: str, agent_id: str, newest_created_at: float | None, now: float | None = None
+    ) -> None:
+        """Advance the agent's high-water mark after a poll that read every page it needed.
+
+        A run stamped in the future (upstream clock skew) moves the mark no further than `now`:
+        a mark in the future would stop every later poll after its first page.
+        """
+        if newest_created_at is None:
+            return
+        if now is not None:
+            newest_created_at = min(newest_created_at, now)
+        key = (source, agent_id)
+        if newest_created_at > self._high_water.get(key, float("-inf")):
+            self._high_water[key] = newest_created_at
+            self._dirty_cursors[key] = newest_created_at
+
+    def pending_traces(self, source: str) -> list[RunRecord]:
+        """Return the source's runs whose trace is still to be exported, failures first."""
+        records = list(self._pending.get(source, {}).values())
+        return sorted(records, key=lambda r: (r.status is Status.COMPLETED, -r.created_at))
+
+    def trace_backlog(self, source: str) -> int:
+        """Return how many of the source's runs still wait for their trace."""
+        return len(self._pending.get(source, {}))
+
+    def trace_sent(self, record: RunRecord) -> None:
+        """Take a run out of the backlog while its spans are queued (persisted by `trace_done`)."""
+        self._pending.get(record.source, {}).pop(record.run_id, None)
+
+    def trace_retry(self, record: RunRecord) -> None:
+        """Put a sent run back in the backlog (its spans were dropped)."""
+        if self._records.get((record.source, record.run_id)) is record:
+            self._pending.setdefault(record.source, {})[record.run_id] = record
+
+    def trace_done(self, record: RunRecord) -> None:
+        """Mark a run's trace exported (or abandoned) so it is not fetched again."""
+        if self._records.get((record.source, record.run_id)) is not record:
+            return  # forgotten meanwhile (out of the window): nothing left to persist
+        record.trace_pending = False
+        record.run = None
+        self._pending.get(record.source, {}).pop(record.run_id, None)
+        self._touch(record)
+
+    def trace_failed(self, record: RunRecord) -> int:
+        """Note a failed attempt at a run's detail and return how many attempts failed."""
+        record.attempts += 1
+        self._touch(record)
+        return record.attempts
+
+    def expire(self, now: float) -> list[RunRecord]:
+        """Give up runs in flight since before the window, forget old ones; return the given up."""
+        floor = self.floor(now)
+        given_up = [
+            self._records[(source, run_id)]
+            for (source, _agent), runs in self._in_flight.items()
+            for run_id, created in runs.items()
+            if created < floor
+        ]
+        for record in given_up:
+            self._forget((record.source, record.run_id), persist=True)
+            self._on_given_up(record)
+        while self._by_age and self._by_age[0][0] < floor - self._margin:
+            _created, source, run_id = heapq.heappop(self._by_age)
+            self._forget((source, run_id), persist=False)
+        return given_up
+
+    def in_flight_counts(self) -> dict[tuple[str, str, Status], int]:
+        """Return how many runs are in flight per (source, agent, status)."""
+        counts: dict[tuple[str, str, Status], int] = {}
+        for (source, agent), runs in self._in_flight.items():
+            for run_id in runs:
+                key = (source, agent, self._records[(source, run_id)].status)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def drain(self, batch: StateBatch) -> None:
+        """Move every change since the last drain into `batch`."""
+        # The records themselves, not copies: a batch retried after a failed commit then
+        # writes their latest values, which is what the state file should end with.
+        batch.runs.extend(self._dirty.values())
+        batch.deleted.extend(self._deleted)
+        batch.cursors.update(self._dirty_cursors)
+        self._dirty.clear()
+        self._deleted.clear()
+        self._dirty_cursors.clear()
+
+    def prune_before(self, now: float) -> float:
+        """Return the creation time before which stored runs can be dropped."""
+        return self.floor(now) - self._margin
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _remember(self, record: RunRecord) -> None:
+        key = (record.source, record.run_id)
+        self._records[key] = record
+        heapq.heappush(self._by_age, (record.created_at, record.source, record.run_id))
+        if not record.counted:
+            self._in_flight.setdefault((record.source, record.agent_id), {})[record.run_id] = (
+                record.created_at
+            )
+        if record.trace_pending:
+            self._pending.setdefault(record.source, {})[record.run_id] = record
+
+    def _touch(self, record: RunRecord) -> None:
+        key = (record.source, record.run_id)
+        self._dirty[key] = record
+        self._deleted.discard(key)
+
+    def _forget(self, key: RunKey, *, persist: bool) -> None:
+        record = self._records.pop(key, None)
+        if record is None:
+            return
+        self._in_flight.get((record.source, record.agent_id), {}).pop(record.run_id, None)
+        self._pending.get(record.source, {}).pop(record.run_id, None)
+        self._dirty.pop(key, None)
+        if persist:
+            self._deleted.add(key)
+
+
+MAX_REMEMBERED = 10_000
+
+
+class SkipLedger:
+    """A bounded memory of (source, reason, item id) already reported."""
+
+    def __init__(self, capacity: int = MAX_REMEMBERED) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+
+    def first(self, source: str, skip: Skip) -> bool:
+        """Say whether `skip` is reported for the first time (always True without an id)."""
+        if skip.item_id is None:
+            return True
+        key = (source, skip.reason, skip.item_id)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+        return True

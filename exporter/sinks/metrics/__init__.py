@@ -1,0 +1,1 @@
+"""The Prometheus side: run metrics, the exporter's own metrics and the /metrics body."""

@@ -1,0 +1,341 @@
+"""Run metrics: counters and histograms of terminal runs, persisted with the state and published
+only once committed, so a scrape never sees a value that a crash could take back.
+`agent_runs_in_progress` (runs in flight per agent) is read from the tracker at scrape time.
+
+Exposition (OpenMetrics, as scraped with exemplars):
+
+    agent_runs_total{source="support",platform="conduit",agent_id="ag7",status="failed",disposition="none"} 3.0
+    agent_run_duration_seconds_bucket{source="support",...,status="completed",le="5.0"} 9.0 # {trace_id="0000000000000000f9c2b1d8a7e4f36a"} 4.2 1.7e+09
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
+
+from exporter.model import IN_FLIGHT_STATUSES, Run, Status
+from exporter.poll.state import StateBatch
+from exporter.sinks.metrics.exposition import (
+    GaugeLines,
+    HistogramLines,
+    RenderedFamily,
+    SeriesLines,
+    counter_line,
+)
+from exporter.sinks.metrics.series import (
+    AGENT_LABELS,
+    COST,
+    DURATION,
+    MAX_TOOLS_PER_AGENT,
+    RUN_METRICS,
+    RUNS,
+    TOKENS,
+    TOOL_CALLS,
+    Labels,
+    MetricSpec,
+    RunKind,
+    Series,
+    SeriesKey,
+    add_value,
+    label_value,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RunMetrics(Collector):
+    """The run metrics of every source, kept cumulative across restarts."""
+
+    def __init__(self, buckets: Mapping[str, Sequence[float]]) -> None:
+        self._buckets = {name: tuple(float(b) for b in values) for name, values in buckets.items()}
+        self._working: dict[SeriesKey, Series] = {}
+        self._published: dict[SeriesKey, Series] = {}
+        self._unsaved: set[SeriesKey] = set()
+        self._unpublished: set[SeriesKey] = set()
+        self._tools: dict[tuple[str, str], set[str]] = {}
+        self._kinds: dict[tuple[str, str, str, str | None], RunKind] = {}  # by raw status
+        tokens = self._buckets["tokens"]
+        self._bounds = {  # the bucket bounds of each value a run reports
+            "duration": self._buckets["duration"],
+            "input": tokens,
+            "output": tokens,
+            "total": tokens,
+            "cost": self._buckets["cost"],
+        }
+        self._touched: set[RunKind] = set()
+        self._histograms = {
+            spec.name: HistogramLines(spec.name, spec.labels, self._buckets[spec.buckets])
+            for spec in RUN_METRICS
+            if spec.buckets is not None
+        }
+        self._lines = {spec.name: SeriesLines(partial(self._render, spec)) for spec in RUN_METRICS}
+
+    def declare_agent(
+        self,
+        source: str,
+        platform: str,
+        agent_id: str,
+        *,
+        statuses: Iterable[str],
+        dispositions: Iterable[str],
+        token_types: Iterable[str] = ("input", "output"),
+        has_cost: bool = True,
+    ) -> None:
+        """Start the agent's known label sets at zero so a first failure shows in increase().
+
+        Only what the platform can report is declared: a platform without cost gets no cost
+        series at all, rather than one that says zero.
+        """
+        agent = (source, platform, agent_id)
+        for status in statuses:
+            for disposition in (*dispositions, "none"):
+                self._series(RUNS, (*agent, status, disposition))
+            self._series(DURATION, (*agent, status))
+        for kind in token_types:
+            self._series(TOKENS, (*agent, kind))
+        if has_cost:
+            self._series(COST, agent)
+
+    def record_run(self, source: str, platform: str, run: Run, trace_id: str, now: float) -> None:
+        """Count a run that just reached a terminal state."""
+        kind = self._kinds.get((source, run.agent_id, run.raw_status, run.disposition))
+        if kind is None:
+            kind = self._kind(source, platform, run)
+        kind.runs.value += 1
+        for name, value in (
+            ("duration", run.effective_duration_s),
+            ("input", run.input_tokens),
+            ("output", run.output_tokens),
+            ("total", run.total_tokens),
+            ("cost", run.cost_usd),
+        ):
+            if value is not None:
+                series = kind.observed.get(name) or self._observed(kind, name)
+                index = add_value(series, self._bounds[name], value)
+                if name == "duration":
+                    series.exemplars[index] = (trace_id, value, now)
+        self._touched.add(kind)  # its keys are marked changed at the next drain or publish
+
+    def _kind(self, source: str, platform: str, run: Run) -> RunKind:
+        """Look up (creating at zero) the counter a run of this kind increments; remember it."""
+        agent = (source, platform, run.agent_id)
+        status = str(run.status)
+        labels = (*agent, status, label_value(run.disposition))
+        kind = RunKind(agent, status, self._series(RUNS, labels), [(RUNS.name, labels)])
+        if labels[-1] != "other" or run.disposition is None:
+            # Remembered by the raw disposition, so only one that is its own label value: the
+            # cache then never outgrows the series, whatever text an upstream sends.
+            self._kinds[(source, run.agent_id, run.raw_status, run.disposition)] = kind
+        return kind
+
+    def _observed(self, kind: RunKind, name: str) -> Series:
+        """Look up (creating at zero) one of a kind's histograms by value name."""
+        if name == "duration":
+            spec, labels = DURATION, (*kind.agent, kind.status)
+        elif name == "cost":
+            spec, labels = COST, kind.agent
+        else:
+            spec, labels = TOKENS, (*kind.agent, name)
+        series = kind.observed[name] = self._series(spec, labels)
+        kind.keys.append((spec.name, labels))
+        return series
+
+    def _flush_touched(self) -> None:
+        for kind in self._touched:
+            self._unsaved.update(kind.keys)
+            self._unpublished.update(kind.keys)
+        self._touched.clear()
+
+    def _usage(self, agent: Labels, run: Run, known: Run | None) -> None:
+        """Observe the run's tokens and cost, skipping any `known` already carried."""
+        usage = (
+            ("input", run.input_tokens, None if known is None else known.input_tokens),
+            ("output", run.output_tokens, None if known is None else known.output_tokens),
+            ("total", run.total_tokens, None if known is None else known.total_tokens),
+        )
+        for kind, tokens, carried in usage:
+            if tokens is not None and carried is None:
+                self._observe(TOKENS, (*agent, kind), tokens)
+        if run.cost_usd is not None and (known is None or known.cost_usd is None):
+            self._observe(COST, agent, run.cost_usd)
+
+    def record_detail(self, source: str, platform: str, run: Run, listed: Run) -> None:
+        """Count what only a run's detail gives: its tool calls, and usage the list lacked.
+
+        `listed` is the run as it was counted; tokens or cost it did not carry but the detail
+        does (ElizaOS sums them from model-call events) are observed now, once.
+        """
+        for step in run.tool_steps or ():
+            if step.kind != "tool":
+                continue
+            tool = self._tool_label(source, run.agent_id, step.name)
+            result = "error" if step.failed else "ok"
+            self._inc(TOOL_CALLS, (source, platform, run.agent_id, tool, result))
+        self._usage((source, platform, run.agent_id), run, listed)
+
+    def _tool_label(self, source: str, agent_id: str, name: str) -> str:
+        seen = self._tools.setdefault((source, agent_id), set())
+        tool = label_value(name)
+        if tool in seen or len(seen) < MAX_TOOLS_PER_AGENT:
+            seen.add(tool)
+            return tool
+        return "other"
+
+    def _series(self, spec: MetricSpec, labels: Labels) -> Series:
+        key = (spec.name, labels)
+        series = self._working.get(key)
+        if series is None:
+            series = Series()
+            if spec.buckets is not None:
+                series.counts = [0.0] * (len(self._buckets[spec.buckets]) + 1)
+            self._working[key] = series
+            self._changed(key)
+        return series
+
+    def _changed(self, key: SeriesKey) -> None:
+        self._unsaved.add(key)
+        self._unpublished.add(key)
+
+    def _inc(self, spec: MetricSpec, labels: Labels) -> None:
+        self._series(spec, labels).value += 1
+        self._changed((spec.name, labels))
+
+    def _observe(
+        self,
+        spec: MetricSpec,
+        labels: Labels,
+        value: float,
+        exemplar: tuple[str, float] | None = None,
+    ) -> None:
+        assert spec.buckets is not None
+        key = (spec.name, labels)
+        series = self._working.get(key) or self._series(spec, labels)
+        index = add_value(series, self._buckets[spec.buckets], value)
+        if exemplar is not None:
+            trace_id, now = exemplar
+            series.exemplars[index] = (trace_id, value, now)
+        self._unsaved.add(key)
+        self._unpublished.add(key)
+
+    def restore(self, stored: Mapping[str, str]) -> None:
+        """Load the cumulative values an earlier process committed."""
+        self._flush_touched()
+        self._kinds.clear()  # they point at series this replaces
+        specs = {spec.name: spec for spec in RUN_METRICS}
+        for key_text, value_text in stored.items():
+            name, labels = json.loads(key_text)
+            spec = specs.get(name)
+            series = Series.decode(value_text)
+            if spec is None or not self._fits(spec, series):
+                log.warning("dropping stored series %s: its buckets changed", name)
+                continue
+            key = (name, tuple(labels))
+            self._working[key] = series
+            self._published[key] = series.copy()
+            self._lines[name].changed(key[1])
+
+    def _fits(self, spec: MetricSpec, series: Series) -> bool:
+        if spec.buckets is None:
+            return not series.counts
+        return len(series.counts) == len(self._buckets[spec.buckets]) + 1
+
+    def drain(self, batch: StateBatch) -> None:
+        """Move the series changed since the last drain into `batch`."""
+        self._flush_touched()
+        for name, labels in self._unsaved:
+            batch.series[json.dumps([name, labels])] = self._working[(name, labels)].encode()
+        self._unsaved.clear()
+
+    def publish(self) -> None:
+        """Expose the values changed since the last publish (call after they are committed)."""
+        self._flush_touched()
+        for key in self._unpublished:
+            self._published[key] = self._working[key].copy()
+            self._lines[key[0]].changed(key[1])
+        self._unpublished.clear()
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the published run metrics, each with its exposition text kept between scrapes."""
+        for spec in RUN_METRICS:
+            kind = "counter" if spec.buckets is None else "histogram"
+            body = self._lines[spec.name].body
+            yield RenderedFamily(spec.family, spec.help, kind, body, partial(self._family, spec))
+
+    def _render(self, spec: MetricSpec, labels: Labels) -> tuple[bytes, bytes]:
+        """Return one published series' lines (text format, OpenMetrics), as _family has them."""
+        series = self._published[(spec.name, labels)]
+        histogram = self._histograms.get(spec.name)
+        if histogram is None:
+            line = counter_line(spec.name, spec.labels, labels, series.value)
+            return line, line
+        return histogram.lines(labels, series.counts, series.value, series.exemplars)
+
+    def _family(self, spec: MetricSpec) -> Metric:
+        items = sorted((k[1], s) for k, s in self._published.items() if k[0] == spec.name)
+        if spec.buckets is None:
+            counter = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+            for labels, series in items:
+                counter.add_metric(labels, series.value)
+            return counter
+        histogram = HistogramMetricFamily(spec.name, spec.help, labels=spec.labels)
+        bounds = self._buckets[spec.buckets]
+        for labels, series in items:
+            histogram.add_metric(labels, _buckets(bounds, series), series.value)
+        return histogram
+
+
+def _buckets(
+    bounds: Sequence[float], series: Series
+) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
+    out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
+    cumulative = 0.0
+    for index, bound in enumerate((*bounds, float("inf"))):
+        cumulative += series.counts[index]
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        exemplar = series.exemplars.get(index)
+        if exemplar is None:
+            out.append((le, cumulative))
+        else:
+            trace_id, value, ts = exemplar
+            out.append((le, cumulative, Exemplar({"trace_id": trace_id}, value, ts)))
+    return out
+
+
+IN_PROGRESS = "agent_runs_in_progress"
+IN_PROGRESS_HELP = "Agent runs currently queued or running, as last seen."
+IN_PROGRESS_LABELS = (*AGENT_LABELS, "status")
+_IN_FLIGHT = tuple((status, status.value) for status in IN_FLIGHT_STATUSES)
+
+
+class InProgressCollector(Collector):
+    """`agent_runs_in_progress`: runs in flight per agent, read from the tracker at scrape time."""
+
+    def __init__(
+        self,
+        counts: Callable[[], Mapping[tuple[str, str, Status], int]],
+        agents: Callable[[], Iterable[tuple[str, str, str]]],
+    ) -> None:
+        self._counts = counts
+        self._agents = agents
+        self._lines = GaugeLines(IN_PROGRESS, IN_PROGRESS_HELP, IN_PROGRESS_LABELS)
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield one gauge per (source, agent, in-flight status), zeros included."""
+        counts = self._counts()
+        rows = [
+            ((source, platform, agent_id, value), counts.get((source, agent_id, status), 0))
+            for source, platform, agent_id in self._agents()
+            for status, value in _IN_FLIGHT
+        ]
+
+        yield self._lines.family(rows)

@@ -1,0 +1,278 @@
+"""Build a finished run's spans as `ReadableSpan`s (`RunSpan`s): ids, names, times, attributes.
+
+    invoke_agent {agent}        CLIENT, run.start_time -> run.end_time, ERROR if failed/timeout,
+    │                           linked to its parent run's root span for a sub-agent run
+    ├── execute_tool {step 0}   INTERNAL, child of the root, in the platform's order
+    ├── chat {model}            CLIENT, a model call (ElizaOS MODEL_USED)
+    └── execute_tool {step 2}
+
+Ids come from `ids`, so building the same run twice yields byte-identical spans. Tool steps
+without reported times get synthesized ones (see `step_window`). Nothing here delivers a span:
+`sink` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib import parse
+
+from opentelemetry.sdk.resources import (
+    SERVICE_NAME,
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
+    Resource,
+)
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.sdk.version import __version__ as sdk_version
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import AttributeValue
+
+from exporter import __version__
+from exporter.logs import redact
+from exporter.model import Run, SourceInfo, ToolStep
+from exporter.sinks.traces import ids
+
+logger = logging.getLogger(__name__)
+
+SCOPE = InstrumentationScope("agent-runs-exporter", __version__)
+TRUNCATION_MARK = "…[truncated]"
+_MAX_STATUS_CHARS = 1024
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_MAX_NS = 2**63 - 1
+_UNSET = Status(StatusCode.UNSET)
+_SDK_ATTRIBUTES = {
+    TELEMETRY_SDK_LANGUAGE: "python",
+    TELEMETRY_SDK_NAME: "opentelemetry",
+    TELEMETRY_SDK_VERSION: sdk_version,
+}
+
+
+class RunSpan(ReadableSpan):
+    """A span built from a finished run: plain attribute dict, no events, nothing dropped."""
+
+    plain = True  # lets `span_encoding` write it directly, without OTel's encoder
+
+
+def run_spans(
+    source: SourceInfo,
+    run: Run,
+    resource: Resource,
+    content: Callable[[Any], str | None] | None = None,
+) -> list[ReadableSpan]:
+    """Return the run's root span, then one span per tool step; `content` captures payloads."""
+    root = root_span(source, run, resource)
+    steps = run.tool_steps
+    if not steps:
+        return [root]
+    parent, start, end = root.context, root.start_time, root.end_time
+    assert parent is not None
+    assert start is not None
+    assert end is not None
+    span_ids = ids.span_id_values(source.name, run.id, len(steps))
+    spans: list[ReadableSpan] = [root]
+    for index, step in enumerate(steps):
+        window = step_window(step, index, len(steps), start, end)
+        context = SpanContext(parent.trace_id, span_ids[index], False, _SAMPLED)
+        spans.append(_step_span(step, (context, parent), resource, window, content))
+    return spans
+
+
+def _step_span(
+    step: ToolStep,
+    contexts: tuple[SpanContext, SpanContext],
+    resource: Resource,
+    window: tuple[int, int, bool],
+    content: Callable[[Any], str | None] | None,
+) -> ReadableSpan:
+    """Return a step's span; `contexts` are its own and its parent's."""
+    context, parent = contexts
+    start, end, reported = window
+    model = step.kind == "model"
+    attributes = _model_attributes(step, reported) if model else _tool_attributes(step, reported)
+    if content is not None and step.kind == "tool":
+        _put(attributes, "gen_ai.tool.call.arguments", content(step.input))
+        _put(attributes, "gen_ai.tool.call.result", content(step.output))
+    return RunSpan(
+        name=f"{'chat' if model else 'execute_tool'} {step.name}".rstrip(),
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=attributes,
+        kind=SpanKind.CLIENT if model else SpanKind.INTERNAL,
+        status=status(step.failed, step.error),
+        start_time=start,
+        end_time=end,
+        instrumentation_scope=SCOPE,
+    )
+
+
+def _tool_attributes(step: ToolStep, reported: bool) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": step.name,
+    }
+    _put(attributes, "gen_ai.tool.call.id", step.call_id)
+    attributes["agent_run.tool.timing"] = "reported" if reported else "synthesized"
+    if step.error is not None:
+        attributes["error.type"] = "tool_error"
+    return attributes
+
+
+def _model_attributes(step: ToolStep, reported: bool) -> dict[str, AttributeValue]:
+    return _present(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": step.name,
+            "gen_ai.provider.name": step.provider,
+            "gen_ai.usage.input_tokens": step.input_tokens,
+            "gen_ai.usage.output_tokens": step.output_tokens,
+            "agent_run.tool.timing": "reported" if reported else "synthesized",
+            "error.type": "model_error" if step.failed else None,
+        }
+    )
+
+
+def _put(attributes: dict[str, AttributeValue], key: str, value: AttributeValue | None) -> None:
+    if value is not None:
+        attributes[key] = value
+
+
+def _parent_link(source: SourceInfo, run: Run) -> list[Link]:
+    """Link a sub-agent run to the root span of the run that started it (same source)."""
+    if not run.parent_run_id:
+        return []
+    parent_trace = ids.trace_id_value(source.name, run.parent_run_id, None)
+    parent = _context(parent_trace, ids.span_id_value(source.name, run.parent_run_id, "root"))
+    return [Link(parent, {"agent_run.link": "parent_run", "agent_run.id": run.parent_run_id})]
+
+
+def root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan:
+    """Return the run's `invoke_agent` span."""
+    trace_id = ids.trace_id_value(source.name, run.id, run.trace_id)
+    start = to_ns(run.start_time)
+    end_time = run.end_time
+    end = start if end_time is None else max(start, to_ns(end_time))
+    return RunSpan(
+        name=f"invoke_agent {run.agent_name or run.agent_id}".rstrip(),
+        context=_context(trace_id, ids.span_id_value(source.name, run.id, "root")),
+        parent=None,
+        resource=resource,
+        attributes=_root_attributes(source, run),
+        kind=SpanKind.CLIENT,
+        status=status(run.status.is_error, run.error),
+        start_time=start,
+        end_time=end,
+        links=_parent_link(source, run),
+        instrumentation_scope=SCOPE,
+    )
+
+
+def _root_attributes(source: SourceInfo, run: Run) -> dict[str, AttributeValue]:
+    """Return the contract attributes that are known, then the run's own (never overriding)."""
+    error = run.status.is_error
+    attributes: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.provider.name": source.platform,
+        "gen_ai.agent.id": run.agent_id,
+    }
+    put = attributes.__setitem__
+    for key, value in (
+        ("gen_ai.agent.name", run.agent_name),
+        ("gen_ai.conversation.id", run.conversation_id),
+        ("gen_ai.usage.input_tokens", run.input_tokens),
+        ("gen_ai.usage.output_tokens", run.output_tokens),
+        ("agent_run.usage.total_tokens", run.total_tokens),
+        ("error.type", run.status.value if error else None),
+        ("agent_run.id", run.id),
+        ("agent_run.status", run.status.value),
+        ("agent_run.raw_status", run.raw_status),
+        ("agent_run.disposition", run.disposition),
+        ("agent_run.cost_usd", run.cost_usd),
+        ("agent_run.upstream_trace_id", run.trace_id or None),
+        ("agent_run.parent_run_id", run.parent_run_id),
+        ("agent_run.source", source.name),
+    ):
+        if value is not None:
+            put(key, value)
+    for key, value in run.attributes.items():
+        attributes.setdefault(key, value)
+    return attributes
+
+
+def step_window(
+    step: ToolStep, index: int, count: int, root_start: int, root_end: int
+) -> tuple[int, int, bool]:
+    """Return (start ns, end ns, reported) for step `index` of `count`.
+
+    Reported times are used as given when the step has both. Otherwise the root's interval is cut
+    into `count` equal consecutive slots and the step gets slot `index`, so synthesized steps keep
+    their order, never leave the root span and always land on the same nanoseconds.
+    """
+    if step.started_at is not None and step.ended_at is not None:
+        start = to_ns(step.started_at)
+        return start, max(start, to_ns(step.ended_at)), True
+    span = root_end - root_start
+    return root_start + span * index // count, root_start + span * (index + 1) // count, False
+
+
+def build_resource(source: SourceInfo, environ: Mapping[str, str]) -> Resource:
+    """Build a source's resource: SDK defaults, `OTEL_RESOURCE_ATTRIBUTES`, then service.name.
+
+    service.name is the source's configured one, else `OTEL_SERVICE_NAME`, else a service.name
+    given in `OTEL_RESOURCE_ATTRIBUTES`, else the source's name.
+    """
+    attributes: dict[str, AttributeValue] = dict(_SDK_ATTRIBUTES)
+    attributes.update(parse_resource_attributes(environ.get("OTEL_RESOURCE_ATTRIBUTES", "")))
+    attributes[SERVICE_NAME] = (
+        source.service_name
+        or environ.get("OTEL_SERVICE_NAME")
+        or attributes.get(SERVICE_NAME)
+        or source.name
+    )
+    return Resource(attributes)
+
+
+def parse_resource_attributes(raw: str) -> dict[str, str]:
+    """Parse `key=value,...` as the SDK does (values percent-decoded, bad items skipped)."""
+    result: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            logger.warning("ignoring invalid OTEL_RESOURCE_ATTRIBUTES item %r", item)
+            continue
+        result[key.strip()] = parse.unquote(value.strip())
+    return result
+
+
+def to_ns(epoch_s: float) -> int:
+    """Convert epoch seconds to nanoseconds, at microsecond precision so floats stay exact.
+
+    Clamped to what OTLP's fixed64 holds, so an absurd upstream duration cannot poison a batch.
+    """
+    return min(max(0, round(epoch_s * 1_000_000) * 1000), _MAX_NS)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, marking the cut."""
+    return text if len(text) <= limit else text[:limit] + TRUNCATION_MARK
+
+
+def _context(trace_id: int, span_id: int) -> SpanContext:
+    return SpanContext(trace_id, span_id, False, _SAMPLED)
+
+
+def status(is_error: bool, message: str | None) -> Status:
+    """Return an ERROR status with the (redacted, truncated) message, or the shared UNSET one."""
+    if not is_error:
+        return _UNSET
+    return Status(
+        StatusCode.ERROR, truncate(redact(message), _MAX_STATUS_CHARS) if message else None
+    )
+
+
+def _present(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
+    return {key: value for key, value in attributes.items() if value is not None}

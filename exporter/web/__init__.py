@@ -1,0 +1,1 @@
+"""The HTTP edge: the ASGI app, the server, authentication, the web config and its reloading."""
