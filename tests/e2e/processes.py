@@ -126,10 +126,21 @@ class CliProcess(StopsOnExit):
         env: Mapping[str, str] | None = None,
     ) -> CliProcess:
         """Start `agent-runs-exporter ARGS` in `workdir`, output to `<workdir>/<name>.*.log`."""
+        return cls.spawn(name, cli_command(*args), workdir, env)
+
+    @classmethod
+    def spawn(
+        cls,
+        name: str,
+        argv: Sequence[str],
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> CliProcess:
+        """Start any program `argv` in `workdir`, output to `<workdir>/<name>.*.log`."""
         stdout, stderr = workdir / f"{name}.stdout.log", workdir / f"{name}.stderr.log"
         with stdout.open("wb") as out, stderr.open("wb") as err:
             popen = subprocess.Popen(
-                cli_command(*args),
+                list(argv),
                 cwd=workdir,
                 env=child_env(env),
                 stdin=subprocess.DEVNULL,

@@ -1,0 +1,94 @@
+"""A real ElizaOS 1.7.2 server as a test process, and the calls a user of its public API makes.
+
+`tests/e2e/elizaos/server.mjs` runs `@elizaos/server` with `@elizaos/plugin-sql` (PGlite in the
+test's temp dir) and `@elizaos/plugin-bootstrap`, on 127.0.0.1 only, with one agent whose models
+answer canned replies; a message containing `FAIL_MODEL` makes its models throw. The npm packages
+are installed by `.ci/run` (`npm ci --prefix tests/e2e/elizaos`); a missing install fails the
+test with that command, never skips it.
+
+    with ElizaServer.start(tmp_path) as eliza:
+        session = eliza.session()
+        eliza.send(session, "hello")          # waits for the agent's reply (HTTP transport)
+        runs = eliza.runs()                   # GET /api/agents/{id}/runs, as the exporter reads it
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+
+from tests.e2e.processes import CliProcess, StopsOnExit, free_port
+
+HERE = Path(__file__).resolve().parent / "elizaos"
+TOKEN = "e2e-eliza-token-5d41402abc4b2a76"
+START_TIMEOUT_S = 120.0
+INSTALL_HINT = "run `npm ci --prefix tests/e2e/elizaos` (bash .ci/run does)"
+
+
+def node() -> str:
+    """Return the path of `node`; fail (never skip) when it is missing."""
+    found = shutil.which("node")
+    assert found, "node is not installed: the real ElizaOS server needs Node.js 20"
+    assert (HERE / "node_modules" / "@elizaos" / "server").is_dir(), INSTALL_HINT
+    return found
+
+
+class ElizaServer(StopsOnExit):
+    """One running ElizaOS server with its agent, and an HTTP client for its API."""
+
+    def __init__(self, process: CliProcess, base_url: str, agent_id: str) -> None:
+        self.process = process
+        self.base_url = base_url
+        self.agent_id = agent_id
+        self.user_id = str(uuid.uuid4())
+        self.http = httpx.Client(base_url=base_url, headers={"X-API-KEY": TOKEN}, timeout=30)
+
+    @classmethod
+    def start(cls, workdir: Path) -> Self:
+        """Start the server with a fresh PGlite data dir under `workdir`; wait until it serves."""
+        port = free_port()
+        argv = [node(), str(HERE / "server.mjs"), str(port), str(workdir / "eliza-data")]
+        env = {"ELIZA_SERVER_AUTH_TOKEN": TOKEN, "LOG_LEVEL": "warn", "TELEMETRY_DISABLED": "1"}
+        process = CliProcess.spawn("elizaos", argv, workdir, env)
+        try:
+            agent_id = process.wait_for_output(r"READY (\S+)", START_TIMEOUT_S)[1]
+        except BaseException:
+            process.stop()
+            raise
+        return cls(process, f"http://127.0.0.1:{port}", agent_id)
+
+    def stop(self) -> int | None:
+        """Close the client and stop the server (SIGTERM, then SIGKILL)."""
+        self.http.close()
+        return self.process.stop()
+
+    def session(self) -> str:
+        """Open a messaging session between a test user and the agent; return its id."""
+        body = {"agentId": self.agent_id, "userId": self.user_id}
+        response = self.http.post("/api/messaging/sessions", json=body)
+        response.raise_for_status()
+        return str(response.json()["sessionId"])
+
+    def send(self, session: str, text: str) -> bool:
+        """Send `text`, wait for the agent to handle it; say whether the server said success."""
+        body = {"content": text, "transport": "http"}
+        response = self.http.post(f"/api/messaging/sessions/{session}/messages", json=body)
+        return response.status_code < 400 and bool(response.json().get("success"))
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Return the agent's runs as the list endpoint shows them (`to` skips its 15 s cache)."""
+        params = {"limit": 100, "to": int(time.time() * 1000) + 60_000}
+        response = self.http.get(f"/api/agents/{self.agent_id}/runs", params=params)
+        response.raise_for_status()
+        return list(response.json()["data"]["runs"])
+
+    def detail(self, run_id: str) -> dict[str, Any]:
+        """Return one run's detail (summary and events)."""
+        response = self.http.get(f"/api/agents/{self.agent_id}/runs/{run_id}")
+        response.raise_for_status()
+        return dict(response.json()["data"])

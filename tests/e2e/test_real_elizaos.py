@@ -1,0 +1,134 @@
+"""End to end against a real ElizaOS 1.7.2 server, not a fake built from its docs.
+
+The test drives the agent through the server's public messaging API (normal messages and messages
+whose model call fails), then runs `agent-runs-exporter run` on it and compares what the exporter
+counted and traced with what the server itself recorded: every run the server ended is counted
+exactly once, its duration is the server's, and it has exactly one root span.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.elizaos_server import TOKEN, ElizaServer
+from tests.e2e.otlp_receiver import read_span_file
+from tests.e2e.processes import CliProcess, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SOURCE = "eliza"
+MESSAGES = ["hello", "what can you do?", "please FAIL_MODEL now", "thanks", "FAIL_MODEL again"]
+TIMEOUT_S = 60.0
+
+
+@pytest.fixture
+def eliza(tmp_path: Path) -> Any:
+    """Run a real ElizaOS server for the test; stop it afterwards."""
+    with ElizaServer.start(tmp_path) as server:
+        yield server
+
+
+def ended_runs(eliza: ElizaServer, expected: int) -> dict[str, dict[str, Any]] | None:
+    """Return the server's runs by id once at least `expected` have ended, else None."""
+    runs = {run["runId"]: run for run in eliza.runs() if run.get("endedAt") is not None}
+    return runs if len(runs) >= expected else None
+
+
+def write_config(path: Path, eliza: ElizaServer, listen: str) -> Path:
+    config = {
+        "listen": listen,
+        "poll_interval": "1s",
+        "lookback": "1h",
+        "state": {"path": str(path.parent / "state.db")},
+        "traces": {"exporter": "file", "file": str(path.parent / "spans.jsonl")},
+        "sources": [
+            {
+                "name": SOURCE,
+                "platform": "elizaos",
+                "base_url": eliza.base_url,
+                "token": "${E2E_TOKEN}",
+                "agents": [eliza.agent_id],
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def samples(http: httpx.Client, url: str) -> dict[tuple[str, str], float]:
+    """Return {(sample name, status): value} summed over the source's series."""
+    found: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(http.get(url).text):
+        for sample in family.samples:
+            if sample.labels.get("source") == SOURCE:
+                found[(sample.name, sample.labels.get("status", ""))] += sample.value
+    return dict(found)
+
+
+def counted(values: dict[tuple[str, str], float]) -> int:
+    return int(sum(v for (name, _), v in values.items() if name == "agent_runs_total"))
+
+
+def test_every_run_the_real_server_ended_is_counted_once_and_traced(
+    eliza: ElizaServer, tmp_path: Path
+) -> None:
+    session = eliza.session()
+    for text in MESSAGES:
+        eliza.send(session, text)
+    truth = wait_until(
+        lambda: ended_runs(eliza, len(MESSAGES)), timeout=TIMEOUT_S, what="the server's runs"
+    )
+    port = free_port()
+    config = write_config(tmp_path / "config.yaml", eliza, f"127.0.0.1:{port}")
+    args = ["run", "--config", str(config), "--log-format", "json"]
+    url = f"http://127.0.0.1:{port}/metrics"
+    with (
+        CliProcess.start("exporter", args, tmp_path, env={"E2E_TOKEN": TOKEN}) as exporter,
+        httpx.Client(timeout=5) as http,
+    ):
+        wait_until(
+            lambda: _get(http, url) and counted(samples(http, url)) >= len(truth),
+            timeout=TIMEOUT_S,
+            interval=0.5,
+            what=f"{len(truth)} runs counted",
+        )
+        wait_until(
+            lambda: set(root_spans(tmp_path)) >= set(truth),
+            timeout=TIMEOUT_S,
+            interval=0.5,
+            what="a root span for every run",
+        )
+        time.sleep(3.0)  # three more polls: nothing may be counted twice
+        values = samples(http, url)
+        assert exporter.stop() == 0, exporter.describe()
+    assert counted(values) == len(truth)
+    server_seconds = sum((run["endedAt"] - run["startedAt"]) / 1000 for run in truth.values())
+    exported_seconds = sum(
+        v for (name, _), v in values.items() if name == "agent_run_duration_seconds_sum"
+    )
+    assert exported_seconds == pytest.approx(server_seconds, abs=0.01)
+    roots = root_spans(tmp_path)
+    assert set(roots) == set(truth)
+    assert set(roots.values()) == {1}
+
+
+def root_spans(workdir: Path) -> Counter[str]:
+    """Count the root spans in the exporter's span file, by run id."""
+    path = workdir / "spans.jsonl"
+    spans = read_span_file(path) if path.exists() else []
+    return Counter(str(s.attributes["agent_run.id"]) for s in spans if s.parent_span_id is None)
+
+
+def _get(http: httpx.Client, url: str) -> bool:
+    try:
+        return http.get(url).status_code == 200
+    except httpx.TransportError:  # not listening yet
+        return False
