@@ -22,6 +22,7 @@ from exporter.config.models import load_settings
 from exporter.simulator.platforms import PLATFORMS, simulate
 from exporter.simulator.settings import SimulatorSettings
 from exporter.sources import acp, conduit, elizaos, runtype
+from exporter.sources.registry import PLATFORMS as SPECS
 from tests.unit.fakeclock import START, FakeClock
 
 TOKEN = "platform-test-token"
@@ -138,7 +139,7 @@ def test_counts_match_the_simulator_and_every_run_has_one_root_span(
     assert set(roots.values()) == {1}
 
 
-@pytest.mark.parametrize("platform", ["conduit", "runtype", "elizaos"])
+@pytest.mark.parametrize("platform", [p.name for p in SPECS.values() if p.discovers_agents])
 def test_discovered_agents_carry_their_names(tmp_path: Path, platform: str) -> None:
     harness = PlatformHarness(tmp_path, platform, discover=True)
     harness.poll()
