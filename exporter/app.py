@@ -31,7 +31,7 @@ from exporter.sinks.traces.queue import SpanQueue
 from exporter.sinks.traces.redaction import Redactor
 from exporter.sinks.traces.sink import TraceSink
 from exporter.sources.budget import build_budgets
-from exporter.sources.factory import ENDPOINTS, budget_spec, build_source
+from exporter.sources.registry import budget_spec, build_source, spec
 from exporter.web.app import create_app
 from exporter.web.auth import protect
 from exporter.web.config import WebConfig
@@ -146,7 +146,7 @@ class Exporter:
             clock=self.clock,
             budget=self.budgets[source.name],
         )
-        self.metrics.declare_source(source.name, ENDPOINTS.get(source.platform, ()))
+        self.metrics.declare_source(source.name, spec(source.platform).endpoints)
         runtime = SourceRuntime(
             source=built,
             agents=source.agents,

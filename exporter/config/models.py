@@ -37,6 +37,7 @@ from exporter.config.durations import Duration, format_duration, parse_duration
 from exporter.config.sharding import ShardingSettings
 from exporter.logs import MASK, register_secret
 from exporter.sinks.traces.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
+from exporter.sources.registry import spec as platform_spec
 
 __all__ = [
     "ENV_PREFIX",
@@ -57,8 +58,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Platform = Literal["conduit", "runtype", "elizaos", "acp"]  # each has exporter/sources/<name>.py
-DISCOVERING_PLATFORMS = ("conduit", "runtype", "elizaos")  # platforms that list their agents
+Platform = Literal["conduit", "runtype", "elizaos", "acp"]  # == sources.registry.PLATFORMS (tested)
 ENV_PREFIX = "AGENT_RUNS_EXPORTER_"
 _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,63}")
 _LISTEN = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})")
@@ -278,7 +278,7 @@ class SourceSettings(_Model):
 
     @model_validator(mode="after")
     def _check_platform_fields(self) -> SourceSettings:
-        if self.agents is None and self.platform not in DISCOVERING_PLATFORMS:
+        if self.agents is None and not platform_spec(self.platform).discovers_agents:
             raise ValueError(
                 f"agents: {self.platform} cannot list its agents; list the ids to poll "
                 "(for acp: the server ids), e.g. agents: [srv_abc]"

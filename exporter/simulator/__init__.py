@@ -3,8 +3,9 @@
 `world` generates runs from a seed and an injected clock, in each platform's vocabulary (its
 `Flavor`: `conduit_runs`, `runtype_runs`, `elizaos_runs`, `acp_runs`); `conduit`, `runtype`,
 `elizaos` and `acp` serve them as that platform's endpoints through the shared `gate`, plus
-`/_simulator/` controls; `platforms` builds one app or all four; `server` is the `simulate`
-command. Depends only on the platforms' payload shapes (and `exporter.web.server` to serve them).
+`/_simulator/` controls; `platforms` builds one app or all of them, keyed by the source
+registry's platform names; `server` is the `simulate` command. Depends only on the platforms'
+payload shapes, the registry's names (`exporter.sources.registry`) and `exporter.web.server`.
 """
 
 from exporter.simulator.conduit import create_app

@@ -1,14 +1,17 @@
-"""Build the fake app of one platform, or of all four mounted under `/<platform>` in one server.
+"""Build the fake app of one platform, or of all of them mounted under `/<platform>` in one server.
 
 conduit  runtype  elizaos  acp      one world and one app each, seeded per platform
 all                                 /conduit, /runtype, /elizaos, /acp: each base URL is
                                     http://host:port/<platform>, with its own /_simulator/
+
+Platforms are the source registry's names; every registered platform needs a builder below, and
+importing this module fails loudly when one has none.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +21,12 @@ from starlette.routing import Mount
 from exporter.simulator import acp, conduit, elizaos, runtype
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.world import BaseWorld, Clock, World
+from exporter.sources.registry import PLATFORMS as SPECS
 
-PLATFORMS = ("conduit", "runtype", "elizaos", "acp")
+PLATFORMS = tuple(SPECS)
 ALL = "all"
-TITLES = {"conduit": "Conduit", "runtype": "Runtype", "elizaos": "ElizaOS", "acp": "ACP"}
+TITLES = {name: platform.title for name, platform in SPECS.items()}
+Builder = Callable[[SimulatorSettings, Clock], Starlette]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +43,25 @@ def _conduit(settings: SimulatorSettings, clock: Clock) -> Starlette:
     return conduit.create_app(World(settings, clock))
 
 
-_BUILDERS: dict[str, Callable[[SimulatorSettings, Clock], Starlette]] = {
+def check_registered(builders: Mapping[str, Builder], platforms: Iterable[str]) -> None:
+    """Raise LookupError unless every platform has a builder and every builder a platform."""
+    missing = [name for name in platforms if name not in builders]
+    extra = [name for name in builders if name not in set(platforms)]
+    if missing or extra:
+        raise LookupError(
+            f"the simulator's platforms differ from the source registry: no simulator for "
+            f"{missing or 'none'}, no registered platform for {extra or 'none'} "
+            "(add the platform's line to _BUILDERS in exporter/simulator/platforms.py)"
+        )
+
+
+_BUILDERS: dict[str, Builder] = {
     "conduit": _conduit,
     "runtype": lambda settings, clock: runtype.create_app(runtype.runtype_world(settings, clock)),
     "elizaos": lambda settings, clock: elizaos.create_app(elizaos.elizaos_world(settings, clock)),
     "acp": lambda settings, clock: acp.create_app(acp.acp_world(settings, clock)),
 }
+check_registered(_BUILDERS, PLATFORMS)
 
 
 def simulate(platform: str, settings: SimulatorSettings, clock: Clock = time.time) -> Simulated:

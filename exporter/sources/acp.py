@@ -15,13 +15,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status
 from exporter.sources import fields
-from exporter.sources.base import AgentEntry, Page
+from exporter.sources.base import (
+    BEARER,
+    UNDOCUMENTED_DEFAULT,
+    AgentEntry,
+    Page,
+    PlatformSpec,
+    RateLimit,
+)
 from exporter.sources.http import HttpClient
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from exporter.config.models import SourceSettings
 
 STATUS_MAP = {
     "queued": Status.QUEUED,
@@ -119,3 +131,19 @@ class AcpSource:
     async def aclose(self) -> None:
         """Close the source's HTTP client."""
         await self._client.aclose()
+
+
+def build(settings: SourceSettings, client: HttpClient, clock: Callable[[], float]) -> AcpSource:
+    """Return the ACP source for `settings` (its agents are the configured server ids)."""
+    return AcpSource(settings.name, client, page_size=settings.page_size)
+
+
+SPEC = PlatformSpec(
+    name="acp",
+    title="ACP",
+    endpoints=("list_runs",),
+    auth=BEARER,
+    discovers_agents=False,
+    rate_limit=RateLimit(documented=None, default=UNDOCUMENTED_DEFAULT, per_workspace=False),
+    build=build,
+)

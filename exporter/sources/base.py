@@ -1,14 +1,27 @@
-"""The interface every platform source implements, and the page it yields."""
+"""What every platform declares: its spec, the source interface, and the page a source yields.
+
+Each `sources/<platform>.py` sets `SPEC = PlatformSpec(...)`, and `sources.registry` collects them:
+
+    PlatformSpec  name, title, endpoints, auth header, agent discovery, rate limit, build
+    Source        the platform's run API for one configured source (built by `spec.build`)
+    Page          one page of an agent's runs, with what was skipped
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from exporter.errors import ParseError
 from exporter.model import Run
+
+if TYPE_CHECKING:  # the config imports the registry, which imports this module
+    from exporter.config.models import SourceSettings
+    from exporter.sources.http import HttpClient
+
+UNDOCUMENTED_DEFAULT = 60  # requests a minute on a platform whose limit we do not know: stay modest
 
 
 @dataclass(slots=True)
@@ -55,6 +68,14 @@ class AgentEntry:
     name: str | None = None
 
 
+def agent_entry(item: Any, *, id_key: str = "id") -> AgentEntry | None:
+    """Return an agent entry from an `{id, name}` object, or None when it has no id."""
+    if not isinstance(item, dict) or not isinstance(item.get(id_key), str) or not item[id_key]:
+        return None
+    name = item.get("name")
+    return AgentEntry(item[id_key], name if isinstance(name, str) and name else None)
+
+
 class Source(Protocol):
     """A platform's run API for one configured source."""
 
@@ -84,3 +105,49 @@ class Source(Protocol):
     async def aclose(self) -> None:
         """Release the source's connections."""
         ...
+
+
+SourceBuilder = Callable[["SourceSettings", "HttpClient", Callable[[], float]], Source]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthHeader:
+    """The header a platform's token goes in, and the scheme before it (None: the bare token)."""
+
+    name: str
+    scheme: str | None
+
+    def headers(self, token: str | None) -> dict[str, str]:
+        """Return the headers that carry `token` (none without a token)."""
+        if not token:
+            return {}
+        return {self.name: f"{self.scheme} {token}" if self.scheme else token}
+
+
+BEARER = AuthHeader("Authorization", "Bearer")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A platform's request limit: as documented (None: unknown), our safe default, its scope."""
+
+    documented: int | None
+    default: int
+    per_workspace: bool  # sources of one workspace share the limit (else: each token its own)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSpec:
+    """Everything the exporter knows about one platform, declared once in its source module.
+
+    `endpoints` are the `endpoint` label values of its requests (declared at zero per source);
+    `build(settings, client, clock)` returns the source for one configured account.
+    """
+
+    name: str  # the `platform` config value and label
+    title: str  # how docs and the simulator name it
+    endpoints: tuple[str, ...]
+    auth: AuthHeader
+    discovers_agents: bool  # it can list its agents (else the config must list them)
+    rate_limit: RateLimit
+    build: SourceBuilder

@@ -14,6 +14,7 @@ the upstream's word always wins over the bucket.
 
 Each source has its own bucket; on platforms that limit per workspace (Conduit), sources sharing a
 workspace also share a workspace bucket, so together they stay under the largest of their limits.
+Each platform's limit and default are in its spec (`RateLimit`, read through `sources.registry`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ from dataclasses import dataclass
 
 Clock = Callable[[], float]
 
-# platform: (documented limit per minute, safe default below it, limited per workspace)
-PLATFORM_LIMITS: dict[str, tuple[int, int, bool]] = {"conduit": (120, 100, True)}
-DEFAULT_LIMIT = 60  # a platform whose limit we do not know yet: stay modest
 _EPSILON = 1e-6
 
 
@@ -37,16 +35,6 @@ class Priority(enum.IntEnum):
 
     LIST = 0
     DETAIL = 1
-
-
-def default_limit(platform: str) -> int:
-    """Return the safe default requests per minute for `platform`."""
-    return PLATFORM_LIMITS.get(platform, (0, DEFAULT_LIMIT, False))[1]
-
-
-def limited_per_workspace(platform: str) -> bool:
-    """Say whether `platform` counts requests per workspace rather than per token."""
-    return PLATFORM_LIMITS.get(platform, (0, 0, False))[2]
 
 
 class TokenBucket:

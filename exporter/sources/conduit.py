@@ -16,15 +16,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status, ToolStep
 from exporter.sources import fields
-from exporter.sources.base import AgentEntry, Page
+from exporter.sources.base import BEARER, AgentEntry, Page, PlatformSpec, RateLimit, agent_entry
 from exporter.sources.budget import Priority
 from exporter.sources.http import HttpClient
 from exporter.sources.paging import collect, cursor_of, cursor_pages
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from exporter.config.models import SourceSettings
 
 STATUS_MAP = {
     "accepted": Status.QUEUED,
@@ -125,14 +130,6 @@ def parse_agents(body: Any) -> list[AgentEntry]:
     return [entry for item in body["data"] if (entry := agent_entry(item)) is not None]
 
 
-def agent_entry(item: Any, *, id_key: str = "id") -> AgentEntry | None:
-    """Return an agent entry from an `{id, name}` object, or None when it has no id."""
-    if not isinstance(item, dict) or not isinstance(item.get(id_key), str) or not item[id_key]:
-        return None
-    name = item.get("name")
-    return AgentEntry(item[id_key], name if isinstance(name, str) and name else None)
-
-
 def parse_detail(body: Any) -> Run:
     """Translate a get-run response into a `Run` with its tool steps."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
@@ -219,3 +216,23 @@ class ConduitSource:
     async def aclose(self) -> None:
         """Close the source's HTTP client."""
         await self._client.aclose()
+
+
+def build(
+    settings: SourceSettings, client: HttpClient, clock: Callable[[], float]
+) -> ConduitSource:
+    """Return the Conduit source for `settings`, scoped to its workspace when one is set."""
+    return ConduitSource(
+        settings.name, client, page_size=settings.page_size, workspace_id=settings.workspace_id
+    )
+
+
+SPEC = PlatformSpec(
+    name="conduit",
+    title="Conduit",
+    endpoints=("list_agents", "get_agent", "list_runs", "get_run"),
+    auth=BEARER,
+    discovers_agents=True,
+    rate_limit=RateLimit(documented=120, default=100, per_workspace=True),
+    build=build,
+)

@@ -23,16 +23,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter.errors import MalformedPageError, NotFoundError, ParseError
 from exporter.model import Run, Status
 from exporter.sources import fields
-from exporter.sources.base import AgentEntry, Page
+from exporter.sources.base import (
+    UNDOCUMENTED_DEFAULT,
+    AgentEntry,
+    AuthHeader,
+    Page,
+    PlatformSpec,
+    RateLimit,
+    agent_entry,
+)
 from exporter.sources.budget import Priority
-from exporter.sources.conduit import agent_entry
 from exporter.sources.elizaos_events import steps_of, usage_of
 from exporter.sources.http import HttpClient
+
+if TYPE_CHECKING:
+    from exporter.config.models import SourceSettings
 
 STATUS_MAP = {
     "started": Status.RUNNING,
@@ -233,3 +243,19 @@ def _oldest_start_ms(page: Page) -> int | None:
         run.created_at for run in page.runs if "agent_run.start_unknown" not in run.attributes
     ]
     return round(min(starts) * 1000) if starts else None
+
+
+def build(settings: SourceSettings, client: HttpClient, clock: Callable[[], float]) -> ElizaSource:
+    """Return the ElizaOS source for `settings`; `clock` sets the first page's `to`."""
+    return ElizaSource(settings.name, client, page_size=settings.page_size, clock=clock)
+
+
+SPEC = PlatformSpec(
+    name="elizaos",
+    title="ElizaOS",
+    endpoints=("list_agents", "get_agent", "list_runs", "get_run"),
+    auth=AuthHeader("X-API-KEY", None),  # the bare key, and only when the server sets one
+    discovers_agents=True,
+    rate_limit=RateLimit(documented=None, default=UNDOCUMENTED_DEFAULT, per_workspace=False),
+    build=build,
+)

@@ -20,16 +20,28 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status, ToolStep
 from exporter.sources import fields
-from exporter.sources.base import AgentEntry, Page
+from exporter.sources.base import (
+    BEARER,
+    UNDOCUMENTED_DEFAULT,
+    AgentEntry,
+    Page,
+    PlatformSpec,
+    RateLimit,
+    agent_entry,
+)
 from exporter.sources.budget import Priority
-from exporter.sources.conduit import agent_entry
 from exporter.sources.http import HttpClient
 from exporter.sources.paging import collect, cursor_of, cursor_pages
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from exporter.config.models import SourceSettings
 
 log = logging.getLogger(__name__)
 
@@ -215,3 +227,21 @@ class RuntypeSource:
     async def aclose(self) -> None:
         """Close the source's HTTP client."""
         await self._client.aclose()
+
+
+def build(
+    settings: SourceSettings, client: HttpClient, clock: Callable[[], float]
+) -> RuntypeSource:
+    """Return the Runtype source for `settings`."""
+    return RuntypeSource(settings.name, client, page_size=settings.page_size)
+
+
+SPEC = PlatformSpec(
+    name="runtype",
+    title="Runtype",
+    endpoints=("list_agents", "get_agent", "list_executions", "list_tool_calls"),
+    auth=BEARER,
+    discovers_agents=True,
+    rate_limit=RateLimit(documented=None, default=UNDOCUMENTED_DEFAULT, per_workspace=False),
+    build=build,
+)

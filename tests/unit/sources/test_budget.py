@@ -18,9 +18,9 @@ from exporter.sources.budget import (
     Priority,
     TokenBucket,
     build_budgets,
-    default_limit,
 )
 from exporter.sources.http import HttpClient, RetryPolicy
+from exporter.sources.registry import spec
 from tests.unit.fakeclock import FakeClock
 
 
@@ -113,8 +113,10 @@ def test_sources_of_one_workspace_share_a_bucket() -> None:
 
 
 def test_conduit_defaults_below_its_documented_limit() -> None:
-    assert default_limit("conduit") == 100  # Conduit documents 120 per workspace
-    assert default_limit("unknown-platform") == 60
+    assert spec("conduit").rate_limit.default == 100  # Conduit documents 120 per workspace
+    assert spec("runtype").rate_limit.default == 60  # undocumented limits: stay modest
+    with pytest.raises(ValueError, match="unknown platform 'unknown-platform'"):
+        spec("unknown-platform")  # no silent default for a platform nobody registered
 
 
 def budgeted_client(

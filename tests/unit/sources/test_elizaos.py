@@ -19,7 +19,7 @@ from exporter.sources.elizaos import (
     parse_run,
     unwrap,
 )
-from exporter.sources.factory import auth_headers
+from exporter.sources.registry import auth_headers
 from tests.unit.sourcekit import collect_pages, fixture, mock_client, run_async
 
 AGENT = "aa0e8400-e29b-41d4-a716-446655440000"

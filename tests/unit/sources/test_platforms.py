@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,11 @@ from exporter.app import Exporter
 from exporter.config.models import load_settings
 from exporter.simulator.platforms import PLATFORMS, simulate
 from exporter.simulator.settings import SimulatorSettings
-from exporter.sources import acp, conduit, elizaos, runtype
+from exporter.sources.registry import PLATFORMS as SPECS
 from tests.unit.fakeclock import START, FakeClock
 
 TOKEN = "platform-test-token"
-STATUS_MAPS = {
-    "conduit": conduit.STATUS_MAP,
-    "runtype": runtype.STATUS_MAP,
-    "elizaos": elizaos.STATUS_MAP,
-    "acp": acp.STATUS_MAP,
-}
+STATUS_MAPS = {name: import_module(f"exporter.sources.{name}").STATUS_MAP for name in SPECS}
 
 
 class PlatformHarness:
@@ -136,9 +132,16 @@ def test_counts_match_the_simulator_and_every_run_has_one_root_span(
     terminal = {run["id"] for run in harness.truth() if run["terminal"]}
     assert set(roots) == terminal
     assert set(roots.values()) == {1}
+    endpoints = {
+        sample.labels["endpoint"]
+        for family in harness.exporter.registry.collect()
+        for sample in family.samples
+        if sample.name == "agent_runs_exporter_api_requests_total"
+    }
+    assert endpoints == set(SPECS[platform].endpoints)  # every request's endpoint is declared
 
 
-@pytest.mark.parametrize("platform", ["conduit", "runtype", "elizaos"])
+@pytest.mark.parametrize("platform", [p.name for p in SPECS.values() if p.discovers_agents])
 def test_discovered_agents_carry_their_names(tmp_path: Path, platform: str) -> None:
     harness = PlatformHarness(tmp_path, platform, discover=True)
     harness.poll()

@@ -1,52 +1,62 @@
-"""Build the source object for a configured platform."""
+"""The platform registry: each platform's spec by name, and the source built from a spec.
+
+    PLATFORMS["conduit"]   the `SPEC` declared in exporter/sources/conduit.py
+    spec("nope")           ValueError naming the known platforms: never a silent default
+
+Adding a platform is one source module with its `SPEC` and one line below; the config `Platform`
+literal, the chart's schema, the simulator's table and docs/platforms.md are pinned to this
+registry by tests (tests/unit/sources/test_registry.py). See "Adding a platform" in the docs.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import httpx
 
-from exporter.config.models import SourceSettings
-from exporter.sources.acp import AcpSource
+from exporter.sources import acp, conduit, elizaos, runtype
 from exporter.sources.auth import HeaderAuth, TokenFile, TokenGetter, static_token
-from exporter.sources.base import Source
-from exporter.sources.budget import (
-    UNLIMITED,
-    Budget,
-    BudgetSpec,
-    default_limit,
-    limited_per_workspace,
-    workspace_key,
-)
-from exporter.sources.conduit import ConduitSource
-from exporter.sources.elizaos import ElizaSource
+from exporter.sources.base import PlatformSpec, Source
+from exporter.sources.budget import UNLIMITED, Budget, BudgetSpec, workspace_key
 from exporter.sources.http import HttpClient, ResponseHook
-from exporter.sources.runtype import RuntypeSource
 from exporter.sources.transfer import tls_verify
 
-ENDPOINTS = {
-    "conduit": ("list_agents", "get_agent", "list_runs", "get_run"),
-    "runtype": ("list_agents", "get_agent", "list_executions", "list_tool_calls"),
-    "elizaos": ("list_agents", "get_agent", "list_runs", "get_run"),
-    "acp": ("list_runs",),
-}
-AUTH_HEADERS = {"elizaos": ("X-API-KEY", None)}  # (header, scheme); others: Authorization: Bearer
-_BEARER = ("Authorization", "Bearer")
+if TYPE_CHECKING:  # the config validates platforms through this registry
+    from exporter.config.models import SourceSettings
+
+PLATFORMS: Mapping[str, PlatformSpec] = MappingProxyType(
+    {
+        platform.name: platform
+        for platform in (
+            conduit.SPEC,
+            runtype.SPEC,
+            elizaos.SPEC,
+            acp.SPEC,
+        )
+    }
+)
+
+
+def spec(name: str) -> PlatformSpec:
+    """Return the spec of platform `name`, or raise ValueError naming the known platforms."""
+    found = PLATFORMS.get(name)
+    if found is None:
+        raise ValueError(f"unknown platform {name!r}: known platforms are {', '.join(PLATFORMS)}")
+    return found
 
 
 def auth_headers(platform: str, token: str | None) -> dict[str, str]:
     """Return the headers that carry `token` on `platform` (ElizaOS: X-API-KEY; others: Bearer)."""
-    if not token:
-        return {}
-    header, scheme = AUTH_HEADERS.get(platform, _BEARER)
-    return {header: f"{scheme} {token}" if scheme else token}
+    return spec(platform).auth.headers(token)
 
 
 def source_auth(settings: SourceSettings) -> HeaderAuth:
     """Return the auth that puts the source's current token in its platform's header."""
-    header, scheme = AUTH_HEADERS.get(settings.platform, _BEARER)
-    return HeaderAuth(token_getter(settings), header, scheme)
+    header = spec(settings.platform).auth
+    return HeaderAuth(token_getter(settings), header.name, header.scheme)
 
 
 def token_getter(settings: SourceSettings) -> TokenGetter:
@@ -65,6 +75,7 @@ def build_source(
     budget: Budget = UNLIMITED,
 ) -> Source:
     """Return the platform source for `settings`, with its own HTTP client."""
+    platform = spec(settings.platform)
     client = HttpClient(
         base_url=settings.base_url,
         headers={},
@@ -77,29 +88,21 @@ def build_source(
         clock=clock,
         budget=budget,
     )
-    name, size = settings.name, settings.page_size
-    match settings.platform:
-        case "conduit":
-            return ConduitSource(name, client, page_size=size, workspace_id=settings.workspace_id)
-        case "runtype":
-            return RuntypeSource(name, client, page_size=size)
-        case "elizaos":
-            return ElizaSource(name, client, page_size=size, clock=clock)
-        case "acp":
-            return AcpSource(name, client, page_size=size)
+    return platform.build(settings, client, clock)
 
 
 def budget_spec(settings: SourceSettings) -> BudgetSpec:
     """Return the request budget `settings` asks for, with the workspace it counts against."""
-    limit = settings.max_requests_per_minute
+    limit = spec(settings.platform).rate_limit
     workspace = None
-    if limited_per_workspace(settings.platform):
+    if limit.per_workspace:
         token = settings.resolved_token()
         workspace = workspace_key(
             settings.platform, settings.base_url, settings.workspace_id, token
         )
+    requested = settings.max_requests_per_minute
     return BudgetSpec(
         source=settings.name,
-        limit=default_limit(settings.platform) if limit is None else limit,
+        limit=limit.default if requested is None else requested,
         workspace=workspace,
     )
