@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from exporter.errors import (
+    AuthError,
     MalformedPageError,
     RedirectError,
     ResponseTooLargeError,
@@ -267,3 +268,12 @@ def test_a_streamed_compressed_body_within_the_cap_is_decoded() -> None:
         return httpx.Response(200, stream=httpx.ByteStream(body), headers=headers)
 
     assert get(client(httpx.MockTransport(handler))) == {"data": [1, 2]}
+
+
+def test_a_401_echoing_the_token_past_the_cut_shows_none_of_it() -> None:
+    def handler(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": "x" * 191 + " bad token " + TOKEN})
+
+    with pytest.raises(AuthError) as raised:
+        get(client(httpx.MockTransport(handler)))
+    assert TOKEN[:6] not in str(raised.value)
