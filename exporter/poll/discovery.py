@@ -22,6 +22,7 @@ from exporter.errors import ExporterError, PermanentError
 from exporter.model import SourceInfo
 from exporter.poll.health import SourceHealth
 from exporter.sinks.metrics.exposition import GaugeLines
+from exporter.sinks.metrics.series import clean_text
 from exporter.sources.base import AgentEntry, Source
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class AgentDirectory:
         self.ids, self.refreshed_at = ids, now
         for entry in entries:
             if entry.name:
-                self.names[entry.id] = entry.name[:_MAX_NAME_CHARS]
+                self.names[entry.id] = clean_text(entry.name, _MAX_NAME_CHARS)
         return new
 
     def name(self, agent_id: str) -> str | None:
@@ -109,7 +110,7 @@ async def learn_names(directory: AgentDirectory, source: Source, label: str) -> 
         except ExporterError as exc:
             log.debug("no name for agent %s of %s yet: %s", agent_id, label, exc)
             continue
-        directory.names[agent_id] = (name or agent_id)[:_MAX_NAME_CHARS]
+        directory.names[agent_id] = clean_text(name or agent_id, _MAX_NAME_CHARS)
 
 
 class AgentInfoCollector(Collector):
