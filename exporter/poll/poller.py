@@ -250,12 +250,16 @@ class Poller:
         return traced
 
     def commit(self) -> None:
-        """Write every change since the last commit in one transaction, then publish metrics."""
+        """Write every change since the last commit in one transaction, then publish metrics.
+
+        Only committed values are published: a scrape never sees a count a restart takes back.
+        """
         now = self.clock()
         if self.traces is not None:  # traces the collector has are done in this transaction
             settle(self.traces, self.tracker, self.run_metrics, MAX_DETAIL_ATTEMPTS)
         for record in self.tracker.expire(now):
             self.metrics.runs_skipped.labels(record.source, "in_flight_expired").inc()
+        self.metrics.tracked_runs.set(len(self.tracker))
         batch = StateBatch()
         self.tracker.drain(batch)
         self.run_metrics.drain(batch)
@@ -263,9 +267,11 @@ class Poller:
             try:
                 self.store.commit(batch, prune_before=self.tracker.prune_before(now))
             except StateError as exc:
-                log.error("%s; going on from memory", exc)
+                # Publishing now would show counts a restart takes back: hold them until the
+                # store has them (the failed batch is retried first by the next commit).
+                log.error("%s; going on from memory, run metrics held until a commit works", exc)
+                return
         self.run_metrics.publish()
-        self.metrics.tracked_runs.set(len(self.tracker))
 
 
 def _reaches(page: Page, stop_below: float) -> bool:

@@ -166,3 +166,63 @@ def test_discovered_agent_names_lose_their_control_characters(tmp_path: Path) ->
     infos = hostile.series("agent_runs_exporter_agent_info")
     assert [labels["agent_name"] for labels in infos] == ["Concierge[31m"]
     hostile.close()
+
+
+class Growing:
+    """An upstream where 10 runs end between polls; it lists all of them, newest first."""
+
+    def __init__(self) -> None:
+        self.clock: FakeClock | None = None
+        self.items: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert self.clock is not None
+        if not request.url.path.endswith("/runs"):  # the agent's name
+            return httpx.Response(200, json={"data": {"id": "ag1", "name": "Growing"}})
+        now = self.clock()
+        start = len(self.items)
+        self.items[:0] = [run_item(f"g{start + i}", now - 1 - i / 100) for i in range(10)][::-1]
+        return page(list(self.items))
+
+
+def counted(hostile: Hostile) -> float:
+    series = hostile.series("agent_runs_total")
+    return sum(hostile.sample("agent_runs_total", **labels) for labels in series)
+
+
+def test_counters_never_go_back_when_the_state_cannot_be_written(tmp_path: Path) -> None:
+    upstream = Growing()
+    hostile = Hostile(tmp_path, upstream)
+    upstream.clock = hostile.clock
+    seen = []
+    hostile.poll(2)
+    seen.append(counted(hostile))
+    hostile.exporter.store._db.execute("PRAGMA query_only = 1")  # every write now fails
+    hostile.poll(3)
+    seen.append(counted(hostile))
+    assert hostile.exporter.store.problem is not None
+    hostile.restart()  # a kill while the disk is full, then a start with room again
+    seen.append(counted(hostile))
+    hostile.poll()
+    seen.append(counted(hostile))
+    assert seen == [20, 20, 20, 60]  # held while uncommitted, then everything, never less
+    assert len(upstream.items) == 60
+    hostile.close()
+
+
+def test_held_counts_are_published_by_the_next_commit_that_works(tmp_path: Path) -> None:
+    upstream = Growing()
+    hostile = Hostile(tmp_path, upstream)
+    upstream.clock = hostile.clock
+    hostile.poll()
+    db = hostile.exporter.store._db
+    db.execute("PRAGMA query_only = 1")
+    hostile.poll(2)
+    assert counted(hostile) == 10
+    db.execute("PRAGMA query_only = 0")
+    hostile.poll()
+    assert counted(hostile) == 40
+    assert hostile.exporter.store.problem is None
+    hostile.restart()
+    assert counted(hostile) == 40
+    hostile.close()
