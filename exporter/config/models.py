@@ -37,6 +37,7 @@ from exporter.config.durations import Duration, format_duration, parse_duration
 from exporter.config.sharding import ShardingSettings
 from exporter.logs import MASK, register_secret
 from exporter.sinks.traces.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
+from exporter.sources.fields import url_safe_id
 
 __all__ = [
     "ENV_PREFIX",
@@ -292,6 +293,11 @@ class SourceSettings(_Model):
         agents = [agent.strip() for agent in value]
         if not all(agents):
             raise ValueError("agent ids must not be blank")
+        if unusable := [agent for agent in agents if not url_safe_id(agent)]:
+            raise ValueError(
+                f"agent id {unusable[0][:64]!r} cannot be part of a URL: no control characters, "
+                "'/', '?', '#' or '\\'"
+            )
         if dupes := _duplicates(agents):
             raise ValueError(f"duplicate agent ids: {', '.join(dupes)}")
         return agents

@@ -25,7 +25,7 @@ from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.ids import run_trace_id
 from exporter.sinks.traces.sink import TraceSink
-from exporter.sources.base import Page
+from exporter.sources.base import Page, Skip, printable
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,20 @@ class Poller:
             return False
         for agent_id in new:
             self.declare(runtime, agent_id)
+        for agent_id in runtime.directory.rejected:
+            self._reject_agent(runtime, agent_id)
         return True
+
+    def _reject_agent(self, runtime: SourceRuntime, agent_id: str) -> None:
+        """Count and log, once, a discovered agent whose id cannot be polled."""
+        skip = Skip("invalid_id", printable(agent_id[:200]), "agent id cannot be part of a URL")
+        if self.skips.first(runtime.info.name, skip):
+            self.metrics.runs_skipped.labels(runtime.info.name, skip.reason).inc()
+            log.warning(
+                "source %s: not polling discovered agent %s: its id cannot be part of a URL",
+                runtime.info.name,
+                skip.item_id,
+            )
 
     def declare(self, runtime: SourceRuntime, agent_id: str) -> None:
         """Start an agent's run metrics at zero for the label sets its platform reports."""

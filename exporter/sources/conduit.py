@@ -55,7 +55,7 @@ def parse_run(item: Any, agent_id: str | None = None) -> Run:
         raise ParseError("field 'token_usage' must be an object or null")
     usage = usage or {}
     return Run(
-        id=fields.required_str(item, "id"),
+        id=fields.run_id(item, "id"),
         agent_id=agent_id or fields.required_str(item, "agent_id"),
         status=status,
         raw_status=raw_status,

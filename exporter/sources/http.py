@@ -23,6 +23,7 @@ from exporter import __version__
 from exporter.errors import (
     AuthError,
     ClientError,
+    InvalidUrlError,
     MalformedPageError,
     NotFoundError,
     RateLimitedError,
@@ -33,6 +34,7 @@ from exporter.errors import (
 )
 from exporter.logs import redact
 from exporter.sources import decoding, transfer
+from exporter.sources.base import printable
 from exporter.sources.budget import UNLIMITED, Budget, Priority
 
 log = logging.getLogger(__name__)
@@ -205,6 +207,8 @@ class HttpClient:
         try:
             request = self._client.build_request("GET", path, params=query)
             response = await transfer.fetch(self._client, request, max_bytes=self._max_bytes)
+        except httpx.InvalidURL as exc:  # an id from the upstream or the config: nothing sent
+            raise InvalidUrlError(f"cannot form a URL for {printable(path)[:300]}") from exc
         except SourceError as exc:  # a refused redirect or an oversized body
             self._on_response(endpoint, str(exc.status_code))
             raise

@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from prometheus_client.exposition import generate_latest
 
 from exporter.app import Exporter
 from exporter.config.models import load_settings
+from exporter.errors import ConfigError, InvalidUrlError
 from exporter.sinks.metrics.series import MAX_DISPOSITIONS_PER_AGENT
 from tests.unit.fakeclock import START, FakeClock
+from tests.unit.sourcekit import mock_client
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -226,3 +229,66 @@ def test_held_counts_are_published_by_the_next_commit_that_works(tmp_path: Path)
     hostile.restart()
     assert counted(hostile) == 40
     hostile.close()
+
+
+def skipped(hostile: Hostile, reason: str) -> float:
+    return hostile.sample("agent_runs_exporter_runs_skipped_total", source="evil", reason=reason)
+
+
+def errors(hostile: Hostile, reason: str) -> float:
+    return hostile.sample("agent_runs_exporter_poll_errors_total", source="evil", reason=reason)
+
+
+def test_a_bad_discovered_agent_id_costs_that_agent_only(tmp_path: Path) -> None:
+    bad_ids = ["ag\x00nul", "ag\nline", "../ag1", "ag#frag"]
+    listed: list[str] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v1/agents":
+            agents = [{"id": agent, "name": agent} for agent in ["ag1", *bad_ids]]
+            return httpx.Response(200, json={"data": agents, "has_more": False})
+        listed.append(path)
+        if path == "/v1/agents/ag1/runs":
+            return page([run_item("r1", START), run_item("r2", START + 1)])
+        return httpx.Response(200, json={"data": {"id": "ag1", "name": "Good"}})
+
+    hostile = Hostile(tmp_path, upstream, agents=None, discovery_interval="5s")
+    hostile.poll(3)
+    assert counted(hostile) == 2
+    assert skipped(hostile, "invalid_id") == 4
+    assert errors(hostile, "internal") == 0
+    assert hostile.sample("agent_runs_exporter_up", source="evil") == 1
+    assert set(listed) == {"/v1/agents/ag1/runs"}  # nothing asked of a bad id
+    hostile.close()
+
+
+def test_a_run_id_no_url_can_hold_is_skipped_and_counted_once(tmp_path: Path) -> None:
+    def upstream(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/runs"):
+            bad = [run_item(f"r-bad{c}", START) for c in ("\x00", "\n", "/", "?", "#")]
+            return page([run_item("r-good", START), *bad])
+        return httpx.Response(200, json={"data": {"id": "ag1", "name": "Good"}})
+
+    hostile = Hostile(tmp_path, upstream)
+    hostile.poll(3)
+    assert counted(hostile) == 1
+    assert skipped(hostile, "invalid_id") == 5
+    assert errors(hostile, "internal") == 0
+    hostile.close()
+
+
+def test_a_request_no_url_can_hold_is_an_error_of_its_own() -> None:
+    client = mock_client(lambda _request: httpx.Response(200, json={}))
+    with pytest.raises(InvalidUrlError) as raised:
+        asyncio.run(client.get_json("/v1/agents/a\x00b/runs", endpoint="list_runs", params={}))
+    assert raised.value.reason == "invalid_id"
+    assert "\\x00" in str(raised.value)
+
+
+@pytest.mark.parametrize("agent", ["a\x00b", "a/b", "a?b"])
+def test_a_configured_agent_id_no_url_can_hold_is_a_config_problem(
+    tmp_path: Path, agent: str
+) -> None:
+    with pytest.raises(ConfigError, match="cannot be part of a URL"):
+        Hostile(tmp_path, lambda _request: page([]), agents=[agent])
