@@ -4,7 +4,8 @@
     ├── ConfigError               bad configuration; lists every problem
     ├── StateError                the state file could not be written
     ├── ParseError                one payload item does not fit the shape     reason=malformed_item
-    │   └── UnknownStatusError    an item's status is not one we know         reason=unknown_status
+    │   ├── UnknownStatusError    an item's status is not one we know         reason=unknown_status
+    │   └── InvalidIdError        an item's id cannot be part of a URL        reason=invalid_id
     └── SourceError               a request to an upstream failed (.reason is a metric label)
         ├── RetryableError        worth retrying later in this or the next poll
         │   ├── TransportError    timeout, connection refused or reset        reason=timeout|connect
@@ -16,7 +17,8 @@
             ├── ClientError       any other HTTP 4xx                          reason=http_4xx
             ├── MalformedPageError  a body that is not the documented shape reason=malformed_page
             ├── RedirectError     a redirect to another origin, not followed  reason=redirect
-            └── ResponseTooLargeError  a body over the size cap, not read     reason=too_large
+            ├── ResponseTooLargeError  a body over the size cap, not read     reason=too_large
+            └── InvalidUrlError   no URL can be formed from an id           reason=invalid_id
 
 Callers never see a raw httpx exception. This module imports nothing from the package.
 """
@@ -63,6 +65,12 @@ class UnknownStatusError(ParseError):
     """An item's status is not one the platform is known to use."""
 
     reason = "unknown_status"
+
+
+class InvalidIdError(ParseError):
+    """An item's id cannot be part of a URL (a control character, '/', '?', '#' or '\\')."""
+
+    reason = "invalid_id"
 
 
 class SourceError(ExporterError):
@@ -157,6 +165,12 @@ class ResponseTooLargeError(PermanentError):
     reason = "too_large"
 
 
+class InvalidUrlError(PermanentError):
+    """No request URL can be formed from the ids given; nothing was sent."""
+
+    reason = "invalid_id"
+
+
 POLL_ERROR_REASONS = (
     "timeout",
     "connect",
@@ -169,6 +183,7 @@ POLL_ERROR_REASONS = (
     "malformed_page",
     "redirect",
     "too_large",
+    "invalid_id",
     "page_cap",
     "internal",
 )

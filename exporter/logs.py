@@ -1,16 +1,21 @@
 """Log output for the daemon: plain or JSON lines, repeated warnings damped, secrets masked.
 
 Every formatter replaces the strings given to `register_secret` with `****`, so a token cannot
-reach a log line even by accident. This module imports nothing from the package.
+reach a log line even by accident, in any form it takes there: raw, escaped as `repr` or JSON
+writes it (a newline as `\\n`), URL-quoted, each line of a multi-line one, or cut short at the end
+of a truncated text (its first `CUT_MIN` characters or more). This module imports nothing from
+the package.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
@@ -23,7 +28,10 @@ LEVELS = {
     "error": logging.ERROR,
 }
 _QUIET_LOGGERS = ("httpx", "httpcore")  # one INFO line per request is noise at 15 s polls
+CUT_MIN = 8  # the shortest start of a secret masked at the end of a cut text
 _SECRETS: set[str] = set()
+_FORMS: list[str] = []  # every form of every secret, longest first
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
 )
@@ -32,15 +40,43 @@ _REPEATED = "repeated"
 
 def register_secret(value: str) -> None:
     """Mask `value` as `****` wherever it would appear in a formatted log record."""
-    if value:
+    if value and value not in _SECRETS:
         _SECRETS.add(value)
+        forms = {form for secret in _SECRETS for form in secret_forms(secret)}
+        _FORMS[:] = sorted(forms, key=len, reverse=True)
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Return the ways `secret` can be written in a log line: raw, escaped, quoted, by line."""
+    forms = {
+        secret,
+        repr(secret)[1:-1],
+        repr(secret.encode("utf-8", "backslashreplace"))[2:-1],  # httpx's header errors
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    }
+    forms |= {part for part in _CONTROL.split(secret) if len(part) >= CUT_MIN}
+    forms |= {json.dumps(form, ensure_ascii=False)[1:-1] for form in forms}  # escaped twice
+    return {form for form in forms if form}
 
 
 def redact(text: str) -> str:
-    """Replace every registered secret in `text` with `****`."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, MASK)
+    """Replace every registered secret in `text` with `****`, in any form it takes there."""
+    for form in _FORMS:
+        if form in text:
+            text = text.replace(form, MASK)
+        if len(form) > CUT_MIN and form[:CUT_MIN] in text:
+            text = _mask_cut(text, form)
+    return text
+
+
+def _mask_cut(text: str, form: str) -> str:
+    """Mask the start of `form` if `text` ends with it (a secret cut by truncation)."""
+    start = text.rfind(form[:CUT_MIN])
+    if form.startswith(text[start:]):
+        return text[:start] + MASK
     return text
 
 
@@ -157,7 +193,7 @@ class JsonFormatter(_Formatter):
 
 def _plain_value(value: object) -> str:
     """Render an extra field's value, quoted when it would not read as one token."""
-    text = str(value)
+    text = redact(str(value))  # alone, so a secret cut at the value's end is seen as such
     if not text or any(char.isspace() or char in '"=' for char in text):
         return json.dumps(text, ensure_ascii=False)
     return text

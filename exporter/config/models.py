@@ -37,6 +37,7 @@ from exporter.config.durations import Duration, format_duration, parse_duration
 from exporter.config.sharding import ShardingSettings
 from exporter.logs import MASK, register_secret
 from exporter.sinks.traces.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
+from exporter.sources.fields import url_safe_id
 from exporter.sources.registry import spec as platform_spec
 
 __all__ = [
@@ -115,6 +116,17 @@ def _split_listen(value: str) -> tuple[str, int]:
 def _read_token_file(path: str) -> str:
     """Return the stripped content of a token file (raises OSError or UnicodeError)."""
     return Path(path).read_text(encoding="utf-8").strip()
+
+
+def token_problem(token: str) -> str | None:
+    """Say why `token` cannot be sent in an HTTP header (never quoting it), or None if it can."""
+    if any(char in "\r\n" for char in token):
+        return "holds a line break (a token file of two lines?): an HTTP header cannot carry it"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token if char != "\t"):
+        return "holds a control character: an HTTP header cannot carry it"
+    if any(ord(char) > 0xFF for char in token):
+        return "holds a character outside Latin-1: an HTTP header cannot carry it"
+    return None
 
 
 def check_ca_file(path: str) -> None:
@@ -228,9 +240,15 @@ class SourceSettings(_Model):
 
     @field_validator("token")
     @classmethod
-    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
+    def _check_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value().strip()
+        if not token:
             raise ValueError("must not be empty (remove the key for an unauthenticated upstream)")
+        if problem := token_problem(token):
+            register_secret(token)
+            raise ValueError(f"the token of source {info.data.get('name', '?')} {problem}")
         return value
 
     @field_validator("token_file")
@@ -248,6 +266,9 @@ class SourceSettings(_Model):
             ) from None
         if not content:
             raise ValueError(f"token file {value} is empty")
+        if problem := token_problem(content):
+            register_secret(content)
+            raise ValueError(f"token file {value} of source {info.data.get('name', '?')} {problem}")
         return value
 
     @field_validator("ca_file")
@@ -272,6 +293,11 @@ class SourceSettings(_Model):
         agents = [agent.strip() for agent in value]
         if not all(agents):
             raise ValueError("agent ids must not be blank")
+        if unusable := [agent for agent in agents if not url_safe_id(agent)]:
+            raise ValueError(
+                f"agent id {unusable[0][:64]!r} cannot be part of a URL: no control characters, "
+                "'/', '?', '#' or '\\'"
+            )
         if dupes := _duplicates(agents):
             raise ValueError(f"duplicate agent ids: {', '.join(dupes)}")
         return agents

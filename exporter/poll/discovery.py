@@ -22,7 +22,9 @@ from exporter.errors import ExporterError, PermanentError
 from exporter.model import SourceInfo
 from exporter.poll.health import SourceHealth
 from exporter.sinks.metrics.exposition import GaugeLines
+from exporter.sinks.metrics.series import clean_text
 from exporter.sources.base import AgentEntry, Source
+from exporter.sources.fields import url_safe_id
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class AgentDirectory:
         True
     )  # this shard's agents (exporter.config.sharding)
     others: int = 0  # agents of this source that other shards poll
+    rejected: list[str] = field(default_factory=list)  # listed ids no URL can hold
 
     def __post_init__(self) -> None:
         if self.configured is not None:
@@ -68,7 +71,13 @@ class AgentDirectory:
         )
 
     def adopt(self, entries: list[AgentEntry], now: float) -> list[str]:
-        """Take a fresh listing; return the ids that are new."""
+        """Take a fresh listing; return the ids that are new.
+
+        An id that cannot be part of a URL is left out (in `rejected`), so it costs itself only.
+        """
+        self.rejected = [entry.id for entry in entries if not url_safe_id(entry.id)]
+        if self.rejected:
+            entries = [entry for entry in entries if url_safe_id(entry.id)]
         ids = self._mine(entry.id for entry in entries)
         new = [agent for agent in ids if agent not in self.ids]
         gone = [agent for agent in self.ids if agent not in ids]
@@ -77,7 +86,7 @@ class AgentDirectory:
         self.ids, self.refreshed_at = ids, now
         for entry in entries:
             if entry.name:
-                self.names[entry.id] = entry.name[:_MAX_NAME_CHARS]
+                self.names[entry.id] = clean_text(entry.name, _MAX_NAME_CHARS)
         return new
 
     def name(self, agent_id: str) -> str | None:
@@ -109,7 +118,7 @@ async def learn_names(directory: AgentDirectory, source: Source, label: str) -> 
         except ExporterError as exc:
             log.debug("no name for agent %s of %s yet: %s", agent_id, label, exc)
             continue
-        directory.names[agent_id] = (name or agent_id)[:_MAX_NAME_CHARS]
+        directory.names[agent_id] = clean_text(name or agent_id, _MAX_NAME_CHARS)
 
 
 class AgentInfoCollector(Collector):

@@ -25,7 +25,7 @@ from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.ids import run_trace_id
 from exporter.sinks.traces.sink import TraceSink
-from exporter.sources.base import Page
+from exporter.sources.base import Page, Skip, printable
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,20 @@ class Poller:
             return False
         for agent_id in new:
             self.declare(runtime, agent_id)
+        for agent_id in runtime.directory.rejected:
+            self._reject_agent(runtime, agent_id)
         return True
+
+    def _reject_agent(self, runtime: SourceRuntime, agent_id: str) -> None:
+        """Count and log, once, a discovered agent whose id cannot be polled."""
+        skip = Skip("invalid_id", printable(agent_id[:200]), "agent id cannot be part of a URL")
+        if self.skips.first(runtime.info.name, skip):
+            self.metrics.runs_skipped.labels(runtime.info.name, skip.reason).inc()
+            log.warning(
+                "source %s: not polling discovered agent %s: its id cannot be part of a URL",
+                runtime.info.name,
+                skip.item_id,
+            )
 
     def declare(self, runtime: SourceRuntime, agent_id: str) -> None:
         """Start an agent's run metrics at zero for the label sets its platform reports."""
@@ -250,12 +263,16 @@ class Poller:
         return traced
 
     def commit(self) -> None:
-        """Write every change since the last commit in one transaction, then publish metrics."""
+        """Write every change since the last commit in one transaction, then publish metrics.
+
+        Only committed values are published: a scrape never sees a count a restart takes back.
+        """
         now = self.clock()
         if self.traces is not None:  # traces the collector has are done in this transaction
             settle(self.traces, self.tracker, self.run_metrics, MAX_DETAIL_ATTEMPTS)
         for record in self.tracker.expire(now):
             self.metrics.runs_skipped.labels(record.source, "in_flight_expired").inc()
+        self.metrics.tracked_runs.set(len(self.tracker))
         batch = StateBatch()
         self.tracker.drain(batch)
         self.run_metrics.drain(batch)
@@ -263,9 +280,11 @@ class Poller:
             try:
                 self.store.commit(batch, prune_before=self.tracker.prune_before(now))
             except StateError as exc:
-                log.error("%s; going on from memory", exc)
+                # Publishing now would show counts a restart takes back: hold them until the
+                # store has them (the failed batch is retried first by the next commit).
+                log.error("%s; going on from memory, run metrics held until a commit works", exc)
+                return
         self.run_metrics.publish()
-        self.metrics.tracked_runs.set(len(self.tracker))
 
 
 def _reaches(page: Page, stop_below: float) -> bool:

@@ -55,7 +55,7 @@ def parse_run(item: Any, server_id: str) -> Run:
     status, raw_status = fields.status(item, STATUS_MAP)
     completed = fields.optional_timestamp(item.get("completedAt"), "completedAt")
     return Run(
-        id=fields.required_str(item, "id"),
+        id=fields.run_id(item, "id"),
         agent_id=server_id,
         status=status,
         raw_status=raw_status,

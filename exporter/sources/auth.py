@@ -7,7 +7,8 @@
 Kubernetes rotates a mounted secret by swapping a symlink, so the file's identity (inode, size,
 mtime) is compared before a request, at most once per `check_interval_s`: one `stat` call, no
 watcher thread. Every token read is registered with `exporter.logs.register_secret`, so it is
-masked in every log line.
+masked in every log line. A token an HTTP header cannot carry (a line break, a control
+character) is never sent: the last good one is kept, and the warning says why without quoting it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from exporter.config.models import token_problem
 from exporter.logs import register_secret
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,11 @@ class TokenFile:
             return
         if not token:
             self._keep("it is empty")
+            return
+        if problem := token_problem(token):
+            register_secret(token)  # masked, though never sent
+            self._stamp = stamp  # said once per change of the file
+            self._keep(f"its token {problem}")
             return
         self._stamp = stamp
         if token != self._token:

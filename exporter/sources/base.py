@@ -47,8 +47,15 @@ class Page:
     def skip(self, error: ParseError, item: Any, id_key: str = "id") -> None:
         """Record that `item` was dropped because of `error`."""
         raw = item.get(id_key) if isinstance(item, dict) else None
-        item_id = raw[:200] if isinstance(raw, str) and raw else None
+        item_id = printable(raw[:200]) if isinstance(raw, str) and raw else None
         self.skips.append(Skip(error.reason, item_id, str(error)))
+
+
+def printable(text: str) -> str:
+    """Return `text` with control characters escaped (`\\n`, `\\x00`), fit for one log line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 @dataclass(frozen=True, slots=True)

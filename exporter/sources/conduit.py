@@ -47,8 +47,12 @@ DISPOSITIONS = (
 )
 
 
-def parse_run(item: Any) -> Run:
-    """Translate one Conduit run object (list item or detail) into a `Run`."""
+def parse_run(item: Any, agent_id: str | None = None) -> Run:
+    """Translate one Conduit run object (list item or detail) into a `Run`.
+
+    `agent_id` is the agent whose list the item came from: it wins over the item's own field,
+    so an upstream cannot invent agents (and metric series) by naming new ones.
+    """
     item = fields.run_object(item, "run item")
     status, raw_status = fields.status(item, STATUS_MAP)
     usage = item.get("token_usage")
@@ -56,8 +60,8 @@ def parse_run(item: Any) -> Run:
         raise ParseError("field 'token_usage' must be an object or null")
     usage = usage or {}
     return Run(
-        id=fields.required_str(item, "id"),
-        agent_id=fields.required_str(item, "agent_id"),
+        id=fields.run_id(item, "id"),
+        agent_id=agent_id or fields.required_str(item, "agent_id"),
         status=status,
         raw_status=raw_status,
         created_at=fields.timestamp(item.get("created_at"), "created_at"),
@@ -110,14 +114,17 @@ def _error(output: Any) -> str | None:
     return None
 
 
-def parse_list_page(body: Any) -> Page:
-    """Translate a list response into a page; malformed items are skipped and counted."""
+def parse_list_page(body: Any, agent_id: str | None = None) -> Page:
+    """Translate a list response into a page; malformed items are skipped and counted.
+
+    The runs belong to `agent_id`, the agent polled, when given (see `parse_run`).
+    """
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise MalformedPageError("list response has no 'data' array")
     page = Page(runs=[], has_more=body.get("has_more") is True)
     for item in body["data"]:
         try:
-            page.runs.append(parse_run(item))
+            page.runs.append(parse_run(item, agent_id))
         except ParseError as exc:
             page.skip(exc, item)
     return page
@@ -168,7 +175,7 @@ class ConduitSource:
                     "workspace_id": self._workspace,
                 },
             )
-            page = parse_list_page(body)
+            page = parse_list_page(body, agent_id)
             # An empty page that claims more would only lead to the page cap: stop there.
             return page, cursor_of(body.get("next_cursor")), page.has_more and bool(page.runs)
 

@@ -80,7 +80,7 @@ def parse_run(item: Any, agent_id: str) -> Run:
     duration_ms = fields.optional_number(item.get("durationMs"), "durationMs")
     known_start = started is not None
     return Run(
-        id=fields.required_str(item, "runId"),
+        id=fields.run_id(item, "runId"),
         agent_id=agent_id,
         status=status,
         raw_status=raw_status,

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.errors import ParseError, UnknownStatusError
+from exporter.errors import InvalidIdError, ParseError, UnknownStatusError
 from exporter.model import Status
 
 _MAX_INT = 2**63 - 1  # OTLP attributes are int64
 _MAX_EPOCH = 2.0**33  # year 2242: nanoseconds still fit in OTLP's uint64, with room to spare
+# What no id may hold to be one URL path segment: httpx refuses control characters, and '/', '?',
+# '#' or '\\' would quietly make it another path (a '#' cuts the URL short).
+_NOT_IN_ID = re.compile(r"[\x00-\x1f\x7f/?#\\]")
+
+
+def url_safe_id(value: str) -> bool:
+    """Say whether `value` can be one segment of a request path, as an agent or run id."""
+    return bool(value) and _NOT_IN_ID.search(value) is None
+
+
+def run_id(item: dict[str, Any], key: str) -> str:
+    """Return `item[key]` as a run id that can be part of a URL, or raise (InvalidIdError)."""
+    value = required_str(item, key)
+    if _NOT_IN_ID.search(value) is not None:
+        raise InvalidIdError(
+            f"field {key!r} cannot be part of a URL (a control character, '/', '?', '#' or '\\')"
+        )
+    return value
 
 
 def run_object(item: Any, what: str = "run") -> dict[str, Any]:

@@ -23,6 +23,7 @@ from exporter import __version__
 from exporter.errors import (
     AuthError,
     ClientError,
+    InvalidUrlError,
     MalformedPageError,
     NotFoundError,
     RateLimitedError,
@@ -32,7 +33,8 @@ from exporter.errors import (
     TransportError,
 )
 from exporter.logs import redact
-from exporter.sources import transfer
+from exporter.sources import decoding, transfer
+from exporter.sources.base import printable
 from exporter.sources.budget import UNLIMITED, Budget, Priority
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ ResponseHook = Callable[[str, str], None]
 Sleep = Callable[[float], Awaitable[None]]
 
 _MAX_BODY_TEXT = 200
+_SCAN_CHARS = 8192  # of an error body, masked before the cut (any secret fits in it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +80,22 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 def _error_text(response: httpx.Response) -> str:
+    """Return the error body's message, secrets masked before it is cut (a cut hides them)."""
+    return redact(_error_message(response)[:_SCAN_CHARS])[:_MAX_BODY_TEXT].strip()
+
+
+def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
-        return response.text[:_MAX_BODY_TEXT].strip()
+    except (ValueError, RecursionError):
+        return response.text
     if isinstance(body, dict):
         message = body.get("error") or body.get("message")
         if isinstance(message, dict):
             message = message.get("message")
         if message:
-            return str(message)[:_MAX_BODY_TEXT]
-    return str(body)[:_MAX_BODY_TEXT]
+            return str(message)
+    return str(body)
 
 
 def translate_status(response: httpx.Response, now: float) -> SourceError:
@@ -128,7 +136,11 @@ class HttpClient:
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            headers={"User-Agent": f"agent-runs-exporter/{__version__}", **headers},
+            headers={
+                "User-Agent": f"agent-runs-exporter/{__version__}",
+                "Accept-Encoding": decoding.ACCEPT_ENCODING,  # what transfer.fetch can decode
+                **headers,
+            },
             timeout=timeout_s,
             transport=transport,
             follow_redirects=False,  # transfer.fetch follows same-origin redirects only
@@ -195,6 +207,8 @@ class HttpClient:
         try:
             request = self._client.build_request("GET", path, params=query)
             response = await transfer.fetch(self._client, request, max_bytes=self._max_bytes)
+        except httpx.InvalidURL as exc:  # an id from the upstream or the config: nothing sent
+            raise InvalidUrlError(f"cannot form a URL for {printable(path)[:300]}") from exc
         except SourceError as exc:  # a refused redirect or an oversized body
             self._on_response(endpoint, str(exc.status_code))
             raise

@@ -72,8 +72,8 @@ def parse_run(item: Any, agent_id: str) -> Run:
     completed = fields.optional_timestamp(item.get("completedAt"), "completedAt")
     terminal = status.terminal
     return Run(
-        id=fields.required_str(item, "id"),
-        agent_id=fields.optional_str(item, "agentId") or agent_id,
+        id=fields.run_id(item, "id"),
+        agent_id=agent_id,  # the agent polled: an item cannot name another (or a new) one
         status=status,
         raw_status=raw_status,
         created_at=created,

@@ -5,17 +5,20 @@
                    └─► stream the body; past `max_bytes`: ResponseTooLargeError, reading stops
 
 The origin is scheme, host and port, so an https-to-http downgrade is refused as well. The size
-cap counts decoded bytes, so a compressed body cannot expand past it either.
+cap counts decoded bytes while they are decoded (`sources.decoding`, any number of stacked
+encodings), so a compressed body cannot expand past it, not even inside one chunk.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Iterator
 
 import httpx
 
-from exporter.errors import RedirectError, ResponseTooLargeError
+from exporter.errors import MalformedPageError, RedirectError, ResponseTooLargeError
+from exporter.sources import decoding
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +85,34 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> httpx.Respon
         # declared length), without the chunk loop and the copy below.
         await response.aread()
         return response
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > max_bytes:
+    if response.is_stream_consumed:  # built in memory (a test transport), so decoded already
+        if len(response.content) > max_bytes:
             raise _too_large(response, path, max_bytes, "is over")
+        return response
+    body = bytearray()
+    try:
+        decoder = decoding.BoundedDecoder(headers.get("content-encoding", "identity"))
+        async for chunk in response.aiter_raw():
+            _append(body, decoder.feed(chunk), max_bytes, response)
+        _append(body, decoder.finish(), max_bytes, response)
+    except decoding.DecodingError as exc:
+        raise MalformedPageError(
+            f"the answer from {path} cannot be decoded: {exc}", status_code=response.status_code
+        ) from None
     kept = [(k, v) for k, v in response.headers.multi_items() if k not in _DROPPED_HEADERS]
     return httpx.Response(
         response.status_code, headers=kept, content=bytes(body), request=response.request
     )
+
+
+def _append(
+    body: bytearray, pieces: Iterator[bytes], max_bytes: int, response: httpx.Response
+) -> None:
+    """Add decoded pieces to `body`, stopping as soon as it passes `max_bytes`."""
+    for piece in pieces:
+        body += piece
+        if len(body) > max_bytes:
+            raise _too_large(response, response.request.url.path, max_bytes, "is over")
 
 
 def _too_large(

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import re
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
@@ -271,3 +272,45 @@ def test_redact_masks_longest_secret_first() -> None:
 def test_empty_secret_is_ignored() -> None:
     register_secret("")
     assert logs.redact("nothing to hide") == "nothing to hide"
+
+
+MULTILINE = "tok-twoline-7Qx9PzR4vW\nsecond-line-2mK8sT"  # a token file of two lines
+
+
+def secret_forms_in_messages(secret: str) -> list[str]:
+    """Return messages that carry `secret` in every form an exception or a cut can give it."""
+    header = ("Bearer " + secret).encode()
+    return [
+        "raw: " + secret,
+        f"Illegal header value {header!r}",  # what h11 raises, logged at the default level
+        f"repr: {secret!r}",
+        "json: " + json.dumps({"token": secret}),
+        "quoted: '" + secret + "'",
+        "url: https://u.test/?token=" + urllib.parse.quote(secret, safe=""),
+        "HTTP 401 from /v1/runs: echo " + secret[:12],  # cut at N characters
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_a_secret_is_masked_in_every_form(fmt: str) -> None:
+    register_secret(MULTILINE)
+    stream = configured(fmt)
+    log = logging.getLogger("exporter.sources")
+    for index, message in enumerate(secret_forms_in_messages(MULTILINE)):
+        log.warning("poll failed: %s", message)
+        log.warning("extra %d", index, extra={"detail": message})
+        try:
+            raise ValueError(message)
+        except ValueError:
+            log.exception("failed %d", index)
+    text = stream.getvalue()
+    for piece in ("tok-twoline", "7Qx9PzR4vW", "second-line", "2mK8sT"):
+        assert piece not in text
+    assert text.count(logs.MASK) >= 21
+
+
+def test_a_cut_secret_is_masked_only_at_the_end_of_a_text() -> None:
+    register_secret("tok-cut-a1b2c3d4e5f6")
+    assert logs.redact("body: tok-cut-a1b2") == "body: ****"
+    assert logs.redact("body: tok-cut") == "body: tok-cut"  # shorter than CUT_MIN
+    assert logs.redact("tok-cut-a1b2 and more") == "tok-cut-a1b2 and more"  # not a cut

@@ -36,18 +36,19 @@ from exporter.sinks.metrics.series import (
     AGENT_LABELS,
     COST,
     DURATION,
+    MAX_DISPOSITIONS_PER_AGENT,
     MAX_TOOLS_PER_AGENT,
     RUN_METRICS,
     RUNS,
     TOKENS,
     TOOL_CALLS,
+    LabelCap,
     Labels,
     MetricSpec,
     RunKind,
     Series,
     SeriesKey,
     add_value,
-    label_value,
 )
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class RunMetrics(Collector):
         self._published: dict[SeriesKey, Series] = {}
         self._unsaved: set[SeriesKey] = set()
         self._unpublished: set[SeriesKey] = set()
-        self._tools: dict[tuple[str, str], set[str]] = {}
+        self._tools = LabelCap(MAX_TOOLS_PER_AGENT)
+        self._dispositions = LabelCap(MAX_DISPOSITIONS_PER_AGENT)
         self._kinds: dict[tuple[str, str, str, str | None], RunKind] = {}  # by raw status
         tokens = self._buckets["tokens"]
         self._bounds = {  # the bucket bounds of each value a run reports
@@ -97,8 +99,9 @@ class RunMetrics(Collector):
         series at all, rather than one that says zero.
         """
         agent = (source, platform, agent_id)
+        declared = [self._dispositions.value(source, agent_id, d) for d in dispositions]
         for status in statuses:
-            for disposition in (*dispositions, "none"):
+            for disposition in (*declared, "none"):
                 self._series(RUNS, (*agent, status, disposition))
             self._series(DURATION, (*agent, status))
         for kind in token_types:
@@ -130,11 +133,11 @@ class RunMetrics(Collector):
         """Look up (creating at zero) the counter a run of this kind increments; remember it."""
         agent = (source, platform, run.agent_id)
         status = str(run.status)
-        labels = (*agent, status, label_value(run.disposition))
+        labels = (*agent, status, self._dispositions.value(source, run.agent_id, run.disposition))
         kind = RunKind(agent, status, self._series(RUNS, labels), [(RUNS.name, labels)])
         if labels[-1] != "other" or run.disposition is None:
-            # Remembered by the raw disposition, so only one that is its own label value: the
-            # cache then never outgrows the series, whatever text an upstream sends.
+            # Remembered by the raw disposition, so only one that is its own label value (within
+            # the agent's cap): the cache never outgrows the series, whatever an upstream sends.
             self._kinds[(source, run.agent_id, run.raw_status, run.disposition)] = kind
         return kind
 
@@ -178,18 +181,10 @@ class RunMetrics(Collector):
         for step in run.tool_steps or ():
             if step.kind != "tool":
                 continue
-            tool = self._tool_label(source, run.agent_id, step.name)
+            tool = self._tools.value(source, run.agent_id, step.name)
             result = "error" if step.failed else "ok"
             self._inc(TOOL_CALLS, (source, platform, run.agent_id, tool, result))
         self._usage((source, platform, run.agent_id), run, listed)
-
-    def _tool_label(self, source: str, agent_id: str, name: str) -> str:
-        seen = self._tools.setdefault((source, agent_id), set())
-        tool = label_value(name)
-        if tool in seen or len(seen) < MAX_TOOLS_PER_AGENT:
-            seen.add(tool)
-            return tool
-        return "other"
 
     def _series(self, spec: MetricSpec, labels: Labels) -> Series:
         key = (spec.name, labels)
@@ -240,9 +235,19 @@ class RunMetrics(Collector):
                 log.warning("dropping stored series %s: its buckets changed", name)
                 continue
             key = (name, tuple(labels))
+            self._remember_labels(spec, key[1])
             self._working[key] = series
             self._published[key] = series.copy()
             self._lines[name].changed(key[1])
+
+    def _remember_labels(self, spec: MetricSpec, labels: Labels) -> None:
+        """Count a restored series' upstream-chosen value against its agent's cap."""
+        if len(labels) != len(spec.labels):
+            return
+        if spec is RUNS:
+            self._dispositions.value(labels[0], labels[2], labels[4])
+        elif spec is TOOL_CALLS:
+            self._tools.value(labels[0], labels[2], labels[3])
 
     def _fits(self, spec: MetricSpec, series: Series) -> bool:
         if spec.buckets is None:

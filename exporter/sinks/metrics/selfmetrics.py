@@ -10,7 +10,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from exporter import __version__
 from exporter.errors import POLL_ERROR_REASONS
 
-SKIP_REASONS = ("malformed_item", "unknown_status", "in_flight_expired", "detail_failed")
+SKIP_REASONS = (
+    "malformed_item",
+    "unknown_status",
+    "invalid_id",
+    "in_flight_expired",
+    "detail_failed",
+)
 SPAN_RESULTS = ("success", "failure")
 WEB_AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong_credentials")
 POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)

@@ -2,6 +2,9 @@
 cumulative values its series hold.
 
 The names and labels are a contract: dashboards, alerts and users' queries depend on them.
+Every label value an upstream chooses (disposition, tool) is cleaned by `label_value` and capped
+per agent by a `LabelCap`, past which it reads `other`: a hostile or buggy upstream cannot grow
+the series count. `agent_id` is the agent polled, never a value from a run item.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Literal
 
 AGENT_LABELS = ("source", "platform", "agent_id")
 MAX_TOOLS_PER_AGENT = 200
+MAX_DISPOSITIONS_PER_AGENT = 50
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +131,30 @@ def label_value(value: str | None, *, absent: str = "none") -> str:
     if value is None or value == "":
         return absent
     return value if _LABEL_VALUE.fullmatch(value) else "other"
+
+
+def clean_text(value: str, max_chars: int) -> str:
+    """Return upstream free text without control characters (NUL included), cut to `max_chars`."""
+    return _CONTROL.sub("", value)[:max_chars]
+
+
+class LabelCap:
+    """The distinct values one upstream-chosen label takes per agent: at most `limit`, then `other`.
+
+    A value seen before keeps its series; a new one past the limit is counted as `other`.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: dict[tuple[str, str], set[str]] = {}
+
+    def value(self, source: str, agent_id: str, text: str | None) -> str:
+        """Return the label value for `text` (cleaned by `label_value`, within the cap)."""
+        value = label_value(text)
+        if value in ("none", "other"):
+            return value
+        seen = self._seen.setdefault((source, agent_id), set())
+        if value in seen or len(seen) < self._limit:
+            seen.add(value)
+            return value
+        return "other"

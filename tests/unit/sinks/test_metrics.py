@@ -10,7 +10,12 @@ from prometheus_client.openmetrics.exposition import generate_latest
 from exporter.model import Status, ToolStep
 from exporter.poll.state import StateBatch
 from exporter.sinks.metrics.runs import RunMetrics
-from exporter.sinks.metrics.series import label_value
+from exporter.sinks.metrics.series import (
+    MAX_DISPOSITIONS_PER_AGENT,
+    LabelCap,
+    clean_text,
+    label_value,
+)
 from tests.unit.runs import T0, make_run
 
 BUCKETS = {"duration": [1.0, 5.0, 30.0], "tokens": [500.0, 5000.0], "cost": [0.005, 0.05]}
@@ -189,3 +194,29 @@ def test_declared_series_follow_what_the_platform_reports() -> None:
     assert get("agent_runs_total", labels | {"status": "completed", "disposition": "none"}) == 0
     assert get("agent_run_tokens_count", labels | {"type": "input"}) is None
     assert get("agent_run_cost_usd_count", labels) is None
+
+
+def test_dispositions_are_capped_per_agent_with_an_other_overflow() -> None:
+    metrics, registry = fresh()
+    for index in range(MAX_DISPOSITIONS_PER_AGENT + 30):
+        run = replace(make_run(f"r{index}"), disposition=f"d{index}")
+        metrics.record_run("s", "conduit", run, TRACE, T0)
+        metrics.record_run("s", "conduit", replace(run, agent_id="ag2"), TRACE, T0)
+    metrics.publish()
+    get = registry.get_sample_value
+    assert get("agent_runs_total", AGENT | {"status": "completed", "disposition": "d0"}) == 1
+    last = f"d{MAX_DISPOSITIONS_PER_AGENT - 1}"
+    assert get("agent_runs_total", AGENT | {"status": "completed", "disposition": last}) == 1
+    over = AGENT | {"status": "completed", "disposition": f"d{MAX_DISPOSITIONS_PER_AGENT}"}
+    assert get("agent_runs_total", over) is None
+    other = AGENT | {"status": "completed", "disposition": "other"}
+    assert get("agent_runs_total", other) == 30
+    assert get("agent_runs_total", other | {"agent_id": "ag2"}) == 30  # each agent its own cap
+
+
+def test_label_cap_cleans_and_bounds() -> None:
+    cap = LabelCap(2)
+    assert cap.value("s", "a", None) == "none"
+    assert cap.value("s", "a", "x\x00y") == "other"
+    assert [cap.value("s", "a", v) for v in ("p", "q", "r", "p")] == ["p", "q", "other", "p"]
+    assert clean_text("Na\x00me\n\x9b", 3) == "Nam"

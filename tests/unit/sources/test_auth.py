@@ -150,3 +150,36 @@ def test_each_platform_gets_its_header_from_a_token_file(
     headers = sent_headers(source_auth(settings))
     assert headers[header] == value
     assert ("Authorization" in headers) == (header == "Authorization")
+
+
+def test_a_token_file_rotated_to_two_lines_keeps_the_last_good_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "token"
+    clock = FakeClock(0)
+    write_token(path, "tok-before-two-lines", 1_000)
+    tokens = TokenFile(path, clock=clock)
+    assert tokens.current() == "tok-before-two-lines"
+    write_token(path, "tok-two-lines-9f8e\nsecond-line-7d6c", 2_000)
+    clock.now += 2
+    with caplog.at_level(logging.WARNING):
+        assert tokens.current() == "tok-before-two-lines"
+        clock.now += 2
+        assert tokens.current() == "tok-before-two-lines"
+    assert caplog.text.count("holds a line break") == 1  # once per change of the file
+    assert "keeping the last token" in caplog.text
+    assert "tok-two-lines" not in caplog.text
+    assert "second-line" not in caplog.text
+    assert logs.redact("tok-two-lines-9f8e\\nsecond-line-7d6c") == logs.MASK
+
+
+def test_a_two_line_token_file_at_start_sends_no_header(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "token"
+    write_token(path, "tok-first-two-lines-1a2b\nline2-3c4d", 1_000)
+    with caplog.at_level(logging.WARNING):
+        headers = sent_headers(HeaderAuth(TokenFile(path, clock=FakeClock(0)).current))
+    assert "authorization" not in headers
+    assert "requests go without a token" in caplog.text
+    assert "tok-first" not in caplog.text

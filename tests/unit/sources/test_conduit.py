@@ -257,3 +257,12 @@ def test_fetch_detail_adds_tool_steps() -> None:
     assert detailed.tool_steps is not None
     assert len(detailed.tool_steps) == 2
     assert detailed.id == list_run.id
+
+
+def test_a_listed_run_belongs_to_the_agent_polled_whatever_its_item_says() -> None:
+    body = json.loads(json.dumps(fixture("conduit_list_runs.json")))
+    for item in body["data"]:
+        item["agent_id"] = "ag_invented_\x00" + "x" * 200
+    runs = parse_list_page(body, "ag_polled").runs
+    assert runs
+    assert {run.agent_id for run in runs} == {"ag_polled"}

@@ -200,3 +200,12 @@ def test_error_bodies_are_translated() -> None:
         collect_pages(source(handler, calls), AGENT)
     assert getattr(caught.value, "reason", None) == "unauthorized"
     assert calls == [("list_executions", "401")]
+
+
+def test_a_run_belongs_to_the_agent_polled_whatever_its_item_says() -> None:
+    body = copy.deepcopy(fixture("runtype_list_executions.json"))
+    for item in body["data"]:
+        item["agentId"] = "agent_invented_" + "x" * 200
+    page, _cursor = parse_list_page(body, AGENT)
+    assert page.runs
+    assert {run.agent_id for run in page.runs} == {AGENT}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,13 +16,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from exporter.errors import RedirectError, ResponseTooLargeError, TransportError
+from exporter.errors import (
+    AuthError,
+    MalformedPageError,
+    RedirectError,
+    ResponseTooLargeError,
+    TransportError,
+)
 from exporter.sources.auth import HeaderAuth, static_token
 from exporter.sources.http import HttpClient
 from exporter.sources.transfer import MAX_REDIRECTS, tls_verify
 from exporter.web.config import TlsServerConfig
 from exporter.web.server import serve_in_loop
 from tests.unit.certs import make_pki
+from tests.unit.sources.test_decoding import gzip_stream
 
 TOKEN = "tok-transfer-9f8e"
 Seen = list[tuple[str, httpx.Headers]]
@@ -206,3 +214,66 @@ def test_insecure_skip_verify_connects_and_warns(
     with caplog.at_level(logging.WARNING):
         assert tls_get(tmp_path, None, insecure=True) == {"data": "over tls"}
     assert "insecure_skip_verify is on" in caplog.text
+
+
+def test_a_gzip_of_gzip_bomb_is_refused_without_expanding_it() -> None:
+    bomb = gzip.compress(gzip_stream(64 * 1024 * 1024))  # 64 MiB behind a few KiB
+    codes: list[str] = []
+
+    def handler(_request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Encoding": "gzip, gzip"}
+        return httpx.Response(200, stream=httpx.ByteStream(bomb), headers=headers)
+
+    c = client(httpx.MockTransport(handler), max_bytes=1024 * 1024, codes=codes)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ResponseTooLargeError, match="is over max_response_bytes") as raised:
+            get(c)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert raised.value.reason == "too_large"
+    assert codes == ["200"]
+    assert peak < 8 * 1024 * 1024  # the 1 MiB cap and a few steps, never the 64 MiB
+
+
+def test_a_corrupt_or_unknown_encoding_is_a_malformed_page() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        encoding = "br" if request.url.path == "/br" else "gzip"
+        body = httpx.ByteStream(b"\x1f\x8bnot-gzip")
+        return httpx.Response(200, stream=body, headers={"Content-Encoding": encoding})
+
+    for path in ("/br", "/corrupt"):
+        with pytest.raises(MalformedPageError, match="cannot be decoded") as raised:
+            get(client(httpx.MockTransport(handler)), path)
+        assert raised.value.reason == "malformed_page"
+
+
+def test_only_decodable_encodings_are_asked_for() -> None:
+    seen: Seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers))
+        return httpx.Response(200, json={})
+
+    get(client(httpx.MockTransport(handler)))
+    assert seen[0][1]["Accept-Encoding"] == "gzip, deflate"
+
+
+def test_a_streamed_compressed_body_within_the_cap_is_decoded() -> None:
+    body = gzip.compress(b'{"data": [1, 2]}')
+
+    def handler(_request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Encoding": "gzip"}
+        return httpx.Response(200, stream=httpx.ByteStream(body), headers=headers)
+
+    assert get(client(httpx.MockTransport(handler))) == {"data": [1, 2]}
+
+
+def test_a_401_echoing_the_token_past_the_cut_shows_none_of_it() -> None:
+    def handler(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": "x" * 191 + " bad token " + TOKEN})
+
+    with pytest.raises(AuthError) as raised:
+        get(client(httpx.MockTransport(handler)))
+    assert TOKEN[:6] not in str(raised.value)
