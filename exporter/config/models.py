@@ -37,6 +37,7 @@ from exporter.config.durations import Duration, format_duration, parse_duration
 from exporter.config.sharding import ShardingSettings
 from exporter.logs import MASK, register_secret
 from exporter.sinks.traces.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
+from exporter.sources.auth import token_problem
 from exporter.sources.fields import url_safe_id
 from exporter.sources.registry import spec as platform_spec
 
@@ -116,17 +117,6 @@ def _split_listen(value: str) -> tuple[str, int]:
 def _read_token_file(path: str) -> str:
     """Return the stripped content of a token file (raises OSError or UnicodeError)."""
     return Path(path).read_text(encoding="utf-8").strip()
-
-
-def token_problem(token: str) -> str | None:
-    """Say why `token` cannot be sent in an HTTP header (never quoting it), or None if it can."""
-    if any(char in "\r\n" for char in token):
-        return "holds a line break (a token file of two lines?): an HTTP header cannot carry it"
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token if char != "\t"):
-        return "holds a control character: an HTTP header cannot carry it"
-    if any(ord(char) > 0xFF for char in token):
-        return "holds a character outside Latin-1: an HTTP header cannot carry it"
-    return None
 
 
 def check_ca_file(path: str) -> None:

@@ -21,13 +21,23 @@ from pathlib import Path
 
 import httpx
 
-from exporter.config.models import token_problem
 from exporter.logs import register_secret
 
 log = logging.getLogger(__name__)
 
 TokenGetter = Callable[[], str | None]
 _Stamp = tuple[int, int, int, int]
+
+
+def token_problem(token: str) -> str | None:
+    """Say why `token` cannot be sent in an HTTP header (never quoting it), or None if it can."""
+    if any(char in "\r\n" for char in token):
+        return "holds a line break (a token file of two lines?): an HTTP header cannot carry it"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token if char != "\t"):
+        return "holds a control character: an HTTP header cannot carry it"
+    if any(ord(char) > 0xFF for char in token):
+        return "holds a character outside Latin-1: an HTTP header cannot carry it"
+    return None
 
 
 class TokenFile:
