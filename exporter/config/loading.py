@@ -1,6 +1,6 @@
 """Build the settings from their pydantic-settings sources, reporting every problem at once.
 
-pydantic-settings reads the sources (`exporter.config.settings_sources`) and validates; this module
+pydantic-settings merges the sources (`file_source`, `env_source`) and validates; this module
 turns what goes wrong into one `ConfigError`. A problem's location reads `<file>: <key path>`
 (`config.yaml: sources[0].platform`), `<ENV_VAR>: <key path>` when an environment variable
 supplied the value, `<ENV_VAR>` alone for a variable that names no setting, or
@@ -19,14 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 from pydantic_settings.exceptions import SettingsError
 
-from exporter.config.settings_sources import (
-    ConfigFileSource,
-    EnvironmentSource,
-    Loc,
-    dotted,
-    key_hint,
-    model_at,
-)
+from exporter.config.env_source import EnvironmentSource, key_hint, model_at
+from exporter.config.file_source import ConfigFileSource, Loc, dotted
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import MASK
 

@@ -34,7 +34,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from exporter.config import loading
 from exporter.config.durations import Duration, format_duration, parse_duration
-from exporter.config.settings_sources import unreadable_reason
+from exporter.config.file_source import unreadable_reason
 from exporter.config.sharding import ShardingSettings
 from exporter.logs import MASK, register_secret
 from exporter.sinks.traces.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
@@ -366,7 +366,8 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
 def repeated_source_names(values: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
     """Point at every source whose name an earlier source already has, in the raw values."""
     sources = values.get("sources")
-    names = [s.get("name") if isinstance(s, dict) else None for s in (sources or [])]
+    items = sources if isinstance(sources, list) else []
+    names = [item.get("name") if isinstance(item, dict) else None for item in items]
     message = "duplicate source name {!r}: every source needs its own"
     return [
         (("sources", index, "name"), message.format(name))

@@ -37,13 +37,8 @@ from pydantic import (
     model_validator,
 )
 
-from exporter.config.settings_sources import (
-    dotted,
-    key_hint,
-    model_at,
-    unreadable_reason,
-    yaml_problem,
-)
+from exporter.config.env_source import key_hint, model_at
+from exporter.config.file_source import dotted, unreadable_reason, yaml_problem
 from exporter.errors import ConfigError, ConfigProblem
 
 CLIENT_AUTH = {
