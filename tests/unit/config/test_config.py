@@ -677,6 +677,14 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     ]
 
 
+def test_odd_top_level_keys_and_values_are_problems_not_crashes(tmp_path: Path) -> None:
+    path = write(tmp_path, "1: a\n~: b\nsources: 5\n")
+    found = by_location(problems_of(path))
+    assert set(found) == {f"{path}: 1", f"{path}: None", f"{path}: sources"}
+    assert found[f"{path}: 1"].startswith("unknown key '1' (known keys: listen,")
+    assert found[f"{path}: sources"] == "must be a list"
+
+
 def test_duplicate_yaml_keys_are_problems(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "poll_interval: 5s\npoll_interval: 6s\n")
     found = by_location(problems_of(path))
