@@ -1,35 +1,33 @@
-"""The settings-file loader behind `load_settings`, which reports every problem with its location.
+"""Build the settings from their pydantic-settings sources, reporting every problem at once.
 
-Every step appends to one list of `ConfigProblem`s instead of raising, so one `ConfigError` lists
-them all. A problem's location reads `<file>: <key path>` (`config.yaml: sources[0].platform`),
-`<ENV_VAR>: <key path>` when an environment override supplied the value, or
-`<file>:<line>:<column>` for YAML syntax. Token values are masked out of every problem. The
-settings model is passed in as `root`, so this module never imports it.
+pydantic-settings merges the sources (`file_source`, `env_source`) and validates; this module
+turns what goes wrong into one `ConfigError`. A problem's location reads `<file>: <key path>`
+(`config.yaml: sources[0].platform`), `<ENV_VAR>: <key path>` when an environment variable
+supplied the value, `<ENV_VAR>` alone for a variable that names no setting, or
+`<file>:<line>[:<column>]` for YAML. Token values are masked out of every problem. The settings
+model is passed in as `root`, so this module never imports it.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
-from collections.abc import Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import BaseSettings
+from pydantic_settings.exceptions import SettingsError
 
+from exporter.config.env_source import EnvironmentSource, key_hint, model_at
+from exporter.config.file_source import ConfigFileSource, Loc, dotted
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import MASK
 
-__all__ = ["load", "load_scope", "unreadable_reason"]
+__all__ = ["load"]
 
-M = TypeVar("M", bound=BaseModel)
-_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("config_load_scope", default=None)
-Loc = tuple[str | int, ...]
-_REFERENCE = re.compile(r"\$\$|\$\{(?P<body>[^}]*)\}|\$\{")
-_VARIABLE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.DOTALL)
+S = TypeVar("S", bound=BaseSettings)
+Checks = Callable[[Mapping[str, Any]], list[tuple[Loc, str]]]
 _TYPE_MESSAGES = {
     "missing": "is required",
     "string_type": "must be a string (quote it in YAML)",
@@ -46,222 +44,44 @@ _TYPE_MESSAGES = {
 }
 
 
-def load(path: str | Path, environ: Mapping[str, str], *, root: type[M], prefix: str) -> M:
-    """Read the YAML file at `path`, apply `environ`, validate as `root`, or raise ConfigError."""
-    origin = str(path)
-    data, problems = _read_yaml(Path(path), origin)
-    if data is None:
-        raise ConfigError(problems)
-    data = _expand(data, environ, origin, problems)
-    env_origins = _apply_env_overrides(data, environ, problems, root=root, prefix=prefix)
-    settings: M | None = None
-    scope = _SCOPE.set({})
-    try:
-        settings = root.model_validate(data)
-    except ValidationError as exc:
-        known = {problem.location for problem in problems}
-        translated = (_translate(error, origin, env_origins, root) for error in exc.errors())
-        problems += [problem for problem in translated if problem.location not in known]
-    finally:
-        _SCOPE.reset(scope)
+def load(root: type[S], path: str | Path, environ: Mapping[str, str], *, checks: Checks) -> S:
+    """Build `root` from the YAML file at `path` under `environ`, or raise one ConfigError.
+
+    Precedence: environment, then file, then defaults. `checks` looks across the raw values for
+    what one field cannot see (repeated names) and returns (key path, message) pairs; the model's
+    own root-level summary of the same fact is then left out.
+    """
+    file = ConfigFileSource(root, path, environ)
+    if file.unusable:
+        raise ConfigError(file.problems)
+    env = EnvironmentSource(root, environ, file)
+    values = {**file(), **env()}  # shallow: enough for the checks
+    problems = [*file.problems, *env.problems]
+    crossed = [ConfigProblem(_where(loc, file.origin, env.origins), m) for loc, m in checks(values)]
+    settings, errors = _build(root, env, file)
+    known = {problem.location for problem in problems + crossed}
+    for error in errors:
+        if crossed and not error["loc"]:
+            continue
+        problem = _translate(error, file.origin, env.origins, root)
+        if problem.location not in known:
+            problems.append(problem)
+    problems += crossed
     if problems or settings is None:
-        raise ConfigError(_scrubbed(problems, _token_values(data)))
+        raise ConfigError(_scrubbed(problems, _token_values(file()) + _token_values(env())))
     return settings
 
 
-def load_scope() -> dict[str, Any] | None:
-    """Return the scratch mapping of the `load` in progress, for checks across values, else None."""
-    return _SCOPE.get()
-
-
-def unreadable_reason(exc: OSError | UnicodeError) -> str:
-    """Say briefly why a file could not be read."""
-    if isinstance(exc, UnicodeError):
-        return "not UTF-8 text"
-    return exc.strerror or type(exc).__name__
-
-
-class _Loader(yaml.SafeLoader):
-    """A safe YAML loader that records duplicate keys instead of silently keeping the last."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[tuple[str, int]] = []
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    self.duplicates.append((key_node.value, key_node.start_mark.line + 1))
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _read_yaml(path: Path, origin: str) -> tuple[dict[str, Any] | None, list[ConfigProblem]]:
-    """Parse the file into a mapping, or return None with the problems that prevented it."""
+def _build(
+    root: type[S], env: EnvironmentSource, file: ConfigFileSource
+) -> tuple[S | None, list[Any]]:
+    """Let pydantic-settings merge the sources and validate; return the settings or the errors."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeError) as exc:
-        message = f"cannot read the configuration file: {unreadable_reason(exc)}"
-        return None, [ConfigProblem(origin, message)]
-    loader = _Loader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{origin}:{mark.line + 1}:{mark.column + 1}" if mark else origin
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, [ConfigProblem(where, f"invalid YAML: {reason}")]
-    finally:
-        loader.dispose()
-    problems = [
-        ConfigProblem(f"{origin}:{line}", f"duplicate key {key!r}: only the last one would count")
-        for key, line in loader.duplicates
-    ]
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        problems.append(ConfigProblem(origin, "the top level must be a mapping of settings"))
-        return None, problems
-    return data, problems
-
-
-def _expand(data: Any, environ: Mapping[str, str], origin: str, out: list[ConfigProblem]) -> Any:
-    """Return `data` with `${VAR}`, `${VAR:-default}` and `$$` expanded in every string."""
-
-    def walk(value: Any, loc: Loc) -> Any:
-        if isinstance(value, dict):
-            return {key: walk(item, (*loc, key)) for key, item in value.items()}
-        if isinstance(value, list):
-            return [walk(item, (*loc, index)) for index, item in enumerate(value)]
-        if not isinstance(value, str):
-            return value
-        errors: list[str] = []
-        expanded = _REFERENCE.sub(lambda match: _substitute(match, environ, errors), value)
-        out.extend(ConfigProblem(_at(origin, loc), message) for message in errors)
-        return expanded
-
-    return walk(data, ())
-
-
-def _substitute(match: re.Match[str], environ: Mapping[str, str], errors: list[str]) -> str:
-    """Return the replacement for one `$$` or `${...}` reference, noting any problem."""
-    if match.group(0) == "$$":
-        return "$"
-    body = match.group("body")
-    if body is None:
-        errors.append("unclosed '${' (write '$$' for a literal dollar sign)")
-        return match.group(0)
-    reference = _VARIABLE.fullmatch(body)
-    if reference is None:
-        errors.append("invalid reference: write ${NAME} or ${NAME:-default}")
-        return match.group(0)
-    name, default = reference["name"], reference["default"]
-    value = environ.get(name)
-    if not value and default is not None:  # like the shell: the default covers unset and empty
-        return default
-    if value is None:
-        errors.append(f"environment variable {name} is not set (or write ${{{name}:-default}})")
-        return match.group(0)
-    return value
-
-
-def _apply_env_overrides(
-    data: dict[str, Any],
-    environ: Mapping[str, str],
-    out: list[ConfigProblem],
-    *,
-    root: type[BaseModel],
-    prefix: str,
-) -> dict[Loc, str]:
-    """Apply `{prefix}*` variables onto `data`; return which key came from which."""
-    origins: dict[Loc, str] = {}
-    overrides = []
-    for variable, raw in environ.items():
-        if variable.upper().startswith(prefix):
-            path = tuple(part.lower() for part in variable[len(prefix) :].split("__"))
-            overrides.append((path, variable, raw))
-    for path, variable, raw in sorted(overrides, key=lambda item: len(item[0])):
-        annotation = _annotation_at(root, path, variable, out)
-        if annotation is None:
-            continue
-        value: Any = raw
-        if _is_structured(annotation):
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                out.append(ConfigProblem(variable, f"must be JSON for this key: {exc.msg}"))
-                continue
-        _set_at(data, path, value)
-        origins[path] = variable
-    return origins
-
-
-def _annotation_at(
-    root: type[BaseModel], path: tuple[str, ...], variable: str, out: list[ConfigProblem]
-) -> Any:
-    """Return the annotation of the field `path` names, or None (noting nested unknown keys)."""
-    model: type[BaseModel] | None = root
-    annotation: Any = None
-    for depth, part in enumerate(path):
-        field = model.model_fields.get(part) if model is not None else None
-        if field is None:
-            if depth > 0:  # unknown top-level names are ignored: Kubernetes adds *_PORT etc.
-                where = ".".join(path[:depth])
-                message = _unknown(part, model) if model else f"{where} has no nested keys"
-                out.append(ConfigProblem(variable, message))
-            return None
-        annotation = field.annotation
-        model = _model_of(annotation, lists=False)
-    return annotation
-
-
-def _set_at(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    """Set `value` at `path` in `data`, merging mappings into existing mappings."""
-    for part in path[:-1]:
-        if not isinstance(data.get(part), dict):
-            data[part] = {}
-        data = data[part]
-    current = data.get(path[-1])
-    if isinstance(current, dict) and isinstance(value, dict):
-        for key, item in value.items():
-            _set_at(current, (key,), item)
-    else:
-        data[path[-1]] = value
-
-
-def _model_of(annotation: Any, lists: bool = True) -> type[BaseModel] | None:
-    """Return the settings model an annotation holds (or lists, if `lists`), if any."""
-    if lists and get_origin(annotation) is list:
-        annotation = get_args(annotation)[0]
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _is_structured(annotation: Any) -> bool:
-    """Say whether an environment value for this annotation is written as JSON."""
-    return get_origin(annotation) in (list, dict) or _model_of(annotation) is not None
-
-
-def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
-    """Return the settings model found at a key path, or None."""
-    model: type[BaseModel] | None = root
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        field = model.model_fields.get(part)
-        model = _model_of(field.annotation) if field is not None else None
-    return model
-
-
-def _unknown(key: str, model: type[BaseModel]) -> str:
-    """Explain an unknown key, suggesting the closest known one."""
-    close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
-    known = ", ".join(model.model_fields)
-    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {known}"
-    return f"unknown key {key!r} ({hint})"
+        return root(_build_sources=((env, file), {})), []
+    except ValidationError as exc:
+        return None, list(exc.errors())
+    except SettingsError as exc:  # not expected: the sources check what pydantic-settings parses
+        return None, [{"loc": (), "type": "settings", "msg": str(exc)}]
 
 
 def _translate(
@@ -271,8 +91,9 @@ def _translate(
     loc: Loc = tuple(error["loc"])
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "extra_forbidden":
-        model = _model_at(root, loc[:-1])
-        message = _unknown(str(loc[-1]), model) if model else f"unknown key {loc[-1]!r}"
+        model = model_at(root, loc[:-1])
+        known = list(model.model_fields) if model else []
+        message = f"unknown key {loc[-1]!r} ({key_hint(str(loc[-1]), known)})"
     elif kind == "literal_error":
         message = "must be one of: " + ", ".join(re.findall(r"'([^']*)'", ctx["expected"]))
     elif kind == "value_error":
@@ -281,28 +102,20 @@ def _translate(
         message = "must not be empty"
     else:
         message = _TYPE_MESSAGES.get(kind) or re.sub(r"^Input should", "must", error["msg"])
+    return ConfigProblem(_where(loc, origin, env_origins), message)
+
+
+def _where(loc: Loc, origin: str, env_origins: dict[Loc, str]) -> str:
+    """Locate a key path: at the variable that set it (or a section of it), else in the file."""
     for depth in range(len(loc), 0, -1):
         if loc[:depth] in env_origins:
-            return ConfigProblem(f"{env_origins[loc[:depth]]}: {_dotted(loc)}", message)
-    return ConfigProblem(_at(origin, loc), message)
+            return f"{env_origins[loc[:depth]]}: {dotted(loc)}"
+    return f"{origin}: {dotted(loc)}" if loc else origin
 
 
-def _at(origin: str, loc: Loc) -> str:
-    """Return the location string for a key path in the file."""
-    return f"{origin}: {_dotted(loc)}" if loc else origin
-
-
-def _dotted(loc: Loc) -> str:
-    """Render a key path as `sources[0].platform`."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text
-
-
-def _token_values(data: dict[str, Any]) -> list[str]:
-    """Return every token string present in the raw settings data."""
-    sources = data.get("sources")
+def _token_values(values: Mapping[str, Any]) -> list[str]:
+    """Return every token string present in the raw settings values."""
+    sources = values.get("sources")
     if not isinstance(sources, list):
         return []
     tokens = (source.get("token") for source in sources if isinstance(source, dict))

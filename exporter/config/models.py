@@ -32,8 +32,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from exporter.config import loading as configload
+from exporter.config import loading
 from exporter.config.durations import Duration, format_duration, parse_duration
+from exporter.config.file_source import unreadable_reason
 from exporter.config.sharding import ShardingSettings
 from exporter.logs import MASK, register_secret
 from exporter.sinks.traces.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
@@ -126,7 +127,7 @@ def check_ca_file(path: str) -> None:
     except ssl.SSLError:  # an OSError too: catch it first
         raise ValueError(f"CA file {path} holds no PEM certificate") from None
     except (OSError, UnicodeError) as exc:
-        reason = configload.unreadable_reason(exc)
+        reason = unreadable_reason(exc)
         raise ValueError(f"cannot read CA file {path}: {reason}") from None
 
 
@@ -215,12 +216,6 @@ class SourceSettings(_Model):
     def _check_name(cls, value: str) -> str:
         if not _NAME.fullmatch(value):
             raise ValueError("must be 1-63 characters of letters, digits, '_', '.' or '-'")
-        scope = configload.load_scope()
-        if scope is not None:  # set while load_settings validates, to report every duplicate
-            seen = scope.setdefault("source_names", set())
-            if value in seen:
-                raise ValueError(f"duplicate source name {value!r}: every source needs its own")
-            seen.add(value)
         return value
 
     @field_validator("base_url")
@@ -251,9 +246,7 @@ class SourceSettings(_Model):
         try:
             content = _read_token_file(value)
         except (OSError, UnicodeError) as exc:
-            raise ValueError(
-                f"cannot read token file {value}: {configload.unreadable_reason(exc)}"
-            ) from None
+            raise ValueError(f"cannot read token file {value}: {unreadable_reason(exc)}") from None
         if not content:
             raise ValueError(f"token file {value} is empty")
         if problem := token_problem(content):
@@ -343,7 +336,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Use constructor values only: `load_settings` applies the environment it is given."""
+        """Build from constructor values only; `load_settings` brings the file and environment."""
         return (init_settings,)
 
     @field_validator("listen")
@@ -377,13 +370,26 @@ class Settings(BaseSettings):
 def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Load the YAML file at `path`, apply `environ` (default os.environ), validate, or raise."""
     environ = os.environ if environ is None else environ
-    settings = configload.load(path, environ, root=Settings, prefix=ENV_PREFIX)
+    settings = loading.load(Settings, path, environ, checks=repeated_source_names)
     for source in settings.sources:
         if token := source.resolved_token():
             register_secret(token)
     if not settings.state.persistent:
         logger.warning("state.path is %s: runs are counted again after a restart", ":memory:")
     return settings
+
+
+def repeated_source_names(values: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Point at every source whose name an earlier source already has, in the raw values."""
+    sources = values.get("sources")
+    items = sources if isinstance(sources, list) else []
+    names = [item.get("name") if isinstance(item, dict) else None for item in items]
+    message = "duplicate source name {!r}: every source needs its own"
+    return [
+        (("sources", index, "name"), message.format(name))
+        for index, name in enumerate(names)
+        if isinstance(name, str) and _NAME.fullmatch(name) and name in names[:index]
+    ]
 
 
 def render_effective(settings: Settings) -> str:

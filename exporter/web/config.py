@@ -9,23 +9,36 @@
     basic_auth_users:
       prometheus: $2y$10$...            # bcrypt hash: `htpasswd -nBC 10 "" | tr -d ':\\n'`
 
-`load_web_config` validates everything at once (certificates and keys are loaded, hashes checked
-for shape) and raises one `ConfigError` listing every problem. Hashes never appear in a problem.
-Toolkit keys this server cannot honour are refused by name rather than silently ignored.
+`load_web_config` validates the file with pydantic models (unknown keys refused), then loads the
+certificates and keys, and raises one `ConfigError` listing every problem as `<file>: <key>:
+<message>`. Hashes never appear in a problem. Toolkit keys this server cannot honour are refused
+by name rather than silently ignored.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from exporter.config.env_source import key_hint, model_at
+from exporter.config.file_source import dotted, unreadable_reason, yaml_problem
 from exporter.errors import ConfigError, ConfigProblem
 
 CLIENT_AUTH = {
@@ -40,16 +53,63 @@ TLS_VERSIONS = {
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
-_TLS_KEYS = (
-    "cert_file",
-    "key_file",
-    "client_auth_type",
-    "client_ca_file",
-    "min_version",
-    "max_version",
-)
-_UNSUPPORTED = {
-    "tls_server_config": (
+_BCRYPT = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
+_MESSAGES = {
+    "missing": "is required to serve TLS",
+    "dict_type": "must map user names to bcrypt hashes",
+    "model_type": "must be a mapping of keys to values",
+}
+
+
+def _path_text(value: Any) -> str | Path:
+    """Require a non-empty string (or a Path, from code)."""
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _beside_the_file(value: Path, info: ValidationInfo) -> Path:
+    """Resolve a relative path against the web config file's folder (the `base` in context)."""
+    base = (info.context or {}).get("base")
+    return value if base is None else base / value
+
+
+def _verified_client_auth(value: Any) -> Any:
+    """Refuse the toolkit's client-auth types that ask for a certificate without verifying it."""
+    if value in _UNVERIFIED_CLIENT_AUTH:
+        raise ValueError(
+            f"{value} is not supported (a client certificate cannot be asked for without "
+            "being verified here): use VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+        )
+    return value
+
+
+def _user_name(value: Any) -> str:
+    """Require a user name that can appear in a basic-auth header."""
+    if not isinstance(value, str) or not value or ":" in value:
+        raise ValueError(f"user name {value!r} must be a string without ':'")
+    return value
+
+
+def _bcrypt_hash(value: Any) -> str:
+    """Require a bcrypt hash, so a plain password is never accepted."""
+    if not isinstance(value, str) or not _BCRYPT.fullmatch(value):
+        raise ValueError("must be a bcrypt hash ($2y$10$... , 60 characters), not a plain password")
+    return value
+
+
+FilePath = Annotated[Path, BeforeValidator(_path_text), AfterValidator(_beside_the_file)]
+ClientAuth = Literal["NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"]
+TlsVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
+
+
+class TlsServerConfig(BaseModel):
+    """The server side of TLS: certificate, key, client verification and protocol versions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    UNSUPPORTED: ClassVar[tuple[str, ...]] = (
         "cert",
         "key",
         "client_ca",
@@ -57,22 +117,35 @@ _UNSUPPORTED = {
         "curve_preferences",
         "prefer_server_cipher_suites",
         "client_allowed_sans",
-    ),
-    "": ("http_server_config", "rate_limit"),
-}
-_BCRYPT = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
+    )
 
+    cert_file: FilePath
+    key_file: FilePath
+    client_auth_type: Annotated[ClientAuth, BeforeValidator(_verified_client_auth)] = "NoClientCert"
+    client_ca_file: FilePath | None = Field(default=None, validate_default=True)
+    min_version: TlsVersion = "TLS12"
+    max_version: TlsVersion | None = None
 
-@dataclass(frozen=True, slots=True)
-class TlsServerConfig:
-    """The server side of TLS: certificate, key, client verification and protocol versions."""
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        """Read an empty key (`min_version:`) as an absent one."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
-    cert_file: Path
-    key_file: Path
-    client_auth_type: str = "NoClientCert"
-    client_ca_file: Path | None = None
-    min_version: str = "TLS12"
-    max_version: str | None = None
+    @field_validator("client_ca_file")
+    @classmethod
+    def _check_client_ca_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        auth = info.data.get("client_auth_type")
+        if auth == "NoClientCert" and value is not None:
+            raise ValueError(
+                "is set but client_auth_type does not verify client certificates: set "
+                "client_auth_type to RequireAndVerifyClientCert (or VerifyClientCertIfGiven)"
+            )
+        if auth not in (None, "NoClientCert") and value is None:
+            raise ValueError(f"is required by {auth}")
+        return value
 
     def ssl_context(self) -> ssl.SSLContext:
         """Build the server's TLS context (raises OSError or ssl.SSLError if files are bad)."""
@@ -85,6 +158,23 @@ class TlsServerConfig:
             context.load_verify_locations(cafile=self.client_ca_file)
         context.verify_mode = CLIENT_AUTH[self.client_auth_type]
         return context
+
+
+class WebConfigFile(BaseModel):
+    """The web config file as written: TLS and basic-auth users, nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    UNSUPPORTED: ClassVar[tuple[str, ...]] = ("http_server_config", "rate_limit")
+
+    tls_server_config: TlsServerConfig | None = None
+    basic_auth_users: dict[
+        Annotated[str, BeforeValidator(_user_name)], Annotated[str, BeforeValidator(_bcrypt_hash)]
+    ] = Field(default_factory=dict)
+
+    @field_validator("basic_auth_users", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,154 +203,83 @@ def load_web_config(path: str | None) -> WebConfig:
     """Read and validate the web config file at `path` (None: no file), or raise ConfigError."""
     if path is None:
         return WebConfig()
-    problems: list[ConfigProblem] = []
-    data = _read(path, problems)
+    data, problems = _read(path)
     if data is None:
         raise ConfigError(problems)
-    _check_keys(data, "", ("tls_server_config", "basic_auth_users"), path, problems)
-    tls = _tls(data.get("tls_server_config"), Path(path).parent, path, problems)
-    users = _users(data.get("basic_auth_users"), path, problems)
+    try:
+        parsed = WebConfigFile.model_validate(data, context={"base": Path(path).parent})
+    except ValidationError as exc:
+        errors = exc.errors()
+    else:
+        errors = []
+        if parsed.tls_server_config is not None:
+            problems += _load_tls_files(parsed.tls_server_config, f"{path}: tls_server_config")
+    failed_keys = {tuple(error["loc"][:-1]) for error in errors if error["loc"][-1:] == ("[key]",)}
+    problems += [_translate(e, path) for e in errors if tuple(e["loc"]) not in failed_keys]
     if problems:
         raise ConfigError(problems)
-    return WebConfig(path=path, tls=tls, users=users)
+    users = {name: hashed.encode("ascii") for name, hashed in parsed.basic_auth_users.items()}
+    return WebConfig(path=path, tls=parsed.tls_server_config, users=users)
 
 
-def _read(path: str, problems: list[ConfigProblem]) -> dict[str, Any] | None:
+def _read(path: str) -> tuple[dict[str, Any] | None, list[ConfigProblem]]:
+    """Parse the file into a mapping, or return None with the problem that prevented it."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeError) as exc:
-        reason = "not UTF-8 text" if isinstance(exc, UnicodeError) else exc.strerror
-        problems.append(ConfigProblem(path, f"cannot read the web config file: {reason}"))
-        return None
+        reason = unreadable_reason(exc)
+        return None, [ConfigProblem(path, f"cannot read the web config file: {reason}")]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        problems.append(ConfigProblem(where, f"invalid YAML: {getattr(exc, 'problem', exc)}"))
-        return None
+        return None, [yaml_problem(exc, path)]
     if data is None:
-        return {}
+        return {}, []
     if not isinstance(data, dict):
-        problems.append(ConfigProblem(path, "the top level must be a mapping of settings"))
-        return None
-    return data
+        return None, [ConfigProblem(path, "the top level must be a mapping of settings")]
+    return data, []
 
 
-def _check_keys(
-    data: dict[str, Any], section: str, known: tuple[str, ...], path: str, out: list[ConfigProblem]
-) -> None:
-    unsupported = _UNSUPPORTED.get(section, ())
-    for key in data:
-        where = f"{path}: {section + '.' if section else ''}{key}"
-        if key in unsupported:
-            out.append(ConfigProblem(where, "is not supported by agent-runs-exporter; remove it"))
-        elif key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-            out.append(ConfigProblem(where, f"unknown key ({hint})"))
-
-
-def _tls(raw: Any, base: Path, path: str, out: list[ConfigProblem]) -> TlsServerConfig | None:
-    if raw is None:
-        return None
-    where = f"{path}: tls_server_config"
-    if not isinstance(raw, dict):
-        out.append(ConfigProblem(where, "must be a mapping of keys to values"))
-        return None
-    before = len(out)
-    _check_keys(raw, "tls_server_config", _TLS_KEYS, path, out)
-    strings = {key: raw[key] for key in _TLS_KEYS if raw.get(key) is not None}
-    for key, value in strings.items():
-        if not isinstance(value, str) or not value.strip():
-            out.append(ConfigProblem(f"{where}.{key}", "must be a non-empty string"))
-    for key in ("cert_file", "key_file"):
-        if key not in strings:
-            out.append(ConfigProblem(f"{where}.{key}", "is required to serve TLS"))
-    _check_choices(strings, where, out)
-    if len(out) > before:
-        return None
-    ca = strings.get("client_ca_file")
-    config = TlsServerConfig(
-        cert_file=base / strings["cert_file"],
-        key_file=base / strings["key_file"],
-        client_auth_type=strings.get("client_auth_type", "NoClientCert"),
-        client_ca_file=None if ca is None else base / ca,
-        min_version=strings.get("min_version", "TLS12"),
-        max_version=strings.get("max_version"),
-    )
-    _try_context(config, where, out)
-    return config
-
-
-def _check_choices(values: dict[str, Any], where: str, out: list[ConfigProblem]) -> None:
-    auth = values.get("client_auth_type", "NoClientCert")
-    if auth in _UNVERIFIED_CLIENT_AUTH:
-        out.append(
-            ConfigProblem(
-                f"{where}.client_auth_type",
-                f"{auth} is not supported (a client certificate cannot be asked for without "
-                "being verified here): use VerifyClientCertIfGiven or RequireAndVerifyClientCert",
-            )
+def _translate(error: Any, path: str) -> ConfigProblem:
+    """Turn one pydantic error into a `<file>: <key>` problem with a human message."""
+    loc = tuple(error["loc"])
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if loc[-1:] == ("[key]",):  # a user name: the problem is the mapping's
+        loc = loc[:-2]
+    if kind == "extra_forbidden":
+        model = model_at(WebConfigFile, loc[:-1]) or WebConfigFile
+        key = str(loc[-1])
+        unsupported = key in getattr(model, "UNSUPPORTED", ())
+        hint = key_hint(key, list(model.model_fields))
+        message = (
+            "is not supported by agent-runs-exporter; remove it"
+            if unsupported
+            else f"unknown key ({hint})"
         )
-    elif auth not in CLIENT_AUTH:
-        out.append(
-            ConfigProblem(f"{where}.client_auth_type", "must be one of: " + ", ".join(CLIENT_AUTH))
-        )
-    elif auth == "NoClientCert" and "client_ca_file" in values:
-        out.append(
-            ConfigProblem(
-                f"{where}.client_ca_file",
-                "is set but client_auth_type does not verify client certificates: set "
-                "client_auth_type to RequireAndVerifyClientCert (or VerifyClientCertIfGiven)",
-            )
-        )
-    elif auth != "NoClientCert" and "client_ca_file" not in values:
-        out.append(ConfigProblem(f"{where}.client_ca_file", f"is required by {auth}"))
-    for key in ("min_version", "max_version"):
-        if key in values and values[key] not in TLS_VERSIONS:
-            out.append(
-                ConfigProblem(f"{where}.{key}", "must be one of: " + ", ".join(TLS_VERSIONS))
-            )
+    elif kind == "literal_error":
+        message = "must be one of: " + ", ".join(re.findall(r"'([^']*)'", ctx["expected"]))
+    elif kind == "value_error":
+        message = str(ctx["error"])
+    else:
+        message = _MESSAGES.get(kind, error["msg"])
+    return ConfigProblem(f"{path}: {dotted(loc)}" if loc else path, message)
 
 
-def _try_context(config: TlsServerConfig, where: str, out: list[ConfigProblem]) -> None:
+def _load_tls_files(config: TlsServerConfig, where: str) -> list[ConfigProblem]:
     """Load the certificate, key and client CAs now, so a bad file fails at start-up."""
     files = [("cert_file", config.cert_file), ("key_file", config.key_file)]
     if config.client_ca_file is not None:
         files.append(("client_ca_file", config.client_ca_file))
+    problems = []
     for key, file in files:
         try:
             file.read_bytes()
         except OSError as exc:
-            out.append(ConfigProblem(f"{where}.{key}", f"cannot read {file}: {exc.strerror}"))
-    if any(problem.location.startswith(where) for problem in out):
-        return
+            problems.append(ConfigProblem(f"{where}.{key}", f"cannot read {file}: {exc.strerror}"))
+    if problems:
+        return problems
     try:
         config.ssl_context()
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         reason = getattr(exc, "reason", None) or str(exc)
-        out.append(
-            ConfigProblem(where, f"cannot use the certificate, key or client CA file: {reason}")
-        )
-
-
-def _users(raw: Any, path: str, out: list[ConfigProblem]) -> dict[str, bytes]:
-    if raw is None:
-        return {}
-    where = f"{path}: basic_auth_users"
-    if not isinstance(raw, dict):
-        out.append(ConfigProblem(where, "must map user names to bcrypt hashes"))
-        return {}
-    users: dict[str, bytes] = {}
-    for name, hashed in raw.items():
-        if not isinstance(name, str) or not name or ":" in name:
-            out.append(ConfigProblem(where, f"user name {name!r} must be a string without ':'"))
-        elif not isinstance(hashed, str) or not _BCRYPT.fullmatch(hashed):
-            out.append(
-                ConfigProblem(
-                    f"{where}.{name}",
-                    "must be a bcrypt hash ($2y$10$... , 60 characters), not a plain password",
-                )
-            )
-        else:
-            users[name] = hashed.encode("ascii")
-    return users
+        message = f"cannot use the certificate, key or client CA file: {reason}"
+        return [ConfigProblem(where, message)]
+    return []

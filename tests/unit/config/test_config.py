@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from exporter import logs
+from exporter.cli import main
 from exporter.config.durations import format_duration, parse_duration
 from exporter.config.models import (
     MetricsSettings,
@@ -430,6 +431,129 @@ def test_unrelated_prefixed_env_vars_are_ignored(tmp_path: Path) -> None:
     assert load_settings(write(tmp_path, MINIMAL), environ).listen == "0.0.0.0:9464"
 
 
+TWO_SOURCES = (
+    MINIMAL
+    + """\
+  - name: sales
+    platform: runtype
+    base_url: https://api.runtype.example
+"""
+)
+
+
+def test_env_overrides_a_nested_key_and_list_items(tmp_path: Path) -> None:
+    environ = {
+        "AGENT_RUNS_EXPORTER_TRACES__TIMEOUT": "3s",
+        "AGENT_RUNS_EXPORTER_SOURCES__0__TOKEN": "t-env-item-0",
+        "AGENT_RUNS_EXPORTER_SOURCES__0__AGENTS": '["g1", "g2"]',
+        "AGENT_RUNS_EXPORTER_SOURCES__1__PAGE_SIZE": "20",
+    }
+    settings = load_settings(write(tmp_path, TWO_SOURCES + "traces: {exporter: file}\n"), environ)
+    assert (settings.traces.timeout, settings.traces.exporter) == (3.0, "file")
+    support, sales = settings.sources
+    assert support.resolved_token() == "t-env-item-0"
+    assert support.agents == ["g1", "g2"]
+    assert support.base_url == "http://localhost:8080"  # the item's other keys stay the file's
+    assert (sales.name, sales.page_size, sales.resolved_token()) == ("sales", 20, None)
+
+
+def test_env_adds_the_next_list_item_and_items_apply_over_a_json_list(tmp_path: Path) -> None:
+    environ = {
+        "AGENT_RUNS_EXPORTER_SOURCES__1": '{"name": "b", "platform": "elizaos"}',
+        "AGENT_RUNS_EXPORTER_SOURCES__1__BASE_URL": "https://eliza.example",
+    }
+    settings = load_settings(write(tmp_path, MINIMAL), environ)
+    assert [(s.name, s.base_url) for s in settings.sources] == [
+        ("support", "http://localhost:8080"),
+        ("b", "https://eliza.example"),
+    ]
+    environ = {
+        "AGENT_RUNS_EXPORTER_SOURCES": '[{"name": "a", "platform": "conduit", '
+        '"base_url": "https://x.example", "agents": ["g1"]}]',
+        "AGENT_RUNS_EXPORTER_SOURCES__0__NAME": "renamed",
+    }
+    assert [s.name for s in load_settings(write(tmp_path, MINIMAL), environ).sources] == ["renamed"]
+
+
+def test_env_reads_the_given_mapping_not_the_process_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENT_RUNS_EXPORTER_POLL_INTERVAL", "1s")
+    assert load_settings(write(tmp_path, MINIMAL), {}).poll_interval == 15.0
+    assert load_settings(write(tmp_path, MINIMAL)).poll_interval == 1.0
+
+
+def test_bad_env_values_are_reported_by_variable_name(tmp_path: Path) -> None:
+    environ = {
+        "AGENT_RUNS_EXPORTER_SOURCES__0__PAGE_SIZE": "lots",
+        "AGENT_RUNS_EXPORTER_SOURCES__0__TOKEN": "",
+        "AGENT_RUNS_EXPORTER_SHARDING__SHARD": "-1",
+        "AGENT_RUNS_EXPORTER_SOURCES__0__TOKN": "x",
+        "AGENT_RUNS_EXPORTER_SOURCES__X": "x",
+        "AGENT_RUNS_EXPORTER_SOURCES__2__NAME": "c",
+        "AGENT_RUNS_EXPORTER_SOURCES__0__AGENTS__0": "g1",
+    }
+    found = by_location(problems_of(write(tmp_path, MINIMAL), environ))
+    assert found == {
+        "AGENT_RUNS_EXPORTER_SOURCES__0__PAGE_SIZE: sources[0].page_size": "must be a whole number",
+        "AGENT_RUNS_EXPORTER_SOURCES__0__TOKEN: sources[0].token": (
+            "must not be empty (remove the key for an unauthenticated upstream)"
+        ),
+        "AGENT_RUNS_EXPORTER_SHARDING__SHARD: sharding.shard": "must be greater than or equal to 0",
+        "AGENT_RUNS_EXPORTER_SOURCES__0__TOKN": "unknown key 'tokn' (did you mean 'token'?)",
+        "AGENT_RUNS_EXPORTER_SOURCES__X": "sources is a list: name an item by its number, from 0",
+        "AGENT_RUNS_EXPORTER_SOURCES__2__NAME": (
+            "sources has 1 item(s): a new item must be number 1"
+        ),
+        "AGENT_RUNS_EXPORTER_SOURCES__0__AGENTS__0": (
+            "sources[0].agents is a list: set it whole, as JSON"
+        ),
+    }
+
+
+def test_file_and_env_problems_come_in_one_report(tmp_path: Path) -> None:
+    text = MINIMAL + "pol_interval: 5s\nlookback: soon\ntraces:\n  exporter: jaeger\n"
+    environ = {
+        "AGENT_RUNS_EXPORTER_TRACES__TIMEOUT": "-1s",
+        "AGENT_RUNS_EXPORTER_METRICS__COST_BUCKETS": "[0.1,",
+        "AGENT_RUNS_EXPORTER_SOURCES__0__PLATFORM": "acme",
+    }
+    path = write(tmp_path, text)
+    found = by_location(problems_of(path, environ))
+    assert set(found) == {
+        f"{path}: pol_interval",
+        f"{path}: lookback",
+        f"{path}: traces.exporter",
+        "AGENT_RUNS_EXPORTER_TRACES__TIMEOUT: traces.timeout",
+        "AGENT_RUNS_EXPORTER_METRICS__COST_BUCKETS",
+        "AGENT_RUNS_EXPORTER_SOURCES__0__PLATFORM: sources[0].platform",
+    }
+    assert "must not be negative" in found["AGENT_RUNS_EXPORTER_TRACES__TIMEOUT: traces.timeout"]
+
+
+def test_cli_reports_file_and_env_problems_together_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENT_RUNS_EXPORTER_SOURCES__0__PAGE_SIZE", "0")
+    path = write(tmp_path, MINIMAL + "poll_interval: 5x\n")
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "2 configuration problem(s):" in err  # not "in <file>": one is in the environment
+    assert f"  - {path}: poll_interval: invalid duration '5x'" in err
+    assert "  - AGENT_RUNS_EXPORTER_SOURCES__0__PAGE_SIZE: sources[0].page_size: must be" in err
+    assert "Traceback" not in err
+
+
+def test_a_repeated_source_name_alone_is_one_problem_at_the_later_source(tmp_path: Path) -> None:
+    path = write(tmp_path, TWO_SOURCES.replace("name: sales", "name: support"))
+    assert problems_of(path) == [
+        ConfigProblem(
+            f"{path}: sources[1].name",
+            "duplicate source name 'support': every source needs its own",
+        )
+    ]
+
+
 # --- problems ----------------------------------------------------------------------------------
 
 
@@ -551,6 +675,14 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     assert problems_of(path) == [
         ConfigProblem(str(path), "the top level must be a mapping of settings")
     ]
+
+
+def test_odd_top_level_keys_and_values_are_problems_not_crashes(tmp_path: Path) -> None:
+    path = write(tmp_path, "1: a\n~: b\nsources: 5\n")
+    found = by_location(problems_of(path))
+    assert set(found) == {f"{path}: 1", f"{path}: None", f"{path}: sources"}
+    assert found[f"{path}: 1"].startswith("unknown key '1' (known keys: listen,")
+    assert found[f"{path}: sources"] == "must be a list"
 
 
 def test_duplicate_yaml_keys_are_problems(tmp_path: Path) -> None:

@@ -111,6 +111,21 @@ http_server_config: {http2: true}
     assert "plain-text-password" not in "\n".join(found)
 
 
+def test_unknown_keys_are_rejected_with_their_key_path(pki: Pki) -> None:
+    text = (
+        f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
+        "  min_verison: TLS13\n"
+        "tls_server_confg: {}\n"
+        "basic_auth_user: {}\n"
+    )
+    path = write(pki.ca.parent, text)
+    assert problems(path) == [
+        f"{path}: tls_server_config.min_verison: unknown key (did you mean 'min_version'?)",
+        f"{path}: tls_server_confg: unknown key (did you mean 'tls_server_config'?)",
+        f"{path}: basic_auth_user: unknown key (did you mean 'basic_auth_users'?)",
+    ]
+
+
 def test_client_ca_and_client_auth_type_go_together(pki: Pki) -> None:
     base = f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
     ca_only = write(pki.ca.parent, base + f"  client_ca_file: {pki.client_ca}\n", "a.yml")
