@@ -5,7 +5,8 @@ one Conduit source of N agents, its upstream never polled), filled with realisti
 and in-flight runs, committed, and served by the real HTTP server on 127.0.0.1 from a forked
 process, as the daemon would be. This process then GETs `/metrics` with httpx, in the plain text
 format and in OpenMetrics, each without and with gzip, and again after each of a series of
-commits (as polls would make them between scrapes).
+commits (as polls would make them between scrapes). Last it times the CPU this process spends
+rendering the body (`exposition.render`, thread time), idle and between commits, in each format.
 
     python -m bench.scrape [--tiny]
 """
@@ -30,6 +31,7 @@ from exporter.app import Exporter
 from exporter.config.models import Settings, SourceSettings, StateSettings, TracesSettings
 from exporter.model import Run, Status, ToolStep
 from exporter.simulator import catalogue
+from exporter.sinks.metrics.exposition import render
 from exporter.sinks.traces.ids import run_trace_id
 from exporter.web.app import create_app
 from exporter.web.server import serve_in_loop
@@ -251,8 +253,28 @@ def in_process(exporter: Exporter, accept: str, count: int) -> list[float]:
     return asyncio.run(go())
 
 
+def render_cpu(
+    exporter: Exporter,
+    headers: dict[str, str],
+    count: int,
+    between: Callable[[], None] = lambda: None,
+) -> list[float]:
+    """Return the CPU seconds (this thread) of each of `count` renders of the /metrics body."""
+    seconds = []
+    for _ in range(count):
+        between()
+        started = time.thread_time()
+        render(exporter.registry, headers["Accept"], headers["Accept-Encoding"])
+        seconds.append(time.thread_time() - started)
+    return seconds
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
+
+
+def _cpu(seconds: list[float]) -> str:
+    return f"{_ms(median(seconds))} ({_ms(percentile(seconds, 99))})"
 
 
 def report_format(report: Report, name: str, scrapes: Scrapes) -> None:
@@ -292,6 +314,12 @@ def main(argv: list[str]) -> int:
             report_format(
                 report, f"{name}, {runs} runs/commit", scrape(client, headers, count, step)
             )
+    for name, headers in FORMATS:  # the served copy is the forked one: churn this one freely
+        cpu = render_cpu(exporter, headers, count)
+        report.add(f"{name}: render CPU, median (p99)", _cpu(cpu))
+    for name, headers in FORMATS[1::2]:
+        cpu = render_cpu(exporter, headers, count, fleet.churn(runs))
+        report.add(f"{name}, {runs} runs/commit: render CPU, median (p99)", _cpu(cpu))
     report.print()
     return 0
 

@@ -24,7 +24,6 @@ from bench.common import Report, median, parser
 from bench.receiver import Running, running
 from exporter.model import Run, SourceInfo, Status, ToolStep
 from exporter.sinks.traces.exporters import build_span_exporter
-from exporter.sinks.traces.otlp_exporters import PreEncoded
 from exporter.sinks.traces.queue import SpanQueue
 from exporter.sinks.traces.sink import TraceSink
 
@@ -116,15 +115,10 @@ def _timed(work: Callable[[], object], repeats: int) -> float:
     return median(times)
 
 
-def otel_encode(spans: Sequence[ReadableSpan]) -> bytes:
-    """Encode a batch as the OTel library does (what our exporters replace)."""
+def encode(spans: Sequence[ReadableSpan]) -> bytes:
+    """Encode a batch as OTel's OTLP exporters do (`encode_spans`, then serialize)."""
     data: bytes = encode_spans(spans).SerializePartialToString()
     return data
-
-
-def encode(spans: Sequence[ReadableSpan]) -> bytes:
-    """Encode a batch as our OTLP exporters do (the same bytes as `otel_encode`)."""
-    return PreEncoded(spans).SerializePartialToString()
 
 
 def measure_local(runs: list[Run], capture: bool, repeats: int) -> dict[str, float]:
@@ -137,13 +131,9 @@ def measure_local(runs: list[Run], capture: bool, repeats: int) -> dict[str, flo
         for run in runs:
             sink.build_spans(SOURCE, run)
 
-    def encode_ours() -> None:
+    def encode_all() -> None:
         for batch in batches:
             encode(batch)
-
-    def encode_otel() -> None:
-        for batch in batches:
-            otel_encode(batch)
 
     def both() -> None:
         pending: list[ReadableSpan] = []
@@ -157,9 +147,8 @@ def measure_local(runs: list[Run], capture: bool, repeats: int) -> dict[str, flo
 
     return {
         "build": _timed(build, repeats),
-        "encode": _timed(encode_ours, repeats),
+        "encode": _timed(encode_all, repeats),
         "build + encode": _timed(both, repeats),
-        "(OTel's encode_spans, for reference)": _timed(encode_otel, repeats),
     }
 
 

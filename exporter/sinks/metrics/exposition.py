@@ -11,9 +11,8 @@ prometheus_client's encoders. Anything else that reads the registry (`get_sample
 from __future__ import annotations
 
 import bisect
+import gzip
 import math
-import struct
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
 from typing import NamedTuple, cast
@@ -30,11 +29,8 @@ _SMALL: dict[float, str] = {n: f"{n}.0" for n in range(1 << 12)}  # 3.0 finds 3 
 _go = cast(Callable[[float], str], floatToGoString)
 Labels = tuple[str, ...]
 MAX_INSERTS = 256  # more changed series than this: rebuild a family's order instead
-CHUNK_BYTES = 4096  # a chunk's text: small enough to compress again cheaply, big enough to pay
+CHUNK_BYTES = 4096  # a chunk's text: small enough to join again cheaply, big enough to pay
 GZIP_LEVEL = 1  # the text is repetitive: level 1 compresses it ~9x, at a fraction of the cost
-GZIP_WINDOW_BITS = 12  # a 4 KiB window, like a chunk: a compressor 8x cheaper to set up
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0
-_FINAL_BLOCK = b"\x03\x00"  # an empty final block: ends the deflate stream
 
 
 def number(value: float) -> str:
@@ -59,39 +55,6 @@ def label_pairs(names: Sequence[str], values: Sequence[str]) -> list[str]:
     ]
 
 
-class Chunk:
-    """A piece of exposition text and, once asked for, the same piece deflated.
-
-    Deflated chunks are raw deflate segments ended by a sync flush, each from a fresh
-    compressor, so a gzip body is their concatenation: a chunk that did not change since the
-    last scrape is not compressed again.
-    """
-
-    __slots__ = ("_deflated", "raw")
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-        self._deflated: bytes | None = None
-
-    @property
-    def deflated(self) -> bytes:
-        """Return the chunk as a raw deflate segment that other segments may follow."""
-        if self._deflated is None:
-            compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -GZIP_WINDOW_BITS, 6)
-            self._deflated = compressor.compress(self.raw) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        return self._deflated
-
-
-def gzipped(chunks: Sequence[Chunk]) -> bytes:
-    """Return one gzip member of the chunks' text (RFC 1952), from their deflated segments."""
-    crc, size = 0, 0
-    for chunk in chunks:
-        crc = zlib.crc32(chunk.raw, crc)
-        size += len(chunk.raw)
-    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
-    return b"".join([_GZIP_HEADER, *(chunk.deflated for chunk in chunks), _FINAL_BLOCK, trailer])
-
-
 class RenderedFamily(Metric):
     """A metric family that carries its exposition text; its samples are built only if read.
 
@@ -105,7 +68,7 @@ class RenderedFamily(Metric):
         name: str,
         documentation: str,
         typ: str,
-        body: Callable[[bool], Sequence[Chunk]],
+        body: Callable[[bool], Sequence[bytes]],
         reference: Callable[[], Metric],
     ) -> None:
         self._built: list[Sample] | None = None
@@ -124,7 +87,7 @@ class RenderedFamily(Metric):
     def samples(self, value: list[Sample]) -> None:
         self._built = value or None
 
-    def exposition(self, openmetrics: bool) -> list[Chunk]:
+    def exposition(self, openmetrics: bool) -> list[bytes]:
         """Return the family's HELP, TYPE and sample lines in one format, in chunks."""
         name = self.name
         if openmetrics:
@@ -134,7 +97,7 @@ class RenderedFamily(Metric):
             help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
             name += "_total" if self.type == "counter" else ""
         head = f"# HELP {name} {help_text}\n# TYPE {name} {self.type}\n".encode()
-        return [Chunk(head), *self._body(openmetrics)]
+        return [head, *self._body(openmetrics)]
 
 
 class SeriesLines:
@@ -143,7 +106,7 @@ class SeriesLines:
     `render(key)` returns the key's lines as (text format, OpenMetrics) bytes; `changed(key)`
     marks a key, new or not, to render again at the next `body`. The lines are served in chunks
     of consecutive series (about CHUNK_BYTES each); only the chunks whose series changed are
-    joined, and compressed, again.
+    joined again.
     """
 
     def __init__(self, render: Callable[[Labels], tuple[bytes, bytes]]) -> None:
@@ -152,13 +115,13 @@ class SeriesLines:
         self._lines: tuple[list[bytes], list[bytes]] = ([], [])  # text, OpenMetrics
         self._stale: set[Labels] = set()
         self._per_chunk = 0  # series per chunk, chosen once from the first lines
-        self._chunks: tuple[list[Chunk | None], list[Chunk | None]] = ([], [])
+        self._chunks: tuple[list[bytes | None], list[bytes | None]] = ([], [])
 
     def changed(self, key: Labels) -> None:
         """Mark the key's lines stale."""
         self._stale.add(key)
 
-    def body(self, openmetrics: bool) -> list[Chunk]:
+    def body(self, openmetrics: bool) -> list[bytes]:
         """Return every series' lines in key order, in one format, in chunks."""
         if self._stale:
             stale, self._stale = self._stale, set()
@@ -171,15 +134,15 @@ class SeriesLines:
         for index, chunk in enumerate(chunks):
             if chunk is None:
                 chunks[index] = self._chunk(index, openmetrics)
-        return cast(list[Chunk], chunks)
+        return cast(list[bytes], chunks)
 
-    def _chunk(self, index: int, openmetrics: bool) -> Chunk:
+    def _chunk(self, index: int, openmetrics: bool) -> bytes:
         window = slice(index * self._per_chunk, (index + 1) * self._per_chunk)
         text, om = self._lines[0][window], self._lines[1][window]
         other = self._chunks[not openmetrics][index]
         if other is not None and all(a is b for a, b in zip(text, om, strict=True)):
             return other  # the same lines in both formats: share one chunk
-        return Chunk(b"".join(om if openmetrics else text))
+        return b"".join(om if openmetrics else text)
 
     def _update(self, key: Labels) -> None:
         keys, (text, om) = self._keys, self._lines
@@ -271,16 +234,16 @@ class GaugeLines:
         self._labels = tuple(labels)
         self._text: dict[Labels, str] = {}  # `{name="value",...}` by label values
         self._rows: Sequence[tuple[Labels, float]] | None = None
-        self._body = Chunk(b"")
+        self._body = b""
 
-    def body(self, rows: Sequence[tuple[Labels, float]]) -> list[Chunk]:
+    def body(self, rows: Sequence[tuple[Labels, float]]) -> list[bytes]:
         """Return the lines of `rows`, in row order."""
         if rows != self._rows:
             if len(self._text) > 2 * len(rows) + 64:  # forget the label sets that are gone
                 self._text.clear()
             name, labels = self._name, self._label_text
             text = "".join([f"{name}{labels(v)} {number(x)}\n" for v, x in rows])
-            self._body = Chunk(text.encode())
+            self._body = text.encode()
             self._rows = rows
         return [self._body]
 
@@ -293,7 +256,7 @@ class GaugeLines:
                 gauge.add_metric(values, value)
             return gauge
 
-        def body(_openmetrics: bool) -> list[Chunk]:
+        def body(_openmetrics: bool) -> list[bytes]:
             return self.body(rows)
 
         return RenderedFamily(self._name, self._help, "gauge", body, reference)
@@ -312,7 +275,7 @@ def render(registry: Collector, accept: str, accept_encoding: str = "") -> Expos
     """
     encoder, content_type = choose_encoder(accept)
     openmetrics = content_type.startswith(OPENMETRICS)
-    chunks: list[Chunk] = []
+    chunks: list[bytes] = []
     others: list[Metric] = []
     for metric in registry.collect():
         if isinstance(metric, RenderedFamily):
@@ -323,10 +286,11 @@ def render(registry: Collector, accept: str, accept_encoding: str = "") -> Expos
             others.append(metric)
     chunks.append(_generic(encoder, others, openmetrics))
     if openmetrics:
-        chunks.append(Chunk(_EOF))
+        chunks.append(_EOF)
+    body = b"".join(chunks)
     if gzip_accepted(accept_encoding):
-        return Exposition(gzipped(chunks), content_type, "gzip")
-    return Exposition(b"".join([chunk.raw for chunk in chunks]), content_type, None)
+        return Exposition(gzip.compress(body, GZIP_LEVEL, mtime=0), content_type, "gzip")
+    return Exposition(body, content_type, None)
 
 
 class Exposition(NamedTuple):
@@ -345,8 +309,8 @@ class _Metrics(Collector):
         yield from self._metrics
 
 
-def _generic(encoder: Callable[[Collector], bytes], metrics: list[Metric], om: bool) -> Chunk:
+def _generic(encoder: Callable[[Collector], bytes], metrics: list[Metric], om: bool) -> bytes:
     if not metrics:
-        return Chunk(b"")
+        return b""
     text = encoder(_Metrics(metrics))
-    return Chunk(text[: -len(_EOF)] if om and text.endswith(_EOF) else text)
+    return text[: -len(_EOF)] if om and text.endswith(_EOF) else text

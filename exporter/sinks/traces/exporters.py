@@ -91,13 +91,18 @@ def _otlp_exporter(
     url = resolve_endpoint(endpoint, protocol, environ)
     headers = _env_headers(environ)
     logger.info("exporting spans over OTLP %s to %s", protocol, url)
+    # OTel's own exporters, as published; imported when chosen (gRPC especially is heavy to load).
     if protocol == _GRPC:
-        from exporter.sinks.traces.otlp_exporters import grpc_exporter  # noqa: PLC0415
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GrpcExporter,
+        )
 
-        return grpc_exporter(endpoint=url, headers=headers, timeout=timeout_s)
-    from exporter.sinks.traces.otlp_exporters import http_exporter  # noqa: PLC0415
+        return GrpcExporter(endpoint=url, headers=headers, timeout=timeout_s)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter as HttpExporter,
+    )
 
-    return http_exporter(endpoint=url, headers=headers, timeout=timeout_s)
+    return HttpExporter(endpoint=url, headers=headers, timeout=timeout_s)
 
 
 def resolve_protocol(protocol: str | None, environ: Mapping[str, str]) -> str:

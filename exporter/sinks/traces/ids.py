@@ -3,16 +3,19 @@
 The trace id joins the run's spans with whatever the platform's agent backend emitted under its own
 trace id; when there is none usable, it is derived from (source, run id).
 
-`keep_trace` says which successful runs get a trace. The decision is the OpenTelemetry
-`TraceIdRatioBased` rule (the low 64 bits of the trace id below `ratio * 2**64`), so it is the same
-after a restart and agrees with a collector sampling at the same ratio. Runs that did not complete
-(failed, timeout, cancelled) are always traced.
+`keep_trace` says which successful runs get a trace. The decision is the OpenTelemetry SDK's own
+`TraceIdRatioBased` sampler asked about the run's trace id, so it is the same after a restart and
+agrees with a collector sampling at the same ratio. Runs that did not complete (failed, timeout,
+cancelled) are always traced.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
+
+from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
 from exporter.model import Run, Status
 
@@ -63,14 +66,17 @@ def span_id_values(source: str, run_id: str, count: int) -> list[int]:
     ]
 
 
-_LOW_64 = (1 << 64) - 1
-
-
 def keep_trace(source: str, run: Run, ratio: float) -> bool:
     """Say whether the run's trace is exported when successful runs are sampled at `ratio`."""
     if run.status is not Status.COMPLETED or ratio >= 1.0:
         return True
     if ratio <= 0.0:
         return False
-    trace_id = int(run_trace_id(source, run.id, run.trace_id), 16)
-    return (trace_id & _LOW_64) < round(ratio * (1 << 64))
+    trace_id = trace_id_value(source, run.id, run.trace_id)
+    decision = _sampler(ratio).should_sample(None, trace_id, "invoke_agent").decision
+    return decision is Decision.RECORD_AND_SAMPLE
+
+
+@lru_cache(maxsize=8)
+def _sampler(ratio: float) -> TraceIdRatioBased:
+    return TraceIdRatioBased(ratio)

@@ -1,4 +1,4 @@
-"""Build a finished run's spans as `ReadableSpan`s (`RunSpan`s): ids, names, times, attributes.
+"""Build a finished run's spans as `ReadableSpan`s: ids, names, times, attributes.
 
     invoke_agent {agent}        CLIENT, run.start_time -> run.end_time, ERROR if failed/timeout,
     │                           linked to its parent run's root span for a sub-agent run
@@ -51,12 +51,6 @@ _SDK_ATTRIBUTES = {
 }
 
 
-class RunSpan(ReadableSpan):
-    """A span built from a finished run: plain attribute dict, no events, nothing dropped."""
-
-    plain = True  # lets `span_encoding` write it directly, without OTel's encoder
-
-
 def run_spans(
     source: SourceInfo,
     run: Run,
@@ -96,7 +90,7 @@ def _step_span(
     if content is not None and step.kind == "tool":
         _put(attributes, "gen_ai.tool.call.arguments", content(step.input))
         _put(attributes, "gen_ai.tool.call.result", content(step.output))
-    return RunSpan(
+    return ReadableSpan(
         name=f"{'chat' if model else 'execute_tool'} {step.name}".rstrip(),
         context=context,
         parent=parent,
@@ -156,7 +150,7 @@ def root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan:
     start = to_ns(run.start_time)
     end_time = run.end_time
     end = start if end_time is None else max(start, to_ns(end_time))
-    return RunSpan(
+    return ReadableSpan(
         name=f"invoke_agent {run.agent_name or run.agent_id}".rstrip(),
         context=_context(trace_id, ids.span_id_value(source.name, run.id, "root")),
         parent=None,

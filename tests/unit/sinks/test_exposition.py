@@ -14,14 +14,7 @@ from prometheus_client.utils import floatToGoString
 from exporter.model import Status, ToolStep
 from exporter.poll.discovery import AgentInfoCollector
 from exporter.poll.state import StateBatch
-from exporter.sinks.metrics.exposition import (
-    Chunk,
-    GaugeLines,
-    RenderedFamily,
-    gzipped,
-    number,
-    render,
-)
+from exporter.sinks.metrics.exposition import GaugeLines, RenderedFamily, number, render
 from exporter.sinks.metrics.runs import InProgressCollector, RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from tests.unit.runs import T0, make_run
@@ -154,8 +147,8 @@ def test_samples_are_built_only_when_read() -> None:
         built.append(1)
         return GaugeMetricFamily("g", "A gauge.", value=7)
 
-    family = RenderedFamily("g", "A gauge.", "gauge", lambda _om: [Chunk(b"g 7.0\n")], reference)
-    text = b"".join(chunk.raw for chunk in family.exposition(openmetrics=False))
+    family = RenderedFamily("g", "A gauge.", "gauge", lambda _om: [b"g 7.0\n"], reference)
+    text = b"".join(family.exposition(openmetrics=False))
     assert text == b"# HELP g A gauge.\n# TYPE g gauge\ng 7.0\n"
     assert built == []
     assert [sample.value for sample in family.samples] == [7]
@@ -180,15 +173,8 @@ def test_gauge_lines_are_rendered_again_only_for_new_rows() -> None:
     lines = GaugeLines("g", "A gauge.", ("source", "agent_id"))
     rows = [((f"s{i}", "a"), 1.0) for i in range(200)]
     (first,) = lines.body(rows)
-    assert first.raw.startswith(b'g{agent_id="a",source="s0"} 1.0\n')
-    assert lines.body(list(rows)) == [first]  # the same chunk, compressed once
+    assert first.startswith(b'g{agent_id="a",source="s0"} 1.0\n')
+    (again,) = lines.body(list(rows))
+    assert again is first  # the same rows: the same text, not rendered again
     (one,) = lines.body(rows[:1])
-    assert one.raw == b'g{agent_id="a",source="s0"} 1.0\n'
-
-
-def test_gzip_joins_chunks_compressed_apart() -> None:
-    chunks = [Chunk(b"a" * 10_000), Chunk(b""), Chunk("ünïcode\n".encode()), Chunk(b"z")]
-    text = b"".join(chunk.raw for chunk in chunks)
-    assert gzip.decompress(gzipped(chunks)) == text
-    assert gzip.decompress(gzipped(chunks[::-1])) == b"".join(c.raw for c in chunks[::-1])
-    assert gzip.decompress(gzipped([])) == b""
+    assert one == b'g{agent_id="a",source="s0"} 1.0\n'
