@@ -113,7 +113,7 @@ class Poller:
         results = await asyncio.gather(*(one(agent) for agent in self._due(runtime, started)))
         self.commit()  # counts are durable and published before the (budget-bound) trace phase
         await discovery.learn_names(runtime.directory, runtime.source, runtime.info.name)
-        traced = await self._export_traces(runtime)
+        traced = await self._export_traces(runtime, started)
         self.commit()
         self._report(runtime, runtime.counted - counted_before, traced, started)
         self._report_schedule(runtime)
@@ -288,10 +288,19 @@ class Poller:
             pages,
         )
 
-    async def _export_traces(self, runtime: SourceRuntime) -> int:
-        """Trace pending runs within the cycle's budget (see `TracePhase`); return how many."""
+    async def _export_traces(self, runtime: SourceRuntime, started: float) -> int:
+        """Trace pending runs within the cycle's budget (see `TracePhase`); return how many.
+
+        Within a tight request budget the phase ends with the round, so the agents due next
+        round (a run in flight, say) are not kept waiting behind a detail backlog.
+        """
         name = runtime.info.name
-        traced = 0 if self.tracing is None else await self.tracing.run(runtime, self.commit)
+        budget_s = None
+        if not runtime.schedule.plan.fits:
+            budget_s = max(1.0, self.poll_interval_s - (self.clock() - started))
+        traced = 0
+        if self.tracing is not None:
+            traced = await self.tracing.run(runtime, self.commit, budget_s)
         self.metrics.trace_backlog.labels(name).set(self.tracker.trace_backlog(name))
         return traced
 

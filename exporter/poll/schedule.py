@@ -169,11 +169,10 @@ class Schedule:
             return list(self.paces)
         waiting = [agent for agent, pace in self.paces.items() if pace.next_at() <= now]
         waiting.sort(key=lambda agent: self._urgency(agent, now))
-        earned = self.plan.capacity_per_minute / 60 * (now - (self._round_at or now))
-        ceiling = self.plan.capacity_per_minute / 60 * self.poll_interval_s
+        elapsed = self.poll_interval_s if self._round_at is None else now - self._round_at
+        earned = self.plan.capacity_per_minute / 60 * elapsed
+        ceiling = self.plan.capacity_per_minute / 60 * max(elapsed, self.poll_interval_s)
         self._allowance = min(self._allowance + earned, max(ceiling, 1.0))
-        if self._round_at is None:
-            self._allowance = max(ceiling, 1.0)
         self._round_at = now
         taken = waiting[: max(1, int(self._allowance))]
         self._allowance = max(0.0, self._allowance - len(taken))
@@ -211,7 +210,7 @@ class Schedule:
 
 
 DETAIL_WINDOW_S = 300.0  # detail spending is averaged over about five minutes
-BACKLOG_DRAIN_S = 600.0  # a trace backlog asks for enough to drain it in ten minutes
+BACKLOG_DRAIN_S = 3600.0  # a trace backlog asks for enough to drain it in an hour
 PLANNED_SHARE = 0.95  # the rest is for discovery and name lookups
 
 
