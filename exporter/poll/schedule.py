@@ -233,3 +233,26 @@ class ListShare:
             return rate
         demand = self.detail_rate + backlog / BACKLOG_DRAIN_S
         return PLANNED_SHARE * max(rate / 2, rate - demand)
+
+
+def describe(
+    source: str, agents: int | None, poll_interval: float, max_interval: float, rate: float
+) -> str:
+    """Say what polling `agents` (None: discovered) costs against `rate` requests a second."""
+    capacity = PLANNED_SHARE * rate * 60
+    if math.isinf(capacity):
+        return f"source {source}: no request budget: every agent every {poll_interval:g}s"
+    fits = math.floor(capacity * poll_interval / 60)
+    if agents is None:
+        return (
+            f"source {source}: agents discovered at run time; the budget leaves {capacity:.0f} "
+            f"list polls a minute: up to {fits} agents every {poll_interval:g}s, up to "
+            f"{math.floor(capacity * max_interval / 60)} every {max_interval:g}s"
+        )
+    needed = 60 * agents / poll_interval
+    longest = poll_interval if agents <= fits else max(max_interval, 60 * agents / capacity)
+    return (
+        f"source {source}: {agents} agents every {poll_interval:g}s need {needed:.0f} requests "
+        f"a minute, the budget leaves {capacity:.0f} for list polls: longest interval "
+        f"{longest:.0f}s" + ("" if agents <= fits else " (agents without runs wait longer)")
+    )
