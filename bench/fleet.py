@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import selectors
 import sys
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
@@ -40,12 +37,11 @@ from exporter.config.models import load_settings
 from exporter.model import Run
 from exporter.simulator.platforms import simulate
 from exporter.simulator.settings import SimulatorSettings
-from tests.unit.fakeclock import START, FakeClock
+from tests.unit.fakeclock import START, FakeClock, VirtualLoop
 
 POLL_INTERVAL_S = 15.0
 BUSY_RATE = 1 / 60.0
 HOURLY_RATE = 1 / 3600.0
-RESOLUTION_S = 1e-6
 HISTORY_S = 900.0  # runs before the start: the first polls read and trace them
 
 
@@ -63,54 +59,6 @@ class Size:
 
 FULL = Size(agents=1000, budget=100, max_interval_s=1800, hours=2, warmup_s=900, drain_s=2100)
 TINY = Size(agents=100, budget=20, max_interval_s=600, hours=0.5, warmup_s=300, drain_s=700)
-
-
-class VirtualSelector(selectors.BaseSelector):
-    """A selector that, instead of sleeping until a timer, moves the fake clock to it."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self._inner = selectors.DefaultSelector()
-        self._clock = clock
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        """Register `fileobj` with the real selector."""
-        return self._inner.register(fileobj, events, data)
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        """Unregister `fileobj` from the real selector."""
-        return self._inner.unregister(fileobj)
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        """Return what is ready now; with nothing ready, jump the clock by `timeout`."""
-        ready = self._inner.select(0)
-        if ready:
-            return ready
-        if timeout is None:  # no timer at all: only another thread can wake the loop
-            return self._inner.select(None)
-        # Always a step: a timer 1e-7 s ahead is lost in rounding at 1.8e9 s, and a busy loop
-        # waiting for a token to refill would wait for ever on a clock that does not move.
-        self._clock.advance(max(timeout, RESOLUTION_S))
-        return []
-
-    def close(self) -> None:
-        """Close the real selector."""
-        self._inner.close()
-
-    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
-        """Return the real selector's map."""
-        return self._inner.get_map()
-
-
-class VirtualLoop(asyncio.SelectorEventLoop):
-    """An event loop whose time is the fake clock's."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        super().__init__(VirtualSelector(clock))
-        self._fake = clock
-
-    def time(self) -> float:
-        """Return the fake clock's reading."""
-        return self._fake()
 
 
 class Recording(httpx.AsyncBaseTransport):
