@@ -57,7 +57,7 @@ class Size:
     drain_s: float  # runs completing in the last `drain_s` are not measured
 
 
-FULL = Size(agents=1000, budget=100, max_interval_s=1800, hours=2, warmup_s=900, drain_s=2100)
+FULL = Size(agents=1000, budget=100, max_interval_s=1800, hours=2, warmup_s=1800, drain_s=2100)
 TINY = Size(agents=100, budget=20, max_interval_s=600, hours=0.5, warmup_s=300, drain_s=700)
 
 

@@ -20,6 +20,7 @@ Everything is computed from the injected clock's readings: the same polls give t
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -167,8 +168,7 @@ class Schedule:
         if not self.spread or self.plan.fits:  # as before: every agent, every round
             self._round_at = now
             return list(self.paces)
-        waiting = [agent for agent, pace in self.paces.items() if pace.next_at() <= now]
-        waiting.sort(key=lambda agent: self._urgency(agent, now))
+        waiting = self._waiting(now)
         elapsed = self.poll_interval_s if self._round_at is None else now - self._round_at
         earned = self.plan.capacity_per_minute / 60 * elapsed
         ceiling = self.plan.capacity_per_minute / 60 * max(elapsed, self.poll_interval_s)
@@ -178,10 +178,19 @@ class Schedule:
         self._allowance = max(0.0, self._allowance - len(taken))
         return taken
 
-    def _urgency(self, agent: str, now: float) -> tuple[int, float]:
-        pace = self.paces[agent]
-        late = (now - pace.next_at()) / pace.interval
-        return (0 if pace.in_flight else 1 if pace.new else 2, -late)
+    def _waiting(self, now: float) -> list[str]:
+        """Return the due agents: in flight first, then new and known ones taking turns.
+
+        Taking turns keeps the agents already known (the busy ones among them) polled while a
+        thousand newly discovered agents wait for their first poll.
+        """
+        due = [(agent, pace) for agent, pace in self.paces.items() if pace.next_at() <= now]
+        due.sort(key=lambda item: -(now - item[1].next_at()) / item[1].interval)  # most late
+        in_flight = [agent for agent, pace in due if pace.in_flight]
+        new = [agent for agent, pace in due if pace.new and not pace.in_flight]
+        known = [agent for agent, pace in due if not pace.new and not pace.in_flight]
+        turns = [agent for pair in itertools.zip_longest(known, new) for agent in pair if agent]
+        return in_flight + turns
 
     def polled(
         self, agent: str, now: float, *, ok: bool, completed: int = 0, in_flight: bool = False
@@ -190,13 +199,14 @@ class Schedule:
         pace = self.paces.get(agent)
         if pace is None:
             return
-        if ok:
-            since = pace.seen_at if pace.seen_at is not None else now - RATE_WINDOW_S
-            decay = math.exp(-max(0.0, now - since) / RATE_WINDOW_S)
-            pace.rate = pace.rate * decay + completed / RATE_WINDOW_S
-            pace.in_flight = in_flight
-            pace.seen_at = now
-        pace.polled_at = now
+        if not ok:  # try again next round, not a whole interval later
+            pace.polled_at = now - pace.interval + self.poll_interval_s
+            return
+        since = pace.seen_at if pace.seen_at is not None else now - RATE_WINDOW_S
+        decay = math.exp(-max(0.0, now - since) / RATE_WINDOW_S)
+        pace.rate = pace.rate * decay + completed / RATE_WINDOW_S
+        pace.in_flight = in_flight
+        pace.seen_at = pace.polled_at = now
 
     def oldest_age(self, now: float) -> float:
         """Return the longest time any agent has gone without a successful poll."""

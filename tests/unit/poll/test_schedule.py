@@ -125,10 +125,21 @@ def test_a_round_takes_the_urgent_agents_first_then_the_most_overdue() -> None:
     assert due[:2] == ["a50", "new"]
 
 
-def test_a_failed_poll_does_not_count_as_seen() -> None:
+def test_new_and_known_agents_take_turns_after_those_in_flight() -> None:
+    schedule = started(4, capacity=0.01)
+    schedule.polled("a0", 0.0, ok=True)
+    schedule.polled("a1", 0.0, ok=True, in_flight=True)
+    schedule.polled("a2", 0.0, ok=True)
+    schedule.sync([*schedule.paces, "b0", "b1"], 0.0)  # discovered: new like a3
+    schedule.replan(0.01)
+    assert schedule._waiting(1e6) == ["a1", "a0", "a3", "a2", "b0", "b1"]
+
+
+def test_a_failed_poll_does_not_count_as_seen_and_is_tried_next_round() -> None:
     schedule = started(3, capacity=10.0)
     schedule.polled("a0", 100.0, ok=False)
     assert schedule.oldest_age(200.0) == 200.0
+    assert schedule.paces["a0"].next_at() == 100.0 + POLL
     schedule.polled("a0", 150.0, ok=True)
     schedule.polled("a1", 150.0, ok=True)
     schedule.polled("a2", 150.0, ok=True)
