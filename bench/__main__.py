@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHES = ("ingest", "spans", "memory", "scrape", "freshness", "economy")
+BENCHES = ("ingest", "spans", "memory", "scrape", "freshness", "economy", "fleet")
 
 
 def main(argv: list[str]) -> int:

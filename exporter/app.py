@@ -22,6 +22,7 @@ from exporter.model import SourceInfo
 from exporter.poll.discovery import AgentInfoCollector, SourceRuntime
 from exporter.poll.health import Health
 from exporter.poll.poller import Poller
+from exporter.poll.schedule import Schedule
 from exporter.poll.state import StateStore
 from exporter.poll.tracker import Tracker
 from exporter.sinks.metrics.runs import InProgressCollector, RunMetrics
@@ -84,7 +85,9 @@ class Exporter:
                 "cost": settings.metrics.cost_buckets,
             }
         )
-        self.budgets = build_budgets(map(budget_spec, settings.sources), clock)
+        self.budgets = build_budgets(
+            map(budget_spec, settings.sources), clock, shards=settings.sharding.total_shards
+        )
         self.poller = Poller(
             tracker=self.tracker,
             store=self.store,
@@ -157,6 +160,8 @@ class Exporter:
             max_pages=source.max_pages_per_poll,
             discovery_interval_s=source.discovery_interval,
             sharding=self.settings.sharding,
+            schedule=Schedule(self.settings.poll_interval, source.max_poll_interval),
+            budget=self.budgets[source.name],
         )
         for agent_id in runtime.directory.ids:
             self.poller.declare(runtime, agent_id)

@@ -23,7 +23,10 @@ from exporter.config.models import Platform, Settings, load_settings, render_eff
 from exporter.config.sharding import ShardingSettings
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
+from exporter.poll.schedule import describe
 from exporter.sinks.traces.exporters import resolve_protocol
+from exporter.sources.budget import build_budgets
+from exporter.sources.factory import budget_spec
 from exporter.web.config import WebConfig, load_web_config
 
 if TYPE_CHECKING:  # the simulator is imported by `simulate` and `demo` only: `run` never loads it
@@ -195,8 +198,26 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     print(f"# {args.config}: OK", end="\n")
     if web.path is not None:
         print(f"# {web.path}: OK, {web.describe()}")
+    for line in budget_report(settings):
+        print(f"# {line}")
     print(render_effective(settings), end="")
     return EXIT_OK
+
+
+def budget_report(settings: Settings) -> list[str]:
+    """Say per source what polling its agents costs against this shard's request budget."""
+    sharding = settings.sharding
+    budgets = build_budgets(map(budget_spec, settings.sources), shards=sharding.total_shards)
+    return [
+        describe(
+            source.name,
+            None if source.agents is None else len(sharding.select(source.name, source.agents)),
+            settings.poll_interval,
+            source.max_poll_interval,
+            budgets[source.name].rate_per_s,
+        )
+        for source in settings.sources
+    ]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -247,6 +247,52 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
             ),
         ),
     ),
+    (
+        "Polling schedule",
+        (
+            Panel(
+                "Scheduled poll interval (longest and median over agents)",
+                "timeseries",
+                "s",
+                (
+                    (
+                        "{{source}} longest",
+                        "max by (source) "
+                        f"(agent_runs_exporter_agent_poll_interval_seconds{{{AGENT}}})",
+                    ),
+                    (
+                        "{{source}} median",
+                        "quantile by (source) (0.5, "
+                        f"agent_runs_exporter_agent_poll_interval_seconds{{{AGENT}}})",
+                    ),
+                ),
+                description="Each agent's interval between polls; poll_interval while the "
+                "request budget covers every agent, longer for quiet agents when it does not.",
+            ),
+            Panel(
+                "Oldest poll age",
+                "timeseries",
+                "s",
+                (("{{source}}", f"agent_runs_exporter_oldest_poll_age_seconds{{{SOURCE}}}"),),
+                description="The longest any agent has gone without a successful poll; "
+                "AgentRunsPollingBehind fires above 1.5 x max_poll_interval.",
+            ),
+            Panel(
+                "Budget wait",
+                "timeseries",
+                "percentunit",
+                (
+                    (
+                        "{{source}}",
+                        "sum by (source) (rate(agent_runs_exporter_budget_wait_seconds_total"
+                        f"{{{SOURCE}}}[{RI}]))",
+                    ),
+                ),
+                description="Seconds per second the source's requests waited for a token of "
+                "its request budget (several requests can wait at once).",
+            ),
+        ),
+    ),
 )
 
 

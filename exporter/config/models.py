@@ -200,6 +200,7 @@ class SourceSettings(_Model):
     token_file: str | None = None
     agents: list[str] | None = Field(default=None, min_length=1)
     discovery_interval: Duration = Field(default=600.0, gt=0)
+    max_poll_interval: Duration = Field(default=600.0, gt=0)  # the budget's longest interval
     workspace_id: str | None = None
     service_name: str | None = Field(default=None, min_length=1)
     page_size: int = Field(default=100, ge=1, le=100)

@@ -21,9 +21,11 @@ from exporter.config.sharding import ShardingSettings
 from exporter.errors import ExporterError, PermanentError
 from exporter.model import SourceInfo
 from exporter.poll.health import SourceHealth
+from exporter.poll.schedule import Schedule
 from exporter.sinks.metrics.exposition import GaugeLines
 from exporter.sinks.metrics.series import clean_text
 from exporter.sources.base import AgentEntry, Source
+from exporter.sources.budget import Budget
 from exporter.sources.fields import url_safe_id
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,8 @@ class SourceRuntime:
     max_pages: int = 1000
     discovery_interval_s: float = 600.0
     sharding: ShardingSettings = field(default_factory=ShardingSettings)
+    schedule: Schedule = field(default_factory=lambda: Schedule(15.0, 600.0))
+    budget: Budget = field(default_factory=Budget)
     counted: int = 0
     directory: AgentDirectory = field(init=False)
 

@@ -1,7 +1,9 @@
-"""The poll loop: read every agent's new runs, count them once, export traces, commit state.
+"""The poll loop: read the due agents' new runs, count them once, export traces, commit state.
 
-One task per source, so a slow or failing source never delays the others. Each cycle ends with one
-state transaction; the run metrics become visible only after it.
+One task per source, so a slow or failing source never delays the others. A cycle is one round
+of the source's schedule (`exporter.poll.schedule`) every poll_interval: the agents due then, all
+of them when the request budget allows. Each cycle ends with one state transaction; the run
+metrics become visible only after it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from exporter.errors import (
 )
 from exporter.poll import discovery
 from exporter.poll.discovery import SourceRuntime
+from exporter.poll.schedule import ListShare, Plan
 from exporter.poll.state import StateBatch, StateStore
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
 from exporter.poll.tracker import Outcome, SkipLedger, Tracker
@@ -26,6 +29,7 @@ from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.ids import run_trace_id
 from exporter.sinks.traces.sink import TraceSink
 from exporter.sources.base import Page, Skip, printable
+from exporter.sources.budget import Priority
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,9 @@ class Poller:
         self.clock = clock
         self.poll_interval_s = poll_interval_s
         self.skips = SkipLedger()
+        self._shares: dict[str, ListShare] = {}
+        self._waited: dict[str, float] = {}
+        self._shown: dict[str, set[str]] = {}  # agents with a poll interval series
         self.tracing = (
             None
             if traces is None
@@ -87,25 +94,60 @@ class Poller:
                 await asyncio.wait_for(stop.wait(), timeout=wait)
 
     async def poll_once(self, runtime: SourceRuntime) -> bool:
-        """Run one cycle for a source: every agent, pending traces, expiry, commit."""
+        """Run one cycle for a source: the agents due, pending traces, expiry, commit."""
         started = self.clock()
         counted_before = runtime.counted
         listed = await self._discover(runtime)
         if not runtime.directory.ids and not runtime.directory.others:
             return self._record_health(runtime, False, started)
         limit = asyncio.Semaphore(AGENT_CONCURRENCY)
+        schedule = runtime.schedule
 
         async def one(agent_id: str) -> bool:
             async with limit:
-                return await self._poll_agent(runtime, agent_id)
+                ok, completed = await self._poll_agent(runtime, agent_id)
+                in_flight = self.tracker.has_in_flight(runtime.info.name, agent_id)
+                schedule.polled(agent_id, started, ok=ok, completed=completed, in_flight=in_flight)
+                return ok
 
-        results = await asyncio.gather(*(one(agent) for agent in runtime.directory.ids))
+        results = await asyncio.gather(*(one(agent) for agent in self._due(runtime, started)))
         self.commit()  # counts are durable and published before the (budget-bound) trace phase
         await discovery.learn_names(runtime.directory, runtime.source, runtime.info.name)
-        traced = await self._export_traces(runtime)
+        traced = await self._export_traces(runtime, started)
         self.commit()
         self._report(runtime, runtime.counted - counted_before, traced, started)
+        self._report_schedule(runtime)
         return self._record_health(runtime, listed and all(results), started)
+
+    def _due(self, runtime: SourceRuntime, now: float) -> list[str]:
+        """Follow discovery, give every agent its interval, return the agents to poll now."""
+        schedule = runtime.schedule
+        changed = schedule.sync(runtime.directory.ids, now)
+        budget = runtime.budget
+        capacity = self._shares.setdefault(runtime.info.name, ListShare()).capacity(
+            budget.rate_per_s,
+            budget.spent[Priority.DETAIL],
+            self.tracker.trace_backlog(runtime.info.name),
+            now,
+        )
+        plan = schedule.replan(capacity)
+        if changed and not plan.fits:
+            _warn_behind(runtime.info.name, plan, schedule.poll_interval_s)
+        return schedule.due(now)
+
+    def _report_schedule(self, runtime: SourceRuntime) -> None:
+        name = runtime.info.name
+        intervals = runtime.schedule.intervals()
+        gauge = self.metrics.agent_poll_interval
+        for agent_id in self._shown.get(name, set()) - intervals.keys():
+            gauge.remove(name, agent_id)
+        for agent_id, interval in intervals.items():
+            gauge.labels(name, agent_id).set(interval)
+        self._shown[name] = set(intervals)
+        self.metrics.oldest_poll_age.labels(name).set(runtime.schedule.oldest_age(self.clock()))
+        waited = runtime.budget.waited_s
+        self.metrics.budget_wait.labels(name).inc(max(0.0, waited - self._waited.get(name, 0.0)))
+        self._waited[name] = waited
 
     async def _discover(self, runtime: SourceRuntime) -> bool:
         """Refresh a discovering source's agent list when due; False if that failed."""
@@ -169,29 +211,33 @@ class Poller:
             self.metrics.last_success.labels(name).set(now)
         return ok
 
-    async def _poll_agent(self, runtime: SourceRuntime, agent_id: str) -> bool:
+    async def _poll_agent(self, runtime: SourceRuntime, agent_id: str) -> tuple[bool, int]:
+        """Poll one agent; return whether it succeeded and how many runs it counted."""
         name = runtime.info.name
         now = self.clock()
         stop_below = self.tracker.window(name, agent_id, now)
         newest: float | None = None
+        completed = 0
         try:
             pages = 0
             async with contextlib.aclosing(runtime.source.pages(agent_id)) as stream:
                 async for page in stream:
                     pages += 1
+                    before = runtime.counted  # other agents' polls interleave between pages
                     newest = self._ingest(runtime, page, now, newest)
+                    completed += runtime.counted - before
                     if not page.has_more or _reaches(page, stop_below):
                         break
                     if pages >= runtime.max_pages:
                         self._page_cap(runtime, agent_id, pages)
-                        return False
+                        return False, 0
         except SourceError as exc:
             self._poll_failed(runtime, agent_id, exc)
-            return False
+            return False, 0
         if page.history_cut:
             self._check_gap(runtime, agent_id, page)
         self.tracker.finish_agent(name, agent_id, newest, now)
-        return True
+        return True, completed
 
     def _check_gap(self, runtime: SourceRuntime, agent_id: str, page: Page) -> None:
         """Count a possible gap when the only visible page stops short of runs read before."""
@@ -255,10 +301,19 @@ class Poller:
             pages,
         )
 
-    async def _export_traces(self, runtime: SourceRuntime) -> int:
-        """Trace pending runs within the cycle's budget (see `TracePhase`); return how many."""
+    async def _export_traces(self, runtime: SourceRuntime, started: float) -> int:
+        """Trace pending runs within the cycle's budget (see `TracePhase`); return how many.
+
+        Within a tight request budget the phase ends with the round, so the agents due next
+        round (a run in flight, say) are not kept waiting behind a detail backlog.
+        """
         name = runtime.info.name
-        traced = 0 if self.tracing is None else await self.tracing.run(runtime, self.commit)
+        budget_s = None
+        if not runtime.schedule.plan.fits:
+            budget_s = max(1.0, self.poll_interval_s - (self.clock() - started))
+        traced = 0
+        if self.tracing is not None:
+            traced = await self.tracing.run(runtime, self.commit, budget_s)
         self.metrics.trace_backlog.labels(name).set(self.tracker.trace_backlog(name))
         return traced
 
@@ -285,6 +340,21 @@ class Poller:
                 log.error("%s; going on from memory, run metrics held until a commit works", exc)
                 return
         self.run_metrics.publish()
+
+
+def _warn_behind(source: str, plan: Plan, poll_interval_s: float) -> None:
+    log.warning(
+        "source %s: polling its %d agents every %gs needs %.0f requests a minute, the budget "
+        "leaves %.0f for list polls: agents without a run in flight are polled every %gs to "
+        "%.0fs, by their activity (see max_poll_interval and max_requests_per_minute)",
+        source,
+        plan.agents,
+        poll_interval_s,
+        plan.needed_per_minute,
+        plan.capacity_per_minute,
+        poll_interval_s,
+        plan.longest_s,
+    )
 
 
 def _reaches(page: Page, stop_below: float) -> bool:

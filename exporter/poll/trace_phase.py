@@ -59,15 +59,18 @@ class TracePhase:
         self.budget_s = budget_s
         self.detail_concurrency = detail_concurrency
 
-    async def run(self, runtime: SourceRuntime, commit: Callable[[], None]) -> int:
+    async def run(
+        self, runtime: SourceRuntime, commit: Callable[[], None], budget_s: float | None = None
+    ) -> int:
         """Fetch details and submit spans of the source's pending runs; return how many.
 
         Runs are taken failures first, in chunks, each followed by `commit`. Past the time
-        budget the rest waits for the next cycle, so a backlog never delays polling.
+        budget (`budget_s`, default the phase's own) the rest waits for the next cycle, so a
+        backlog never delays polling.
         """
         pending = self.tracker.pending_traces(runtime.info.name)
         if pending:
-            deadline = self.clock() + self.budget_s
+            deadline = self.clock() + (self.budget_s if budget_s is None else budget_s)
             for start in range(0, len(pending), TRACE_CHUNK):
                 if start and self.clock() > deadline:
                     break

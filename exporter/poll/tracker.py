@@ -187,6 +187,10 @@ class Tracker:
             self._forget((source, run_id), persist=False)
         return given_up
 
+    def has_in_flight(self, source: str, agent_id: str) -> bool:
+        """Say whether the agent has a run seen queued or running and not yet counted."""
+        return bool(self._in_flight.get((source, agent_id)))
+
     def in_flight_counts(self) -> dict[tuple[str, str, Status], int]:
         """Return how many runs are in flight per (source, agent, status)."""
         counts: dict[tuple[str, str, Status], int] = {}

@@ -12,6 +12,7 @@ class SimulatorSettings:
     seed: int = 7
     agents: int = 3
     rate: float = 0.5  # new runs per second per agent (Poisson)
+    agent_rates: tuple[float, ...] = ()  # per agent by index, a skewed fleet; the rest at `rate`
     failure_ratio: float = 0.1
     duration_scale: float = 1.0
     history: float = 600.0  # seconds of runs generated before the start
@@ -36,6 +37,7 @@ class SimulatorSettings:
         return [
             ("agents must be >= 1", self.agents >= 1),
             ("rate must be >= 0", self.rate >= 0),
+            ("agent_rates must be >= 0", all(rate >= 0 for rate in self.agent_rates)),
             ("failure_ratio must be in [0, 1]", 0 <= self.failure_ratio <= 1),
             ("duration_scale must be > 0", self.duration_scale > 0),
             ("history must be >= 0", self.history >= 0),

@@ -87,6 +87,7 @@ class _Stream(Generic[A, R]):
     agent: A
     rng: random.Random
     next_at: float
+    rate: float  # new runs per second
     runs: list[R] = field(default_factory=list)
 
 
@@ -113,8 +114,10 @@ class BaseWorld(Generic[A, R]):
 
     def _stream(self, master: random.Random, index: int, start: float) -> _Stream[A, R]:
         agent = self.flavor.new_agent(master, index, start)
-        stream: _Stream[A, R] = _Stream(agent, random.Random(master.getrandbits(64)), 0.0)
-        stream.next_at = start - self.settings.history + self._gap(stream.rng)
+        rates = self.settings.agent_rates
+        rate = rates[index] if index < len(rates) else self.settings.rate
+        stream: _Stream[A, R] = _Stream(agent, random.Random(master.getrandbits(64)), 0.0, rate)
+        stream.next_at = start - self.settings.history + self._gap(stream)
         return stream
 
     @property
@@ -184,7 +187,7 @@ class BaseWorld(Generic[A, R]):
             new = self.flavor.new_run(stream.rng, stream.agent, stream.next_at, previous)
             bisect.insort(stream.runs, new, key=lambda run: run.key)
             self._by_id[new.id] = new
-            stream.next_at += self._gap(stream.rng)
+            stream.next_at += self._gap(stream)
 
     def _prune(self, now_ms: int) -> None:
         cutoff = now_ms - int(self.settings.retention * 1000)
@@ -194,9 +197,9 @@ class BaseWorld(Generic[A, R]):
                 del self._by_id[old.id]
             del stream.runs[:cut]
 
-    def _gap(self, rng: random.Random) -> float:
-        rate = self.settings.rate
-        return rng.expovariate(rate) if rate > 0 else math.inf
+    def _gap(self, stream: _Stream[A, R]) -> float:
+        rate = stream.rate
+        return stream.rng.expovariate(rate) if rate > 0 else math.inf
 
 
 class World(BaseWorld[Agent, SimRun]):

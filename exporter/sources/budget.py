@@ -15,12 +15,17 @@ the upstream's word always wins over the bucket.
 Each source has its own bucket; on platforms that limit per workspace (Conduit), sources sharing a
 workspace also share a workspace bucket, so together they stay under the largest of their limits.
 Each platform's limit and default are in its spec (`RateLimit`, read through `sources.registry`).
+
+A limit is the budget of the whole deployment for that account: with `total_shards: M` every
+shard's buckets (the source's and the workspace's) hold 1/M of it, rounded down, at least 1, so M
+shards together never exceed it. Each shard polls about 1/M of the agents, so the shares match.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -62,6 +67,11 @@ class TokenBucket:
             return 0.0
         return max(_EPSILON, (needed - self._tokens) / self._rate)
 
+    @property
+    def rate_per_s(self) -> float:
+        """Return the tokens a second the bucket refills."""
+        return self._rate
+
     def take(self) -> None:
         """Spend one token; call only after `wait_for` returned 0."""
         self._tokens = max(0.0, self._tokens - 1.0)
@@ -86,6 +96,13 @@ class Budget:
 
     def __init__(self, buckets: Sequence[TokenBucket] = ()) -> None:
         self._buckets = tuple(buckets)
+        self.spent = dict.fromkeys(Priority, 0)  # tokens taken, by priority
+        self.waited_s = 0.0  # time requests spent waiting for a token
+
+    @property
+    def rate_per_s(self) -> float:
+        """Return the sustained requests a second the budget allows (math.inf: no budget)."""
+        return min((bucket.rate_per_s for bucket in self._buckets), default=math.inf)
 
     def wait_for(self, priority: Priority) -> float:
         """Return how long until every bucket has a token for `priority`; 0 takes them now."""
@@ -93,7 +110,12 @@ class Budget:
         if wait <= 0:
             for bucket in self._buckets:
                 bucket.take()
+            self.spent[priority] += 1
         return wait
+
+    def waited(self, seconds: float) -> None:
+        """Note that a request waited `seconds` for a token."""
+        self.waited_s += seconds
 
     def pause(self, seconds: float) -> None:
         """Honour a `Retry-After`: pause every bucket for `seconds`."""
@@ -119,9 +141,14 @@ def workspace_key(platform: str, base_url: str, workspace_id: str | None, token:
     return f"{platform} {base_url} {scope}"
 
 
-def build_budgets(specs: Iterable[BudgetSpec], clock: Clock = time.monotonic) -> dict[str, Budget]:
-    """Return each source's budget, sharing one bucket between sources of one workspace."""
-    specs = list(specs)
+def build_budgets(
+    specs: Iterable[BudgetSpec], clock: Clock = time.monotonic, *, shards: int = 1
+) -> dict[str, Budget]:
+    """Return each source's budget, sharing one bucket between sources of one workspace.
+
+    With `shards` exporters sharing the agents, each gets 1/`shards` of every limit.
+    """
+    specs = [shard_share(spec, shards) for spec in specs]
     shared: dict[str, int] = {}
     for spec in specs:
         if spec.workspace is not None and spec.limit > 0:
@@ -133,13 +160,20 @@ def build_budgets(specs: Iterable[BudgetSpec], clock: Clock = time.monotonic) ->
     budgets: dict[str, Budget] = {}
     for spec in specs:
         if spec.limit <= 0:
-            budgets[spec.source] = UNLIMITED
+            budgets[spec.source] = Budget()  # its own: it counts what the source spent
             continue
         buckets = [TokenBucket(spec.limit, clock)]
         if spec.workspace in workspaces:
             buckets.append(workspaces[spec.workspace])
         budgets[spec.source] = Budget(buckets)
     return budgets
+
+
+def shard_share(spec: BudgetSpec, shards: int) -> BudgetSpec:
+    """Return `spec` with this shard's share of its limit: 1/`shards`, at least 1."""
+    if spec.limit <= 0 or shards <= 1:
+        return spec
+    return BudgetSpec(spec.source, max(1, spec.limit // shards), spec.workspace)
 
 
 def _fingerprint(secret: str) -> str:

@@ -200,6 +200,7 @@ class HttpClient:
                     retry_after=wait,
                     budget=True,
                 )
+            self._budget.waited(wait)
             await self._sleep(wait)
 
     async def _get_once(self, path: str, *, endpoint: str, params: Mapping[str, Any]) -> Any:

@@ -18,6 +18,7 @@ ALERTS = {
     "AgentRunsExporterDown",
     "AgentRunsExporterAbsent",
     "AgentRunsPollStale",
+    "AgentRunsPollingBehind",
     "AgentRunsUpstreamThrottled",
     "AgentRunsUpstreamAuthFailing",
     "AgentRunsSpansDropped",

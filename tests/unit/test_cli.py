@@ -64,6 +64,36 @@ def test_check_config_prints_effective_config_with_the_token_masked(
     assert SECRET not in out.out + out.err
 
 
+FLEET = """
+poll_interval: 15s
+state: {path: ":memory:"}
+traces: {exporter: none}
+sharding: {total_shards: 2}
+sources:
+  - name: fleet
+    platform: conduit
+    base_url: https://api.conduit.ai
+    max_requests_per_minute: 200
+    max_poll_interval: 10m
+    agents: [%s]
+"""
+
+
+def test_check_config_says_what_the_budget_allows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agents = ", ".join(f"ag{i}" for i in range(2000))
+    assert main(["check-config", "--config", write(tmp_path, FLEET % agents)]) == 0
+    report = [line for line in capsys.readouterr().out.splitlines() if "source fleet" in line]
+    # This shard: about 1,000 agents, 100 of the 200 a minute (90 refill, 95% planned).
+    assert len(report) == 1
+    assert "need 4" in report[0]  # ~1,000 agents x 4 a minute (the count varies by hashing)
+    assert "leaves 85 for list polls" in report[0]
+    assert "longest interval" in report[0]
+    longest = int(report[0].split("longest interval ")[1].split("s")[0])
+    assert 600 < longest < 720  # ~1,000 / 85.5 a minute: max_poll_interval does not fit
+
+
 def test_bad_config_gets_one_report_of_every_problem_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -146,6 +146,27 @@ _SPECS = (
         ("source",),
     ),
     _Spec(
+        "agent_poll_interval",
+        Gauge,
+        "agent_runs_exporter_agent_poll_interval_seconds",
+        "The agent's current scheduled poll interval (poll_interval when the budget allows).",
+        ("source", "agent_id"),
+    ),
+    _Spec(
+        "oldest_poll_age",
+        Gauge,
+        "agent_runs_exporter_oldest_poll_age_seconds",
+        "The longest time any agent of the source has gone without a successful poll.",
+        ("source",),
+    ),
+    _Spec(
+        "budget_wait",
+        Counter,
+        "agent_runs_exporter_budget_wait_seconds_total",
+        "Time the source's requests waited for a token of its request budget.",
+        ("source",),
+    ),
+    _Spec(
         "build_info",
         Gauge,
         "agent_runs_exporter_build_info",
@@ -182,6 +203,9 @@ class SelfMetrics:
     total_shards: Gauge
     web_auth_failures: Counter
     tool_steps_dropped: Counter
+    agent_poll_interval: Gauge
+    oldest_poll_age: Gauge
+    budget_wait: Counter
     build_info: Gauge
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -202,6 +226,8 @@ class SelfMetrics:
         self.trace_backlog.labels(source)
         self.tool_steps_dropped.labels(source)
         self.page_gaps.labels(source)
+        self.oldest_poll_age.labels(source)
+        self.budget_wait.labels(source)
         for reason in POLL_ERROR_REASONS:
             self.poll_errors.labels(source, reason)
         for reason in SKIP_REASONS:

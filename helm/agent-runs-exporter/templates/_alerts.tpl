@@ -87,6 +87,19 @@ deploy/prometheus/alerts.test.yaml.
         description: The exporter's last successful poll of the source is older than {{ .seconds }} s; its run metrics are stale. See agent_runs_exporter_poll_errors_total and the exporter's log.
     {{- end }}
     {{- end }}
+    {{- with $a.pollingBehind }}
+    {{- if .enabled }}
+    - alert: AgentRunsPollingBehind
+      expr: |
+        agent_runs_exporter_oldest_poll_age_seconds > {{ .seconds }}
+      for: {{ .for }}
+      labels:
+        severity: {{ .severity }}
+      annotations:
+        summary: An agent of source {{`{{ $labels.source }}`}} has gone {{`{{ $value | humanizeDuration }}`}} without a successful poll
+        description: The request budget cannot keep up with the source's agents (threshold {{ .seconds }} s, 1.5 x max_poll_interval); runs of quiet agents are counted late. Raise max_requests_per_minute if the platform allows it, or max_poll_interval; see README "Large fleets".
+    {{- end }}
+    {{- end }}
     {{- with $a.throttling }}
     {{- if .enabled }}
     - alert: AgentRunsUpstreamThrottled

@@ -12,7 +12,6 @@ import pytest
 
 from exporter.errors import RateLimitedError
 from exporter.sources.budget import (
-    UNLIMITED,
     Budget,
     BudgetSpec,
     Priority,
@@ -101,7 +100,7 @@ def test_sources_of_one_workspace_share_a_bucket() -> None:
         ],
         clock,
     )
-    assert budgets["d"] is UNLIMITED
+    assert budgets["d"].rate_per_s == math.inf  # no bucket: never waits
     taken: list[float] = []
     end = 300.0
     while clock.now < end:
@@ -110,6 +109,32 @@ def test_sources_of_one_workspace_share_a_bucket() -> None:
         if all(waits):
             clock.advance(min(waits))
     assert max(per_minute(taken).values()) <= 100  # together, not 100 each
+
+
+def test_shards_share_one_budget_per_account() -> None:
+    spec = BudgetSpec("a", 100, workspace="w1")
+    taken: list[float] = []
+    for _shard in range(4):  # four processes, each with its own clock and bucket
+        clock = FakeClock(0.0)
+        budget = build_budgets([spec], clock, shards=4)["a"]
+        assert budget.rate_per_s == pytest.approx((25 - 2) / 60)  # 1/4 of 100, less its burst
+        taken += spend_greedily(budget, clock, 600, Priority.LIST)
+    assert max(per_minute(taken).values()) <= 100  # all four together
+    assert len(taken) > 0.85 * 100 * 10
+
+
+def test_a_shard_keeps_at_least_one_request_a_minute() -> None:
+    budget = build_budgets([BudgetSpec("a", 3)], FakeClock(0.0), shards=8)["a"]
+    assert budget.rate_per_s == pytest.approx(1 / 60)
+
+
+def test_a_budget_counts_what_it_spent_and_waited() -> None:
+    clock = FakeClock(0.0)
+    budget = Budget([TokenBucket(60, clock)])
+    clock.advance(60)
+    spend_greedily(budget, clock, 60, Priority.DETAIL)
+    assert budget.spent[Priority.DETAIL] > 50
+    assert budget.spent[Priority.LIST] == 0
 
 
 def test_conduit_defaults_below_its_documented_limit() -> None:

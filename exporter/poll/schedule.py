@@ -1,0 +1,268 @@
+"""Per-agent poll scheduling: each agent's next poll time, within the source's request budget.
+
+A list poll costs one request per agent, so the budget (requests a second left for list polls,
+the `capacity`) decides how often agents can be seen:
+
+    n / poll_interval <= capacity   every agent every poll_interval (round-robin, as before)
+    otherwise                       agents with a run in flight, and new agents, first at
+                                    poll_interval (their completion is due); the others share
+                                    the rest at a rate proportional to sqrt(completion rate),
+                                    each interval within [poll_interval, max_poll_interval]
+    even max_poll_interval too much the others all at the longest interval that fits
+
+Why the square root: a run waits half its agent's interval on average, so the mean delay is
+proportional to sum(r_i * t_i); minimising it with sum(1 / t_i) fixed (Lagrange) gives
+1 / t_i proportional to sqrt(r_i) (plus a small prior, so idle agents share what the others
+cannot use). Completion rates decay over `RATE_WINDOW_S`, so an agent
+that goes quiet drifts to max_poll_interval and one that wakes up is pulled in at its next poll.
+Everything is computed from the injected clock's readings: the same polls give the same plan.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+RATE_WINDOW_S = 3600.0  # completion rates are learned over about an hour
+PRIOR_RATE = 1 / 86400  # every agent is assumed to run about once a day: idle ones share leftovers
+_SEARCH_STEPS = 60
+
+
+@dataclass(slots=True)
+class Pace:
+    """What the schedule knows of one agent."""
+
+    added_at: float
+    interval: float
+    rate: float = 0.0  # completed runs per second, decaying over RATE_WINDOW_S
+    in_flight: bool = False
+    polled_at: float | None = None  # the last attempt
+    seen_at: float | None = None  # the last successful poll
+
+    @property
+    def new(self) -> bool:
+        """Say whether the agent was never polled successfully."""
+        return self.seen_at is None
+
+    def next_at(self) -> float:
+        """Return when the agent is due (never polled: as soon as it is added)."""
+        return self.added_at if self.polled_at is None else self.polled_at + self.interval
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What polling a source costs against its budget, in requests a minute."""
+
+    agents: int
+    needed_per_minute: float  # every agent at poll_interval
+    capacity_per_minute: float  # left for list polls (math.inf: no budget)
+    longest_s: float  # the longest interval in force
+
+    @property
+    def fits(self) -> bool:
+        """Say whether every agent can be polled every poll_interval."""
+        return self.needed_per_minute <= self.capacity_per_minute
+
+
+def allocate(
+    rates: Mapping[str, float],
+    urgent: Iterable[str],
+    *,
+    capacity: float,
+    poll_interval: float,
+    max_interval: float,
+) -> dict[str, float]:
+    """Return each agent's interval (seconds) for `capacity` list polls a second.
+
+    `urgent` agents (a run in flight, or new) get poll_interval as far as the budget allows,
+    keeping room for the others at max_poll_interval when there is any.
+    """
+    if len(rates) <= capacity * poll_interval:
+        return dict.fromkeys(rates, poll_interval)
+    first = [agent for agent in dict.fromkeys(urgent) if agent in rates]
+    others = {agent: rate for agent, rate in rates.items() if agent not in set(first)}
+    room = max(capacity - len(others) / max_interval, capacity / 2)
+    first_rate = min(len(first) / poll_interval, room)
+    intervals = dict.fromkeys(first, len(first) / first_rate if first else poll_interval)
+    left = capacity - first_rate
+    if others and len(others) > left * max_interval:  # even max_poll_interval does not fit
+        return intervals | dict.fromkeys(others, len(others) / left)
+    return intervals | _share(others, left, poll_interval, max_interval)
+
+
+def _share(
+    rates: Mapping[str, float], capacity: float, shortest: float, longest: float
+) -> dict[str, float]:
+    """Split `capacity` polls a second with poll rates proportional to sqrt(rate), clamped."""
+    weights = {agent: math.sqrt(max(0.0, rate) + PRIOR_RATE) for agent, rate in rates.items()}
+
+    def spent(k: float) -> float:
+        return sum(min(1 / shortest, max(1 / longest, k * w)) for w in weights.values())
+
+    low, high = 0.0, 1.0
+    while spent(high) < capacity and high < 1e12:
+        high *= 2
+    for _ in range(_SEARCH_STEPS):  # spent() grows with k: bisect for spent(k) = capacity
+        middle = (low + high) / 2
+        low, high = (middle, high) if spent(middle) < capacity else (low, middle)
+    return {agent: 1 / min(1 / shortest, max(1 / longest, low * w)) for agent, w in weights.items()}
+
+
+class Schedule:
+    """Each agent's next poll time for one source."""
+
+    def __init__(self, poll_interval_s: float, max_interval_s: float) -> None:
+        self.poll_interval_s = poll_interval_s
+        self.max_interval_s = max(max_interval_s, poll_interval_s)
+        self.spread = True  # False: every agent every round, whatever the budget (round-robin)
+        self.paces: dict[str, Pace] = {}
+        self.plan = Plan(0, 0.0, math.inf, poll_interval_s)
+        self._allowance = 0.0
+        self._round_at: float | None = None
+
+    def sync(self, agent_ids: Iterable[str], now: float) -> bool:
+        """Follow the agent list: new agents are due now, gone ones forgotten; say if it changed."""
+        ids = list(dict.fromkeys(agent_ids))
+        gone = [agent for agent in self.paces if agent not in set(ids)]
+        for agent in gone:
+            del self.paces[agent]
+        added = [agent for agent in ids if agent not in self.paces]
+        for agent in added:
+            self.paces[agent] = Pace(added_at=now, interval=self.poll_interval_s)
+        return bool(added or gone)
+
+    def replan(self, capacity: float) -> Plan:
+        """Give every agent its interval for `capacity` list polls a second; return the plan."""
+        urgent = [agent for agent, pace in self.paces.items() if pace.in_flight or pace.new]
+        rates = {agent: pace.rate for agent, pace in self.paces.items()}
+        if self.spread:
+            intervals = allocate(
+                rates,
+                urgent,
+                capacity=capacity,
+                poll_interval=self.poll_interval_s,
+                max_interval=self.max_interval_s,
+            )
+        else:
+            intervals = dict.fromkeys(rates, self.poll_interval_s)
+        for agent, interval in intervals.items():
+            self.paces[agent].interval = interval
+        self.plan = Plan(
+            agents=len(self.paces),
+            needed_per_minute=60 * len(self.paces) / self.poll_interval_s,
+            capacity_per_minute=60 * capacity,
+            longest_s=max(intervals.values(), default=self.poll_interval_s),
+        )
+        return self.plan
+
+    def due(self, now: float) -> list[str]:
+        """Return the agents to poll this round: urgent ones first, then the most overdue.
+
+        When the budget allows every agent at poll_interval, that is every agent. Within a
+        tight budget a round takes no more polls than the budget earned since the
+        last round, so a round stays about poll_interval long and the urgent agents of the
+        next round are not kept waiting behind a long queue.
+        """
+        if not self.spread or self.plan.fits:  # as before: every agent, every round
+            self._round_at = now
+            return list(self.paces)
+        waiting = self._waiting(now)
+        elapsed = self.poll_interval_s if self._round_at is None else now - self._round_at
+        earned = self.plan.capacity_per_minute / 60 * elapsed
+        ceiling = self.plan.capacity_per_minute / 60 * max(elapsed, self.poll_interval_s)
+        self._allowance = min(self._allowance + earned, max(ceiling, 1.0))
+        self._round_at = now
+        taken = waiting[: max(1, int(self._allowance))]
+        self._allowance = max(0.0, self._allowance - len(taken))
+        return taken
+
+    def _waiting(self, now: float) -> list[str]:
+        """Return the due agents: in flight first, then new and known ones taking turns.
+
+        Taking turns keeps the agents already known (the busy ones among them) polled while a
+        thousand newly discovered agents wait for their first poll.
+        """
+        due = [(agent, pace) for agent, pace in self.paces.items() if pace.next_at() <= now]
+        due.sort(key=lambda item: -(now - item[1].next_at()) / item[1].interval)  # most late
+        in_flight = [agent for agent, pace in due if pace.in_flight]
+        new = [agent for agent, pace in due if pace.new and not pace.in_flight]
+        known = [agent for agent, pace in due if not pace.new and not pace.in_flight]
+        turns = [agent for pair in itertools.zip_longest(known, new) for agent in pair if agent]
+        return in_flight + turns
+
+    def polled(
+        self, agent: str, now: float, *, ok: bool, completed: int = 0, in_flight: bool = False
+    ) -> None:
+        """Note a poll of `agent` at `now`: what it found, or that it failed."""
+        pace = self.paces.get(agent)
+        if pace is None:
+            return
+        if not ok:  # try again next round, not a whole interval later
+            pace.polled_at = now - pace.interval + self.poll_interval_s
+            return
+        since = pace.seen_at if pace.seen_at is not None else now - RATE_WINDOW_S
+        decay = math.exp(-max(0.0, now - since) / RATE_WINDOW_S)
+        pace.rate = pace.rate * decay + completed / RATE_WINDOW_S
+        pace.in_flight = in_flight
+        pace.seen_at = pace.polled_at = now
+
+    def oldest_age(self, now: float) -> float:
+        """Return the longest time any agent has gone without a successful poll."""
+        return max(
+            (now - (pace.seen_at or pace.added_at) for pace in self.paces.values()), default=0.0
+        )
+
+    def intervals(self) -> dict[str, float]:
+        """Return each agent's scheduled interval."""
+        return {agent: pace.interval for agent, pace in self.paces.items()}
+
+
+DETAIL_WINDOW_S = 300.0  # detail spending is averaged over about five minutes
+BACKLOG_DRAIN_S = 3600.0  # a trace backlog asks for enough to drain it in an hour
+PLANNED_SHARE = 0.95  # the rest is for discovery and name lookups
+
+
+class ListShare:
+    """The part of a source's budget left for list polls: what detail fetches do not need."""
+
+    def __init__(self) -> None:
+        self.detail_rate = 0.0
+        self._spent: int | None = None
+        self._at: float | None = None
+
+    def capacity(self, rate: float, detail_spent: int, backlog: int, now: float) -> float:
+        """Return list polls a second for a budget of `rate`, given the detail fetches so far."""
+        if self._spent is not None and self._at is not None and now > self._at:
+            weight = math.exp(-(now - self._at) / DETAIL_WINDOW_S)
+            recent = (detail_spent - self._spent) / (now - self._at)
+            self.detail_rate = weight * self.detail_rate + (1 - weight) * recent
+        self._spent, self._at = detail_spent, now
+        if math.isinf(rate):
+            return rate
+        demand = self.detail_rate + backlog / BACKLOG_DRAIN_S
+        return PLANNED_SHARE * max(rate / 2, rate - demand)
+
+
+def describe(
+    source: str, agents: int | None, poll_interval: float, max_interval: float, rate: float
+) -> str:
+    """Say what polling `agents` (None: discovered) costs against `rate` requests a second."""
+    capacity = PLANNED_SHARE * rate * 60
+    if math.isinf(capacity):
+        return f"source {source}: no request budget: every agent every {poll_interval:g}s"
+    fits = math.floor(capacity * poll_interval / 60)
+    if agents is None:
+        return (
+            f"source {source}: agents discovered at run time; the budget leaves {capacity:.0f} "
+            f"list polls a minute: up to {fits} agents every {poll_interval:g}s, up to "
+            f"{math.floor(capacity * max_interval / 60)} every {max_interval:g}s"
+        )
+    needed = 60 * agents / poll_interval
+    longest = poll_interval if agents <= fits else max(max_interval, 60 * agents / capacity)
+    return (
+        f"source {source}: {agents} agents every {poll_interval:g}s need {needed:.0f} requests "
+        f"a minute, the budget leaves {capacity:.0f} for list polls: longest interval "
+        f"{longest:.0f}s" + ("" if agents <= fits else " (agents without runs wait longer)")
+    )

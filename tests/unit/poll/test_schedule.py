@@ -1,0 +1,175 @@
+"""The per-agent schedule: intervals within the budget, urgent agents first, rates learned."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from exporter.poll.schedule import RATE_WINDOW_S, ListShare, Schedule, allocate
+
+POLL = 5.0
+LONGEST = 600.0
+
+
+def polls_per_second(intervals: dict[str, float]) -> float:
+    return sum(1 / interval for interval in intervals.values())
+
+
+def fleet(busy: int, hourly: int, idle: int) -> dict[str, float]:
+    rates = {f"busy{i}": 1 / 60 for i in range(busy)}
+    rates |= {f"hourly{i}": 1 / 3600 for i in range(hourly)}
+    return rates | {f"idle{i}": 0.0 for i in range(idle)}
+
+
+def test_a_budget_that_covers_every_agent_polls_each_every_poll_interval() -> None:
+    rates = fleet(2, 3, 5)
+    intervals = allocate(rates, [], capacity=10 / POLL, poll_interval=POLL, max_interval=LONGEST)
+    assert intervals == dict.fromkeys(rates, POLL)
+
+
+def test_a_tight_budget_is_spent_exactly_and_every_interval_stays_in_bounds() -> None:
+    rates = fleet(20, 180, 800)
+    capacity = 95 / 60
+    intervals = allocate(rates, [], capacity=capacity, poll_interval=POLL, max_interval=1800)
+    assert polls_per_second(intervals) == pytest.approx(capacity, rel=1e-6)
+    assert all(POLL <= interval <= 1800 * (1 + 1e-9) for interval in intervals.values())
+    assert intervals["idle0"] > 1000  # the quiet tail is seen rarely, but within bounds
+    assert intervals["busy0"] < intervals["hourly0"] < intervals["idle0"]
+
+
+def test_poll_rates_follow_the_square_root_of_completion_rates() -> None:
+    rates = {"a": 1 / 60, "b": 4 / 60}  # b completes four times as often: polled twice as often
+    intervals = allocate(rates, [], capacity=0.1, poll_interval=1.0, max_interval=1e6)
+    assert intervals["a"] / intervals["b"] == pytest.approx(2.0, rel=1e-3)
+    assert polls_per_second(intervals) == pytest.approx(0.1)
+
+
+def test_a_busy_agent_is_held_at_poll_interval_by_the_lower_clamp() -> None:
+    rates = {"busy": 10.0} | {f"idle{i}": 0.0 for i in range(100)}
+    intervals = allocate(rates, [], capacity=1.0, poll_interval=POLL, max_interval=LONGEST)
+    assert intervals["busy"] == POLL
+    assert polls_per_second(intervals) == pytest.approx(1.0)
+
+
+def test_agents_with_a_run_in_flight_go_first_at_poll_interval() -> None:
+    rates = fleet(0, 0, 1000)
+    capacity = 100 / 60
+    intervals = allocate(
+        rates, ["idle3", "idle7"], capacity=capacity, poll_interval=POLL, max_interval=1800
+    )
+    assert intervals["idle3"] == intervals["idle7"] == POLL
+    assert polls_per_second(intervals) == pytest.approx(capacity)
+
+
+def test_when_max_poll_interval_does_not_fit_the_longest_interval_stretches() -> None:
+    rates = fleet(0, 0, 1000)
+    capacity = 1.0  # 1000 agents every 600 s would need 1.67 a second
+    intervals = allocate(rates, ["idle0"], capacity=capacity, poll_interval=POLL, max_interval=600)
+    assert polls_per_second(intervals) == pytest.approx(capacity)
+    assert intervals["idle0"] == POLL  # in flight: first
+    assert intervals["idle1"] == pytest.approx(999 / (capacity - 1 / POLL))  # > 600
+
+
+def test_urgent_agents_beyond_the_budget_share_at_most_half_of_it() -> None:
+    rates = fleet(0, 0, 100)
+    urgent = [f"idle{i}" for i in range(50)]
+    intervals = allocate(rates, urgent, capacity=1.0, poll_interval=1.0, max_interval=10)
+    assert intervals["idle0"] == pytest.approx(100.0)  # 50 agents on half a poll a second
+    assert intervals["idle99"] == pytest.approx(100.0)
+    assert polls_per_second(intervals) == pytest.approx(1.0)
+
+
+def started(agents: int, capacity: float, now: float = 0.0) -> Schedule:
+    schedule = Schedule(POLL, LONGEST)
+    schedule.sync([f"a{i}" for i in range(agents)], now)
+    schedule.replan(capacity)
+    return schedule
+
+
+def test_new_agents_are_due_at_once_and_polled_at_poll_interval() -> None:
+    schedule = started(100, capacity=1.0)
+    assert set(schedule.intervals().values()) == {100.0}  # all new: they share the budget
+    assert schedule.due(0.0) == [f"a{i}" for i in range(5)]  # one round's budget: 5 polls
+    assert not schedule.plan.fits
+    assert schedule.plan.needed_per_minute == 1200
+
+
+def test_an_agent_going_quiet_and_waking_up() -> None:
+    schedule = started(200, capacity=1.0)
+    for agent in list(schedule.paces):
+        schedule.polled(agent, 0.0, ok=True)
+    schedule.replan(1.0)
+    assert schedule.intervals()["a0"] == pytest.approx(200.0)  # all idle: an equal share
+    schedule.polled("a0", LONGEST, ok=True, completed=3, in_flight=True)
+    schedule.replan(1.0)
+    assert schedule.intervals()["a0"] == POLL  # a run in flight: its completion is due
+    schedule.polled("a0", LONGEST + POLL, ok=True, completed=1)
+    schedule.replan(1.0)
+    woken = schedule.intervals()["a0"]
+    assert POLL <= woken < schedule.intervals()["a1"]  # it ran: polled more often than the rest
+    for step in range(1, 30):  # quiet again for hours: its learned rate decays
+        schedule.polled("a0", LONGEST + step * RATE_WINDOW_S, ok=True)
+    schedule.replan(1.0)
+    assert schedule.intervals()["a0"] > 0.99 * schedule.intervals()["a1"]
+
+
+def test_a_round_takes_the_urgent_agents_first_then_the_most_overdue() -> None:
+    schedule = started(100, capacity=1.0)
+    for agent in list(schedule.paces):
+        schedule.polled(agent, 0.0, ok=True)
+    schedule.polled("a50", 0.0, ok=True, in_flight=True)
+    schedule.sync([*schedule.paces, "new"], 0.0)
+    schedule.replan(1.0)
+    due = schedule.due(POLL)
+    assert due[:2] == ["a50", "new"]
+
+
+def test_new_and_known_agents_take_turns_after_those_in_flight() -> None:
+    schedule = started(4, capacity=0.01)
+    schedule.polled("a0", 0.0, ok=True)
+    schedule.polled("a1", 0.0, ok=True, in_flight=True)
+    schedule.polled("a2", 0.0, ok=True)
+    schedule.sync([*schedule.paces, "b0", "b1"], 0.0)  # discovered: new like a3
+    schedule.replan(0.01)
+    assert schedule._waiting(1e6) == ["a1", "a0", "a3", "a2", "b0", "b1"]
+
+
+def test_a_failed_poll_does_not_count_as_seen_and_is_tried_next_round() -> None:
+    schedule = started(3, capacity=10.0)
+    schedule.polled("a0", 100.0, ok=False)
+    assert schedule.oldest_age(200.0) == 200.0
+    assert schedule.paces["a0"].next_at() == 100.0 + POLL
+    schedule.polled("a0", 150.0, ok=True)
+    schedule.polled("a1", 150.0, ok=True)
+    schedule.polled("a2", 150.0, ok=True)
+    assert schedule.oldest_age(200.0) == 50.0
+
+
+def test_gone_agents_are_forgotten() -> None:
+    schedule = started(3, capacity=10.0)
+    assert schedule.sync(["a0", "a2"], 1.0)
+    assert set(schedule.intervals()) == {"a0", "a2"}
+    assert not schedule.sync(["a0", "a2"], 2.0)
+
+
+def test_the_same_polls_give_the_same_plan() -> None:
+    def run() -> dict[str, float]:
+        schedule = started(50, capacity=0.5)
+        for round_ in range(20):
+            now = round_ * POLL
+            for index, agent in enumerate(schedule.due(now)):
+                schedule.polled(agent, now, ok=True, completed=index % 3)
+            schedule.replan(0.5)
+        return schedule.intervals()
+
+    assert run() == run()
+
+
+def test_detail_fetches_keep_their_share_of_the_budget() -> None:
+    share = ListShare()
+    assert share.capacity(2.0, 0, 0, 0.0) == pytest.approx(0.95 * 2.0)
+    capacity = share.capacity(2.0, 600, 0, 600.0)  # one detail fetch a second for ten minutes
+    assert capacity < 0.95 * 2.0
+    assert capacity >= 0.95 * 1.0  # list polls keep at least half
+    assert share.capacity(math.inf, 600, 0, 700.0) == math.inf
