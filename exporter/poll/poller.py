@@ -18,6 +18,7 @@ from exporter.errors import (
 )
 from exporter.poll import discovery
 from exporter.poll.discovery import SourceRuntime
+from exporter.poll.outcome_phase import OutcomePhase, outcome_in_detail
 from exporter.poll.state import StateBatch, StateStore
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
 from exporter.poll.tracker import Outcome, SkipLedger, Tracker
@@ -55,6 +56,14 @@ class Poller:
         self.clock = clock
         self.poll_interval_s = poll_interval_s
         self.skips = SkipLedger()
+        self.outcomes = OutcomePhase(
+            tracker=tracker,
+            run_metrics=run_metrics,
+            self_metrics=self_metrics,
+            clock=clock,
+            budget_s=max(2 * poll_interval_s, 10.0),
+            detail_concurrency=detail_concurrency,
+        )
         self.tracing = (
             None
             if traces is None
@@ -100,6 +109,7 @@ class Poller:
                 return await self._poll_agent(runtime, agent_id)
 
         results = await asyncio.gather(*(one(agent) for agent in runtime.directory.ids))
+        await self.outcomes.run(runtime)  # runs whose outcome only their detail tells
         self.commit()  # counts are durable and published before the (budget-bound) trace phase
         await discovery.learn_names(runtime.directory, runtime.source, runtime.info.name)
         traced = await self._export_traces(runtime)
@@ -213,10 +223,12 @@ class Poller:
                     f" {skip.item_id}" if skip.item_id else "",
                     skip.message,
                 )
+        in_detail = outcome_in_detail(runtime.source)
         for run in page.runs:
             if newest is None or run.created_at > newest:
                 newest = run.created_at
-            if self.tracker.observe(info.name, run, now) is Outcome.NEW_TERMINAL:
+            seen = self.tracker.observe(info.name, run, now, outcome_in_detail=in_detail)
+            if seen is Outcome.NEW_TERMINAL:
                 runtime.counted += 1
                 trace_id = run_trace_id(info.name, run.id, run.trace_id)
                 self.run_metrics.record_run(info.name, info.platform, run, trace_id, now)

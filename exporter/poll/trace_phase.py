@@ -94,7 +94,7 @@ class TracePhase:
         assert record.run is not None
         info = runtime.info
         try:
-            run = await runtime.source.fetch_detail(record.run)
+            run = await _detail(runtime, record)
         except ExporterError as exc:
             if isinstance(exc, RateLimitedError) and exc.budget:
                 return  # no request budget left before the deadline: nothing failed, it waits
@@ -118,6 +118,14 @@ class TracePhase:
         assert record.run is not None
         self.traces.submit(info, run, Sent(info, record, run, record.run))
         self.tracker.trace_sent(record)
+
+
+async def _detail(runtime: SourceRuntime, record: RunRecord) -> Run:
+    """Return the run with its detail, read now unless the outcome phase already read it."""
+    assert record.run is not None
+    if record.detail_read:
+        return record.run
+    return await runtime.source.fetch_detail(record.run)
 
 
 @dataclass(frozen=True, slots=True)

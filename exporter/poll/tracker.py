@@ -1,10 +1,13 @@
 """The run tracker: counts each run exactly once, when it is first seen in a terminal state.
 
 For each (source, run id) it remembers whether the run was counted, whether it is still in flight
-and whether its trace is still to be exported. For each (source, agent) it remembers the newest run
-seen by a complete poll (the high-water mark), so paging can stop as soon as everything older is
-known. Memory and state are bounded by `lookback`: a run created before `now - lookback` is outside
-the window; one still in flight by then is given up.
+and whether its trace is still to be exported. A run whose outcome only its detail tells (ElizaOS
+records failures as `completed`) waits, seen ended but not counted, until `count_from_detail`;
+it is persisted as uncounted with its listed run, and no longer holds paging back. For each
+(source, agent) it remembers the newest run seen by a complete poll (the high-water mark), so
+paging can stop as soon as everything older is known. Memory and state are bounded by
+`lookback`: a run created before `now - lookback` is outside the window; one still in flight by
+then is given up.
 
 `SkipLedger` remembers which dropped items were already reported, so each is counted and logged
 once. A run the exporter cannot read (say, an unknown status) comes back on every poll until it
@@ -33,6 +36,7 @@ class Outcome(Enum):
 
     NEW_TERMINAL = "new_terminal"  # count it now
     IN_FLIGHT = "in_flight"  # remembered, counted when it ends
+    AWAITING_DETAIL = "awaiting_detail"  # ended; counted once its detail is read
     KNOWN = "known"  # counted before
     OUTSIDE = "outside"  # created before the lookback window
 
@@ -57,6 +61,7 @@ class Tracker:
         self._records: dict[RunKey, RunRecord] = {}
         self._in_flight: dict[tuple[str, str], dict[str, float]] = {}
         self._pending: dict[str, dict[str, RunRecord]] = {}
+        self._awaiting: dict[str, dict[str, RunRecord]] = {}
         self._high_water: dict[tuple[str, str], float] = {}
         self._by_age: list[tuple[float, str, str]] = []
         self._dirty: dict[RunKey, RunRecord] = {}
@@ -87,8 +92,13 @@ class Tracker:
         """Return the newest creation time a complete poll of the agent has read, or None."""
         return self._high_water.get((source, agent_id))
 
-    def observe(self, source: str, run: Run, now: float) -> Outcome:
-        """Record a sighting of `run` and say whether it must be counted now."""
+    def observe(
+        self, source: str, run: Run, now: float, *, outcome_in_detail: bool = False
+    ) -> Outcome:
+        """Record a sighting of `run` and say whether it must be counted now.
+
+        With `outcome_in_detail`, an ended run is not counted yet: it waits for its detail.
+        """
         created = run.created_at
         if created < now - self.lookback_s:
             return Outcome.OUTSIDE
@@ -100,25 +110,64 @@ class Tracker:
             heapq.heappush(self._by_age, (created, source, run.id))
         elif record.counted:
             return Outcome.KNOWN
+        elif self._is_awaiting(record):
+            return Outcome.AWAITING_DETAIL
         else:
             record.status = status
         if not status.terminal:
             self._in_flight.setdefault((source, run.agent_id), {})[run.id] = created
             self._touch(record)
             return Outcome.IN_FLIGHT
+        if outcome_in_detail:
+            self._await_detail(record, run)
+            return Outcome.AWAITING_DETAIL
         self._count(record, run)
         return Outcome.NEW_TERMINAL
 
+    def _await_detail(self, record: RunRecord, run: Run) -> None:
+        # Persisted as uncounted with a pending payload: `_remember` reads that back as waiting.
+        self._leave_in_flight(record)
+        record.trace_pending = True
+        record.run = run
+        self._awaiting.setdefault(record.source, {})[record.run_id] = record
+        self._touch(record)
+
+    def _is_awaiting(self, record: RunRecord) -> bool:
+        return record.run_id in self._awaiting.get(record.source, {})
+
+    def awaiting_outcome(self, source: str) -> list[RunRecord]:
+        """Return the source's ended runs that wait for their detail to be counted, oldest first."""
+        records = list(self._awaiting.get(source, {}).values())
+        return sorted(records, key=lambda r: r.created_at)
+
+    def count_from_detail(self, record: RunRecord, run: Run) -> bool:
+        """Count a waiting run as its detail (or, given up, its list item) shows it.
+
+        Return False when the run is no longer waiting (forgotten or counted meanwhile). Its
+        trace, when kept, is exported from `run` without reading the detail again.
+        """
+        waiting = self._awaiting.get(record.source, {})
+        if waiting.get(record.run_id) is not record:
+            return False
+        del waiting[record.run_id]
+        record.status, record.trace_pending, record.run = run.status, False, None
+        record.attempts, record.detail_read = 0, True
+        self._count(record, run)
+        return True
+
     def _count(self, record: RunRecord, run: Run) -> None:
         record.counted = True
-        in_flight = self._in_flight.get((record.source, record.agent_id))
-        if in_flight:
-            in_flight.pop(record.run_id, None)
+        self._leave_in_flight(record)
         if self.traces_enabled and keep_trace(record.source, run, self.sample_successful):
             record.trace_pending = True
             record.run = run
             self._pending.setdefault(record.source, {})[record.run_id] = record
         self._touch(record)
+
+    def _leave_in_flight(self, record: RunRecord) -> None:
+        in_flight = self._in_flight.get((record.source, record.agent_id))
+        if in_flight:
+            in_flight.pop(record.run_id, None)
 
     def finish_agent(
         self, source: str, agent_id: str, newest_created_at: float | None, now: float | None = None
@@ -218,7 +267,9 @@ class Tracker:
         key = (record.source, record.run_id)
         self._records[key] = record
         heapq.heappush(self._by_age, (record.created_at, record.source, record.run_id))
-        if not record.counted:
+        if not record.counted and record.trace_pending and record.run is not None:
+            self._awaiting.setdefault(record.source, {})[record.run_id] = record
+        elif not record.counted:
             self._in_flight.setdefault((record.source, record.agent_id), {})[record.run_id] = (
                 record.created_at
             )
@@ -236,6 +287,7 @@ class Tracker:
             return
         self._in_flight.get((record.source, record.agent_id), {}).pop(record.run_id, None)
         self._pending.get(record.source, {}).pop(record.run_id, None)
+        self._awaiting.get(record.source, {}).pop(record.run_id, None)
         self._dirty.pop(key, None)
         if persist:
             self._deleted.add(key)

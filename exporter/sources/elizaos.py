@@ -16,7 +16,10 @@ completed, timeout and error are terminal. Quirks handled here:
   `startedAt: null`: its end is known, its duration is not (absent, never zero).
 - The detail of an unknown (or aged-out) run answers 200 with `started` and no events: that is not
   a finished run, and its trace is reported unavailable.
-- A 401 comes as text/plain; a 200 with `success: false` is an error envelope.
+- A failed run ends `completed` with the error in its `RUN_ENDED` event's `data.error` (1.7.2 never
+  writes `error`): only the detail tells a failure from a success, so the source says
+  `outcome_in_detail` and the poller counts a run once its detail is read.
+- A 401 body is JSON (`{success: false, error}`); a 200 with `success: false` is an error envelope.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from exporter.sources import fields
 from exporter.sources.base import AgentEntry, Page
 from exporter.sources.budget import Priority
 from exporter.sources.conduit import agent_entry
-from exporter.sources.elizaos_events import steps_of, usage_of
+from exporter.sources.elizaos_events import event_type, steps_of, usage_of
 from exporter.sources.http import HttpClient
 
 STATUS_MAP = {
@@ -107,7 +110,7 @@ def parse_detail(body: Any, run: Run) -> Run:
     if not events:
         raise NotFoundError(f"ElizaOS has no events for run {run.id} (unknown or aged out)")
     usage = usage_of(events)
-    detailed = _summary_times(summary, run)
+    detailed = _outcome(events, _summary_times(summary, run))
     return replace(
         detailed,
         tool_steps=steps_of(events),
@@ -115,6 +118,30 @@ def parse_detail(body: Any, run: Run) -> Run:
         output_tokens=run.output_tokens if usage.output_tokens is None else usage.output_tokens,
         cost_usd=run.cost_usd if usage.cost_usd is None else usage.cost_usd,
     )
+
+
+def _outcome(events: list[Any], run: Run) -> Run:
+    """Return `run` as failed when its `RUN_ENDED` event carries an error (raw status kept)."""
+    error = run_error(events)
+    if error is None or not run.status.terminal:
+        return run
+    if run.status is Status.COMPLETED:
+        return replace(run, status=Status.FAILED, error=error)
+    return run if run.error else replace(run, error=error)  # timeout, error: keep the status
+
+
+def run_error(events: list[Any]) -> str | None:
+    """Return the error a `RUN_ENDED` event reports (a string or `{message}`), else None."""
+    for event in reversed(events):
+        if not isinstance(event, dict) or event_type(event) != "RUN_ENDED":
+            continue
+        data = event.get("data")
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            error = error.get("message") or error.get("code") or "error"
+        if error:
+            return str(error)[:500]
+    return None
 
 
 def _summary_times(summary: Any, run: Run) -> Run:
@@ -153,6 +180,7 @@ class ElizaSource:
     dispositions: tuple[str, ...] = ()
     token_types: tuple[str, ...] = ()  # only a few model calls report usage: nothing declared
     has_cost = False
+    outcome_in_detail = True  # a failure shows only in the detail's RUN_ENDED (see above)
 
     def __init__(
         self, name: str, client: HttpClient, *, page_size: int, clock: Callable[[], float]
