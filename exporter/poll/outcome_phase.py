@@ -113,5 +113,6 @@ class OutcomePhase:
             run = replace(run, status=listed.status, raw_status=listed.raw_status)
         if self.tracker.count_from_detail(record, run):
             runtime.counted += 1
+            self.metrics.count_invalid_fields(info.name, run)
             trace_id = run_trace_id(info.name, run.id, run.trace_id)
             self.run_metrics.record_run(info.name, info.platform, run, trace_id, self.clock())

@@ -230,6 +230,7 @@ class Poller:
             seen = self.tracker.observe(info.name, run, now, outcome_in_detail=in_detail)
             if seen is Outcome.NEW_TERMINAL:
                 runtime.counted += 1
+                self.metrics.count_invalid_fields(info.name, run)
                 trace_id = run_trace_id(info.name, run.id, run.trace_id)
                 self.run_metrics.record_run(info.name, info.platform, run, trace_id, now)
         return newest

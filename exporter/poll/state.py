@@ -115,6 +115,7 @@ def decode_run(text: str) -> Run:
     data["status"] = Status(data["status"])
     steps = data.get("tool_steps")
     data["tool_steps"] = None if steps is None else tuple(ToolStep(**s) for s in steps)
+    data["invalid_fields"] = tuple(data.get("invalid_fields", ()))
     return Run(**data)
 
 

@@ -64,13 +64,14 @@ def unwrap(body: Any) -> Any:
 def parse_run(item: Any, agent_id: str) -> Run:
     """Translate one ElizaOS run summary (list item or detail `summary`) into a `Run`."""
     item = fields.run_object(item)
-    status, raw_status = fields.status(item, STATUS_MAP)
+    drift = fields.Drift()
     started = fields.instant(item.get("startedAt", item.get("startTime")), "startedAt")
     ended = fields.instant(item.get("endedAt", item.get("endTime")), "endedAt")
+    status, raw_status = fields.status(item, STATUS_MAP, ended=ended is not None)
     created = started if started is not None else ended
     if created is None:
         raise ParseError("run has neither startedAt nor endedAt")
-    duration_ms = fields.optional_number(item.get("durationMs"), "durationMs")
+    duration_ms = drift.value(fields.optional_number, item.get("durationMs"), "durationMs")
     known_start = started is not None
     return Run(
         id=fields.required_str(item, "runId"),
@@ -80,9 +81,10 @@ def parse_run(item: Any, agent_id: str) -> Run:
         created_at=created,
         completed_at=ended if status.terminal and known_start else None,
         duration_s=duration_ms / 1000.0 if duration_ms is not None and known_start else None,
-        conversation_id=fields.optional_str(item, "roomId"),
-        attributes={a: v for key, a in _ATTRIBUTES if (v := fields.optional_str(item, key))}
+        conversation_id=drift.text(item, "roomId"),
+        attributes={a: v for key, a in _ATTRIBUTES if (v := drift.text(item, key))}
         | ({} if known_start else {"agent_run.start_unknown": "true"}),
+        invalid_fields=drift.invalid,
     )
 
 
