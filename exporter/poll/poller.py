@@ -20,6 +20,7 @@ from exporter.poll import discovery
 from exporter.poll.discovery import SourceRuntime
 from exporter.poll.outcome_phase import OutcomePhase, outcome_in_detail
 from exporter.poll.state import StateBatch, StateStore
+from exporter.poll.throttle import ThrottleLog
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
 from exporter.poll.tracker import Outcome, SkipLedger, Tracker
 from exporter.sinks.metrics.runs import RunMetrics
@@ -56,6 +57,7 @@ class Poller:
         self.clock = clock
         self.poll_interval_s = poll_interval_s
         self.skips = SkipLedger()
+        self.throttle = ThrottleLog(self_metrics, clock)
         self.outcomes = OutcomePhase(
             tracker=tracker,
             run_metrics=run_metrics,
@@ -237,6 +239,8 @@ class Poller:
 
     def _poll_failed(self, runtime: SourceRuntime, agent_id: str, exc: SourceError) -> None:
         name = runtime.info.name
+        if self.throttle.deferred(name, exc):  # nothing was sent: not an error, said once
+            return
         self.metrics.poll_errors.labels(name, exc.reason).inc()
         runtime.health.last_error = exc.reason
         runtime.health.last_error_message = str(exc)

@@ -13,6 +13,7 @@ from exporter.model import Run
 
 # A status nobody listed no longer skips a run (it counts as status="unknown"): no such reason.
 SKIP_REASONS = ("malformed_item", "in_flight_expired", "detail_failed")
+DEFER_REASONS = ("retry_after", "budget")
 SPAN_RESULTS = ("success", "failure")
 WEB_AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong_credentials")
 POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -61,6 +62,14 @@ _SPECS = (
         Counter,
         "agent_runs_exporter_poll_errors_total",
         "Polls (of one agent) or detail fetches that failed, by reason.",
+        ("source", "reason"),
+    ),
+    _Spec(
+        "polls_deferred",
+        Counter,
+        "agent_runs_exporter_polls_deferred_total",
+        "Agent polls that sent nothing because the source waits: a 429's Retry-After "
+        "(retry_after) or its own request budget (budget).",
         ("source", "reason"),
     ),
     _Spec(
@@ -174,6 +183,7 @@ class SelfMetrics:
     poll_duration: Histogram
     api_requests: Counter
     poll_errors: Counter
+    polls_deferred: Counter
     runs_skipped: Counter
     fields_invalid: Counter
     page_gaps: Counter
@@ -210,6 +220,8 @@ class SelfMetrics:
             self.poll_errors.labels(source, reason)
         for reason in SKIP_REASONS:
             self.runs_skipped.labels(source, reason)
+        for reason in DEFER_REASONS:
+            self.polls_deferred.labels(source, reason)
         for endpoint in endpoints:
             self.api_requests.labels(source, endpoint, "200")
 
