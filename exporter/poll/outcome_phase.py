@@ -12,6 +12,11 @@ trace is kept, the trace phase uses that detail: one detail request per run eith
                                        runs_skipped_total{reason="detail_failed"}
 
 A detail the request budget defers, or a 429, is no failure: the run waits for a later cycle.
+
+Stuck runs (in flight for longer than the source's `stuck_after_s`) are re-checked here too,
+through their detail on the tracker's backoff, never more than `MAX_RECHECKS` a cycle; paging no
+longer reaches back to them. A detail that shows the run ended counts it (ElizaOS lists runs that
+ended `muted`, `self`, `off`, `replaced` or `noMessageId` as `started`: only the detail says).
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from exporter.errors import ExporterError, MalformedPageError, RateLimitedError, SourceError
+from exporter.errors import (
+    ExporterError,
+    MalformedPageError,
+    NotFoundError,
+    RateLimitedError,
+    SourceError,
+)
 from exporter.model import Run
 from exporter.poll.discovery import SourceRuntime
 from exporter.poll.state import RunRecord
@@ -34,10 +45,24 @@ from exporter.sources.base import Source
 
 log = logging.getLogger(__name__)
 
+MAX_RECHECKS = 20
+
 
 def outcome_in_detail(source: Source) -> bool:
     """Say whether the source's runs are counted only once their detail is read."""
     return bool(getattr(source, "outcome_in_detail", False))
+
+
+def stuck_after(source: Source) -> float | None:
+    """Return how long a run of the source may stay in flight before it is re-checked."""
+    value = getattr(source, "stuck_after_s", None)
+    return float(value) if value is not None else None
+
+
+def _bare_run(record: RunRecord) -> Run:
+    """Return what the tracker knows of a run it keeps no copy of (after a restart)."""
+    status = record.status
+    return Run(record.run_id, record.agent_id, status, status.value, record.created_at)
 
 
 class OutcomePhase:
@@ -107,12 +132,49 @@ class OutcomePhase:
             self.metrics.runs_skipped.labels(name, "detail_failed").inc()
             return replace(record.run, tool_steps=None)
 
+    async def recheck_stuck(self, runtime: SourceRuntime) -> int:
+        """Re-check the source's stuck runs that are due through their detail; return counted."""
+        after = stuck_after(runtime.source)
+        if after is None:
+            return 0
+        before = runtime.counted
+        due = self.tracker.stuck(runtime.info.name, self.clock(), after)[:MAX_RECHECKS]
+        limit = asyncio.Semaphore(self.detail_concurrency)
+
+        async def one(record: RunRecord) -> None:
+            async with limit:
+                await self._recheck(runtime, record)
+
+        await asyncio.gather(*(one(record) for record in due))
+        return runtime.counted - before
+
+    async def _recheck(self, runtime: SourceRuntime, record: RunRecord) -> None:
+        info = runtime.info
+        try:
+            run = await runtime.source.fetch_detail(record.run or _bare_run(record))
+        except ExporterError as exc:
+            if isinstance(exc, RateLimitedError) and exc.budget:
+                return  # nothing was sent: due again next cycle
+            if not isinstance(exc, NotFoundError):  # no events yet is an answer, not an error
+                self.metrics.poll_errors.labels(info.name, getattr(exc, "reason", "error")).inc()
+            self.tracker.recheck_later(record, self.clock())
+            return
+        if not run.status.terminal:
+            self.tracker.recheck_later(record, self.clock())
+        elif self.tracker.count_checked(record, run):
+            self._record(runtime, run)
+
     def _count(self, runtime: SourceRuntime, record: RunRecord, run: Run) -> None:
-        info, listed = runtime.info, record.run
+        listed = record.run
         if listed is not None and not run.status.terminal:  # a detail cannot undo a listed end
             run = replace(run, status=listed.status, raw_status=listed.raw_status)
         if self.tracker.count_from_detail(record, run):
-            runtime.counted += 1
-            self.metrics.count_invalid_fields(info.name, run)
-            trace_id = run_trace_id(info.name, run.id, run.trace_id)
-            self.run_metrics.record_run(info.name, info.platform, run, trace_id, self.clock())
+            self._record(runtime, run)
+
+    def _record(self, runtime: SourceRuntime, run: Run) -> None:
+        """Publish a run just counted: the run metrics and its dropped fields."""
+        info = runtime.info
+        runtime.counted += 1
+        self.metrics.count_invalid_fields(info.name, run)
+        trace_id = run_trace_id(info.name, run.id, run.trace_id)
+        self.run_metrics.record_run(info.name, info.platform, run, trace_id, self.clock())

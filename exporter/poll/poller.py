@@ -18,7 +18,7 @@ from exporter.errors import (
 )
 from exporter.poll import discovery
 from exporter.poll.discovery import SourceRuntime
-from exporter.poll.outcome_phase import OutcomePhase, outcome_in_detail
+from exporter.poll.outcome_phase import OutcomePhase, outcome_in_detail, stuck_after
 from exporter.poll.state import StateBatch, StateStore
 from exporter.poll.throttle import ThrottleLog
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
@@ -112,6 +112,7 @@ class Poller:
 
         results = await asyncio.gather(*(one(agent) for agent in runtime.directory.ids))
         await self.outcomes.run(runtime)  # runs whose outcome only their detail tells
+        await self.outcomes.recheck_stuck(runtime)  # runs in flight too long: their detail
         self.commit()  # counts are durable and published before the (budget-bound) trace phase
         await discovery.learn_names(runtime.directory, runtime.source, runtime.info.name)
         traced = await self._export_traces(runtime)
@@ -171,7 +172,8 @@ class Poller:
     async def _poll_agent(self, runtime: SourceRuntime, agent_id: str) -> bool:
         name = runtime.info.name
         now = self.clock()
-        stop_below = self.tracker.window(name, agent_id, now)
+        stuck = stuck_after(runtime.source)
+        stop_below = self.tracker.window(name, agent_id, now, stuck_after_s=stuck)
         newest: float | None = None
         try:
             pages = 0

@@ -9,6 +9,11 @@ paging can stop as soon as everything older is known. Memory and state are bound
 `lookback`: a run created before `now - lookback` is outside the window; one still in flight by
 then is given up.
 
+A run in flight for longer than its platform's `stuck_after_s` is stuck: paging no longer reaches
+back to it (`window`), and `stuck` offers it for a re-check through its detail on a backoff
+(`RECHECK_FIRST_S`, doubling up to `RECHECK_MAX_S`); one the detail shows ended is counted by
+`count_checked`.
+
 `SkipLedger` remembers which dropped items were already reported, so each is counted and logged
 once. A run the exporter cannot read (say, an unknown status) comes back on every poll until it
 leaves the platform's newest pages; counting it each time would inflate
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import Enum
 
 from exporter.model import Run, Status
@@ -29,6 +34,8 @@ from exporter.sinks.traces.ids import keep_trace
 from exporter.sources.base import Skip
 
 RunKey = tuple[str, str]
+RECHECK_FIRST_S = 60.0
+RECHECK_MAX_S = 900.0
 
 
 class Outcome(Enum):
@@ -62,6 +69,7 @@ class Tracker:
         self._in_flight: dict[tuple[str, str], dict[str, float]] = {}
         self._pending: dict[str, dict[str, RunRecord]] = {}
         self._awaiting: dict[str, dict[str, RunRecord]] = {}
+        self._rechecks: dict[RunKey, tuple[float, float]] = {}  # next check, interval
         self._high_water: dict[tuple[str, str], float] = {}
         self._by_age: list[tuple[float, str, str]] = []
         self._dirty: dict[RunKey, RunRecord] = {}
@@ -78,13 +86,22 @@ class Tracker:
             self._remember(record)
         self._high_water.update(snapshot.cursors)
 
-    def window(self, source: str, agent_id: str, now: float) -> float:
-        """Return the creation time below which paging this agent can stop."""
+    def window(
+        self, source: str, agent_id: str, now: float, *, stuck_after_s: float | None = None
+    ) -> float:
+        """Return the creation time below which paging this agent can stop.
+
+        Runs in flight for longer than `stuck_after_s` do not hold paging back: they are
+        re-checked through their detail instead (`stuck`).
+        """
         floor = self.floor(now)
         high_water = self._high_water.get((source, agent_id))
         if high_water is None:
             return floor
-        oldest_in_flight = min(self._in_flight.get((source, agent_id), {}).values(), default=None)
+        starts: Iterable[float] = self._in_flight.get((source, agent_id), {}).values()
+        if stuck_after_s is not None:
+            starts = [created for created in starts if created >= now - stuck_after_s]
+        oldest_in_flight = min(starts, default=None)
         reach = high_water if oldest_in_flight is None else min(high_water, oldest_in_flight)
         return max(floor, reach)
 
@@ -116,6 +133,7 @@ class Tracker:
             record.status = status
         if not status.terminal:
             self._in_flight.setdefault((source, run.agent_id), {})[run.id] = created
+            record.run = run  # kept in memory only (not persisted): what a re-check asks about
             self._touch(record)
             return Outcome.IN_FLIGHT
         if outcome_in_detail:
@@ -157,12 +175,41 @@ class Tracker:
 
     def _count(self, record: RunRecord, run: Run) -> None:
         record.counted = True
+        record.run = None
         self._leave_in_flight(record)
+        self._rechecks.pop((record.source, record.run_id), None)
         if self.traces_enabled and keep_trace(record.source, run, self.sample_successful):
             record.trace_pending = True
             record.run = run
             self._pending.setdefault(record.source, {})[record.run_id] = record
         self._touch(record)
+
+    def stuck(self, source: str, now: float, after_s: float) -> list[RunRecord]:
+        """Return the source's runs in flight for longer than `after_s` whose re-check is due."""
+        due = []
+        for (src, _agent), runs in self._in_flight.items():
+            if src != source:
+                continue
+            for run_id, created in runs.items():
+                key = (source, run_id)
+                if created < now - after_s and self._rechecks.get(key, (0.0, 0.0))[0] <= now:
+                    due.append(self._records[key])
+        return sorted(due, key=lambda r: r.created_at)
+
+    def recheck_later(self, record: RunRecord, now: float) -> None:
+        """Put a stuck run's next re-check off, twice as long as the last time."""
+        key = (record.source, record.run_id)
+        _next, interval = self._rechecks.get(key, (0.0, RECHECK_FIRST_S / 2))
+        interval = min(interval * 2, RECHECK_MAX_S)
+        self._rechecks[key] = (now + interval, interval)
+
+    def count_checked(self, record: RunRecord, run: Run) -> bool:
+        """Count a stuck run its detail shows ended (its trace reuses that detail)."""
+        if self._records.get((record.source, record.run_id)) is not record or record.counted:
+            return False
+        record.status, record.attempts, record.detail_read = run.status, 0, True
+        self._count(record, run)
+        return True
 
     def _leave_in_flight(self, record: RunRecord) -> None:
         in_flight = self._in_flight.get((record.source, record.agent_id))
@@ -288,6 +335,7 @@ class Tracker:
         self._in_flight.get((record.source, record.agent_id), {}).pop(record.run_id, None)
         self._pending.get(record.source, {}).pop(record.run_id, None)
         self._awaiting.get(record.source, {}).pop(record.run_id, None)
+        self._rechecks.pop(key, None)
         self._dirty.pop(key, None)
         if persist:
             self._deleted.add(key)

@@ -112,7 +112,7 @@ def parse_detail(body: Any, run: Run) -> Run:
     if not events:
         raise NotFoundError(f"ElizaOS has no events for run {run.id} (unknown or aged out)")
     usage = usage_of(events)
-    detailed = _outcome(events, _summary_times(summary, run))
+    detailed = _outcome(events, _summary_state(summary, run))
     return replace(
         detailed,
         tool_steps=steps_of(events),
@@ -146,15 +146,21 @@ def run_error(events: list[Any]) -> str | None:
     return None
 
 
-def _summary_times(summary: Any, run: Run) -> Run:
-    """Take the detail's start and end when the list could not give them (startedAt null)."""
+def _summary_state(summary: Any, run: Run) -> Run:
+    """Take the detail's end when the list could not give it (startedAt null, or a run the list
+    folds to `started` that the detail shows ended: `muted`, `self`, `off`, `replaced`...)."""
     try:
         parsed = parse_run(summary, run.agent_id)
     except ParseError:
         return run
     if run.completed_at is None and parsed.completed_at is not None:
+        ended = (
+            run
+            if run.status.terminal
+            else replace(run, status=parsed.status, raw_status=parsed.raw_status)
+        )
         return replace(
-            run,
+            ended,
             created_at=parsed.created_at,
             completed_at=parsed.completed_at,
             duration_s=parsed.duration_s,
@@ -183,6 +189,7 @@ class ElizaSource:
     token_types: tuple[str, ...] = ()  # only a few model calls report usage: nothing declared
     has_cost = False
     outcome_in_detail = True  # a failure shows only in the detail's RUN_ENDED (see above)
+    stuck_after_s = 120.0  # runs take seconds; one `started` longer is re-checked by its detail
 
     def __init__(
         self, name: str, client: HttpClient, *, page_size: int, clock: Callable[[], float]
