@@ -3,7 +3,7 @@
     GET /api/agents                               {success, data:{agents:[{id, name, status}]}}
     GET /api/agents/{agentId}                     {success, data:{id, name, ...}}
     GET /api/agents/{agentId}/runs?limit=&to=     {success, data:{runs:[run], total, hasMore}}
-    GET /api/agents/{agentId}/runs/{runId}        {success, data:{summary, events:[...]}}
+    GET /api/agents/{agentId}/runs/{runId}?roomId=  {success, data:{summary, events:[...]}}
 
 There is no cursor: older runs are paged with `to` (epoch ms, inclusive) below the oldest
 `startedAt` seen, and repeated runs are dropped. Every list request carries `to`, which also
@@ -227,7 +227,7 @@ class ElizaSource:
         if run.status.terminal:
             return run
         body = await self._client.get_json(
-            f"/api/agents/{run.agent_id}/runs/{run.id}", endpoint="get_run", params={}
+            f"/api/agents/{run.agent_id}/runs/{run.id}", endpoint="get_run", params=_room(run)
         )
         data = unwrap(body)
         summary = data.get("summary") if isinstance(data, dict) else None
@@ -255,7 +255,7 @@ class ElizaSource:
         body = await self._client.get_json(
             f"/api/agents/{run.agent_id}/runs/{run.id}",
             endpoint="get_run",
-            params={},
+            params=_room(run),
             priority=Priority.DETAIL,
         )
         return parse_detail(body, run)
@@ -263,6 +263,12 @@ class ElizaSource:
     async def aclose(self) -> None:
         """Close the source's HTTP client."""
         await self._client.aclose()
+
+
+def _room(run: Run) -> dict[str, str]:
+    """Return the detail's query: its room, which narrows the server's newest-5,000-logs scan
+    (without it an older run of a busy agent comes back with no events)."""
+    return {"roomId": run.conversation_id} if run.conversation_id else {}
 
 
 def _oldest_start_ms(page: Page) -> int | None:

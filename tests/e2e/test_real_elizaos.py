@@ -59,13 +59,14 @@ def by_status(values: dict[tuple[str, str], float]) -> Counter[str]:
     return +found
 
 
-def write_config(path: Path, eliza: ElizaServer, listen: str) -> Path:
+def write_config(path: Path, eliza: ElizaServer, listen: str, *, traces: bool = True) -> Path:
+    spans = {"exporter": "file", "file": str(path.parent / "spans.jsonl")}
     config = {
         "listen": listen,
         "poll_interval": "1s",
         "lookback": "1h",
         "state": {"path": str(path.parent / "state.db")},
-        "traces": {"exporter": "file", "file": str(path.parent / "spans.jsonl")},
+        "traces": spans if traces else {"exporter": "none"},
         "sources": [
             {
                 "name": SOURCE,
@@ -153,3 +154,34 @@ def _get(http: httpx.Client, url: str) -> bool:
         return http.get(url).status_code == 200
     except httpx.TransportError:  # not listening yet
         return False
+
+
+def test_with_traces_off_failures_are_still_counted_failed(
+    eliza: ElizaServer, tmp_path: Path
+) -> None:
+    session = eliza.session()
+    for text in MESSAGES:
+        eliza.send(session, text)
+    truth = wait_until(
+        lambda: ended_runs(eliza, len(MESSAGES)), timeout=TIMEOUT_S, what="the server's runs"
+    )
+    statuses = true_statuses(eliza, truth)
+    port = free_port()
+    config = write_config(tmp_path / "config.yaml", eliza, f"127.0.0.1:{port}", traces=False)
+    args = ["run", "--config", str(config), "--log-format", "json"]
+    url = f"http://127.0.0.1:{port}/metrics"
+    with (
+        CliProcess.start("exporter", args, tmp_path, env={"E2E_TOKEN": TOKEN}) as exporter,
+        httpx.Client(timeout=5) as http,
+    ):
+        wait_until(
+            lambda: _get(http, url) and counted(samples(http, url)) >= len(truth),
+            timeout=TIMEOUT_S,
+            interval=0.5,
+            what=f"{len(truth)} runs counted",
+        )
+        time.sleep(2.0)  # two more polls: nothing may be counted twice
+        values = samples(http, url)
+        assert exporter.stop() == 0, exporter.describe()
+    assert by_status(values) == statuses
+    assert statuses["failed"] >= 2

@@ -271,3 +271,11 @@ def test_fetch_detail_of_an_unknown_run_raises_not_found() -> None:
     fake = FakeEliza({}, {base_run().id: unknown})
     with pytest.raises(NotFoundError):
         run_async(source(fake).fetch_detail(base_run()))
+
+
+def test_detail_requests_name_the_run_room() -> None:
+    run = base_run()
+    fake = FakeEliza({}, {run.id: fixture("elizaos_get_run.json")["data"]})
+    run_async(source(fake).fetch_detail(run))
+    (request,) = fake.requests
+    assert request.url.params["roomId"] == run.conversation_id
