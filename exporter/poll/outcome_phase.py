@@ -12,6 +12,8 @@ trace is kept, the trace phase uses that detail: one detail request per run eith
                                        runs_skipped_total{reason="detail_failed"}
 
 A detail the request budget defers, or a 429, is no failure: the run waits for a later cycle.
+A source's `detail_delay_s` holds a detail back until that long after the run's end: ElizaOS
+writes some events after `RUN_ENDED`, and a detail read at once misses them.
 
 Stuck runs (in flight for longer than the source's `stuck_after_s`) are re-checked here too,
 through their detail on the tracker's backoff, never more than `MAX_RECHECKS` a cycle; paging no
@@ -59,6 +61,16 @@ def stuck_after(source: Source) -> float | None:
     return float(value) if value is not None else None
 
 
+def detail_delay(source: Source) -> float:
+    """Return how long after a run's end its detail is complete enough to read."""
+    return float(getattr(source, "detail_delay_s", 0.0) or 0.0)
+
+
+def _ready(record: RunRecord, now: float, delay: float) -> bool:
+    end = record.run.end_time if record.run is not None else None
+    return end is None or end <= now - delay
+
+
 def _bare_run(record: RunRecord) -> Run:
     """Return what the tracker knows of a run it keeps no copy of (after a restart)."""
     status = record.status
@@ -87,7 +99,12 @@ class OutcomePhase:
 
     async def run(self, runtime: SourceRuntime) -> int:
         """Count the source's waiting runs whose detail can be read now; return how many."""
-        waiting = self.tracker.awaiting_outcome(runtime.info.name)
+        now, delay = self.clock(), detail_delay(runtime.source)
+        waiting = [
+            record
+            for record in self.tracker.awaiting_outcome(runtime.info.name)
+            if _ready(record, now, delay)
+        ]
         if not waiting:
             return 0
         before = runtime.counted

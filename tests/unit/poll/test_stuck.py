@@ -102,7 +102,7 @@ def test_stuck_runs_are_rechecked_on_a_backoff_and_a_muted_end_is_counted(
 ) -> None:
     server = RealEliza()
     newest = max(r["startedAt"] for r in server.listed) / 1000
-    clock = FakeClock(newest + 5)
+    clock = FakeClock(newest + 10)
     exp = exporter(tmp_path, server, clock)
     value = exp.registry.get_sample_value
     labels = {"source": "eliza", "platform": "elizaos", "agent_id": AGENT, "disposition": "none"}
@@ -145,3 +145,18 @@ def test_stuck_runs_do_not_hold_paging_back() -> None:
     assert tracker.stuck("s", now + 3 * RECHECK_FIRST_S - 1, 120) == []
     assert tracker.count_checked(stuck, make_run("old", created=T0, status=Status.UNKNOWN))
     assert tracker.in_flight_counts() == {}
+
+
+def test_a_detail_is_read_only_once_the_platform_had_time_to_complete_it(tmp_path: Path) -> None:
+    server = RealEliza()
+    last_end = max(r["endedAt"] or 0 for r in server.listed) / 1000
+    clock = FakeClock(last_end + 1)
+    exp = exporter(tmp_path, server, clock)
+    labels = {"source": "eliza", "platform": "elizaos", "agent_id": AGENT, "disposition": "none"}
+    poll(exp, clock, 0)
+    value = exp.registry.get_sample_value
+    recent = sum(1 for r in server.listed if (r["endedAt"] or 0) / 1000 > clock() - 5.0)
+    assert recent >= 1
+    assert value("agent_runs_total", labels | {"status": "completed"}) == 90 - recent
+    poll(exp, clock, ElizaSource.detail_delay_s)
+    assert value("agent_runs_total", labels | {"status": "completed"}) == 90
