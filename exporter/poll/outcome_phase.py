@@ -12,8 +12,9 @@ trace is kept, the trace phase uses that detail: one detail request per run eith
                                        runs_skipped_total{reason="detail_failed"}
 
 A detail the request budget defers, or a 429, is no failure: the run waits for a later cycle.
-A source's `detail_delay_s` holds a detail back until that long after the run's end: ElizaOS
-writes some events after `RUN_ENDED`, and a detail read at once misses them.
+The outcome is read at once (`RUN_ENDED` is there when the run ends), but ElizaOS files some model
+calls seconds later: a detail read within the source's `detail_delay_s` of the end counts the run
+and is not reused for its trace, which the trace phase reads again once complete.
 
 Stuck runs (in flight for longer than the source's `stuck_after_s`) are re-checked here too,
 through their detail on the tracker's backoff, never more than `MAX_RECHECKS` a cycle; paging no
@@ -38,7 +39,7 @@ from exporter.errors import (
 from exporter.model import Run
 from exporter.poll.discovery import SourceRuntime
 from exporter.poll.state import RunRecord
-from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS
+from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, detail_ready
 from exporter.poll.tracker import Tracker
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
@@ -59,16 +60,6 @@ def stuck_after(source: Source) -> float | None:
     """Return how long a run of the source may stay in flight before it is re-checked."""
     value = getattr(source, "stuck_after_s", None)
     return float(value) if value is not None else None
-
-
-def detail_delay(source: Source) -> float:
-    """Return how long after a run's end its detail is complete enough to read."""
-    return float(getattr(source, "detail_delay_s", 0.0) or 0.0)
-
-
-def _ready(record: RunRecord, now: float, delay: float) -> bool:
-    end = record.run.end_time if record.run is not None else None
-    return end is None or end <= now - delay
 
 
 def _bare_run(record: RunRecord) -> Run:
@@ -99,12 +90,7 @@ class OutcomePhase:
 
     async def run(self, runtime: SourceRuntime) -> int:
         """Count the source's waiting runs whose detail can be read now; return how many."""
-        now, delay = self.clock(), detail_delay(runtime.source)
-        waiting = [
-            record
-            for record in self.tracker.awaiting_outcome(runtime.info.name)
-            if _ready(record, now, delay)
-        ]
+        waiting = self.tracker.awaiting_outcome(runtime.info.name)
         if not waiting:
             return 0
         before = runtime.counted
@@ -178,15 +164,19 @@ class OutcomePhase:
             return
         if not run.status.terminal:
             self.tracker.recheck_later(record, self.clock())
-        elif self.tracker.count_checked(record, run):
+        elif self.tracker.count_checked(record, run, complete=self._complete(runtime, run)):
             self._record(runtime, run)
 
     def _count(self, runtime: SourceRuntime, record: RunRecord, run: Run) -> None:
         listed = record.run
         if listed is not None and not run.status.terminal:  # a detail cannot undo a listed end
             run = replace(run, status=listed.status, raw_status=listed.raw_status)
-        if self.tracker.count_from_detail(record, run):
+        if self.tracker.count_from_detail(record, run, complete=self._complete(runtime, run)):
             self._record(runtime, run)
+
+    def _complete(self, runtime: SourceRuntime, run: Run) -> bool:
+        """Say whether a detail read now holds every event (so its trace may reuse it)."""
+        return run.tool_steps is not None and detail_ready(run, self.clock(), runtime.source)
 
     def _record(self, runtime: SourceRuntime, run: Run) -> None:
         """Publish a run just counted: the run metrics and its dropped fields."""

@@ -32,6 +32,7 @@ from exporter.poll.tracker import Tracker
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.sink import TraceSink
+from exporter.sources.base import Source
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,18 @@ class TracePhase:
         """Fetch details and submit spans of the source's pending runs; return how many.
 
         Runs are taken failures first, in chunks, each followed by `commit`. Past the time
-        budget the rest waits for the next cycle, so a backlog never delays polling.
+        budget the rest waits for the next cycle, so a backlog never delays polling. A run whose
+        detail is not complete yet (`detail_ready`) waits too.
         """
-        pending = self.tracker.pending_traces(runtime.info.name)
+        name = runtime.info.name
+        before, now = self.tracker.trace_backlog(name), self.clock()
+        pending = [
+            record
+            for record in self.tracker.pending_traces(name)
+            if record.detail_read
+            or record.run is None
+            or detail_ready(record.run, now, runtime.source)
+        ]
         if pending:
             deadline = self.clock() + self.budget_s
             for start in range(0, len(pending), TRACE_CHUNK):
@@ -73,7 +83,7 @@ class TracePhase:
                     break
                 await self._trace_chunk(runtime, pending[start : start + TRACE_CHUNK], deadline)
                 commit()
-        return len(pending) - self.tracker.trace_backlog(runtime.info.name)
+        return before - self.tracker.trace_backlog(name)
 
     async def _trace_chunk(
         self, runtime: SourceRuntime, records: list[RunRecord], deadline: float
@@ -118,6 +128,16 @@ class TracePhase:
         assert record.run is not None
         self.traces.submit(info, run, Sent(info, record, run, record.run))
         self.tracker.trace_sent(record)
+
+
+def detail_ready(run: Run, now: float, source: Source) -> bool:
+    """Say whether the run ended long enough ago for its detail to hold every event.
+
+    ElizaOS files model calls up to seconds after `RUN_ENDED` (the source's `detail_delay_s`).
+    """
+    delay = float(getattr(source, "detail_delay_s", 0.0) or 0.0)
+    end = run.end_time
+    return delay <= 0 or end is None or end <= now - delay
 
 
 async def _detail(runtime: SourceRuntime, record: RunRecord) -> Run:

@@ -158,18 +158,18 @@ class Tracker:
         records = list(self._awaiting.get(source, {}).values())
         return sorted(records, key=lambda r: r.created_at)
 
-    def count_from_detail(self, record: RunRecord, run: Run) -> bool:
+    def count_from_detail(self, record: RunRecord, run: Run, *, complete: bool = True) -> bool:
         """Count a waiting run as its detail (or, given up, its list item) shows it.
 
         Return False when the run is no longer waiting (forgotten or counted meanwhile). Its
-        trace, when kept, is exported from `run` without reading the detail again.
+        trace, when kept, is exported from `run` without reading the detail again if `complete`.
         """
         waiting = self._awaiting.get(record.source, {})
         if waiting.get(record.run_id) is not record:
             return False
         del waiting[record.run_id]
         record.status, record.trace_pending, record.run = run.status, False, None
-        record.attempts, record.detail_read = 0, True
+        record.attempts, record.detail_read = 0, complete
         self._count(record, run)
         return True
 
@@ -203,11 +203,11 @@ class Tracker:
         interval = min(interval * 2, RECHECK_MAX_S)
         self._rechecks[key] = (now + interval, interval)
 
-    def count_checked(self, record: RunRecord, run: Run) -> bool:
-        """Count a stuck run its detail shows ended (its trace reuses that detail)."""
+    def count_checked(self, record: RunRecord, run: Run, *, complete: bool = True) -> bool:
+        """Count a stuck run its detail shows ended (its trace reuses a `complete` detail)."""
         if self._records.get((record.source, record.run_id)) is not record or record.counted:
             return False
-        record.status, record.attempts, record.detail_read = run.status, 0, True
+        record.status, record.attempts, record.detail_read = run.status, 0, complete
         self._count(record, run)
         return True
 

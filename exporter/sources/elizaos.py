@@ -190,7 +190,7 @@ class ElizaSource:
     has_cost = False
     outcome_in_detail = True  # a failure shows only in the detail's RUN_ENDED (see above)
     stuck_after_s = 120.0  # runs take seconds; one `started` longer is re-checked by its detail
-    detail_delay_s = 5.0  # model calls land in the detail up to seconds after RUN_ENDED
+    detail_delay_s = 5.0  # model calls land up to seconds after RUN_ENDED: traces wait that long
 
     def __init__(
         self, name: str, client: HttpClient, *, page_size: int, clock: Callable[[], float]

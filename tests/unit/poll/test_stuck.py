@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import yaml
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from exporter.app import Exporter
 from exporter.config.models import load_settings
@@ -37,6 +38,7 @@ class RealEliza:
         self.listed = captured("list-after-mute.json")["data"]["runs"]
         self.muted = captured("detail-muted.json")
         self.requests: Counter[str] = Counter()
+        self.details: Counter[str] = Counter()  # by the run's listed status
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -49,6 +51,7 @@ class RealEliza:
                 200, json={"success": True, "data": {"id": AGENT, "name": "Eliza"}}
             )
         self.requests["detail"] += 1
+        self.details[next(r["status"] for r in self.listed if r["runId"] == run_id)] += 1
         return httpx.Response(200, json=self.detail(run_id))
 
     def page(self, to: int) -> httpx.Response:
@@ -65,12 +68,17 @@ class RealEliza:
         return {"success": True, "data": {"summary": item, "events": [ended]}}
 
 
-def exporter(tmp_path: Path, server: RealEliza, clock: FakeClock) -> Exporter:
+def exporter(
+    tmp_path: Path,
+    server: RealEliza,
+    clock: FakeClock,
+    spans: InMemorySpanExporter | None = None,
+) -> Exporter:
     config = {
         "poll_interval": "2s",
         "lookback": "1h",
         "state": {"path": str(tmp_path / "state.db")},
-        "traces": {"exporter": "none"},
+        "traces": {"exporter": "otlp" if spans else "none"},
         "sources": [
             {
                 "name": "eliza",
@@ -84,7 +92,8 @@ def exporter(tmp_path: Path, server: RealEliza, clock: FakeClock) -> Exporter:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     settings = load_settings(path, environ={})
-    return Exporter(settings, clock=clock, transport=httpx.MockTransport(server), environ={})
+    transport = httpx.MockTransport(server)
+    return Exporter(settings, clock=clock, transport=transport, span_exporter=spans, environ={})
 
 
 def poll(exp: Exporter, clock: FakeClock, advance: float) -> None:
@@ -147,16 +156,26 @@ def test_stuck_runs_do_not_hold_paging_back() -> None:
     assert tracker.in_flight_counts() == {}
 
 
-def test_a_detail_is_read_only_once_the_platform_had_time_to_complete_it(tmp_path: Path) -> None:
+def test_a_trace_waits_until_the_detail_is_complete_the_count_does_not(tmp_path: Path) -> None:
     server = RealEliza()
     last_end = max(r["endedAt"] or 0 for r in server.listed) / 1000
     clock = FakeClock(last_end + 1)
-    exp = exporter(tmp_path, server, clock)
+    spans = InMemorySpanExporter()
+    exp = exporter(tmp_path, server, clock, spans=spans)
     labels = {"source": "eliza", "platform": "elizaos", "agent_id": AGENT, "disposition": "none"}
-    poll(exp, clock, 0)
-    value = exp.registry.get_sample_value
     recent = sum(1 for r in server.listed if (r["endedAt"] or 0) / 1000 > clock() - 5.0)
     assert recent >= 1
-    assert value("agent_runs_total", labels | {"status": "completed"}) == 90 - recent
+    poll(exp, clock, 0)
+    value = exp.registry.get_sample_value
+    assert value("agent_runs_total", labels | {"status": "completed"}) == 90  # counted at once
+    assert exp.traces is not None
+    assert exp.traces.force_flush(5)
+    assert len(roots(spans)) == 90 - recent  # runs that ended under 5 s ago: no trace yet
     poll(exp, clock, ElizaSource.detail_delay_s)
-    assert value("agent_runs_total", labels | {"status": "completed"}) == 90
+    assert exp.traces.force_flush(5)
+    assert len(roots(spans)) == 90
+    assert server.details["completed"] == 90 + recent  # read again, complete, for their trace
+
+
+def roots(spans: InMemorySpanExporter) -> list[Any]:
+    return [span for span in spans.get_finished_spans() if span.parent is None]
