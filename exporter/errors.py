@@ -4,7 +4,6 @@
     ├── ConfigError               bad configuration; lists every problem
     ├── StateError                the state file could not be written
     ├── ParseError                one payload item does not fit the shape     reason=malformed_item
-    │   ├── UnknownStatusError    an item's status is not one we know         reason=unknown_status
     │   └── InvalidIdError        an item's id cannot be part of a URL        reason=invalid_id
     └── SourceError               a request to an upstream failed (.reason is a metric label)
         ├── RetryableError        worth retrying later in this or the next poll
@@ -59,12 +58,6 @@ class ParseError(ExporterError):
     """One payload item cannot be read as a run; the item is skipped and counted."""
 
     reason = "malformed_item"
-
-
-class UnknownStatusError(ParseError):
-    """An item's status is not one the platform is known to use."""
-
-    reason = "unknown_status"
 
 
 class InvalidIdError(ParseError):

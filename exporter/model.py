@@ -20,6 +20,7 @@ class Status(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
+    UNKNOWN = "unknown"  # ended with a raw status nobody listed (`agent_run.raw_status` says it)
 
     @property
     def terminal(self) -> bool:
@@ -33,7 +34,13 @@ class Status(StrEnum):
 
 
 IN_FLIGHT_STATUSES = (Status.QUEUED, Status.RUNNING)
-TERMINAL_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMEOUT)
+TERMINAL_STATUSES = (
+    Status.COMPLETED,
+    Status.FAILED,
+    Status.CANCELLED,
+    Status.TIMEOUT,
+    Status.UNKNOWN,
+)
 # Sets read by the properties above: naming an enum member (Status.QUEUED) costs a Python-level
 # descriptor call, and these are asked once per run on every page.
 _IN_FLIGHT = frozenset(IN_FLIGHT_STATUSES)
@@ -80,6 +87,7 @@ class Run:
     is when work began. `total_tokens` is for platforms that report no input/output split.
     `parent_run_id` names the run that started this one (a sub-agent execution).
     `tool_steps` is None until the run's detail has been fetched (or when the platform has none).
+    `invalid_fields` names the optional fields that were malformed and dropped alone.
     """
 
     id: str
@@ -102,6 +110,7 @@ class Run:
     parent_run_id: str | None = None
     tool_steps: tuple[ToolStep, ...] | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    invalid_fields: tuple[str, ...] = ()
 
     @property
     def start_time(self) -> float:

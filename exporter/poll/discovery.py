@@ -157,6 +157,7 @@ class SourceRuntime:
     schedule: Schedule = field(default_factory=lambda: Schedule(15.0, 600.0))
     budget: Budget = field(default_factory=Budget)
     counted: int = 0
+    ended: int = 0  # runs seen ending, counted or waiting for their detail (the schedule's rate)
     directory: AgentDirectory = field(init=False)
 
     def __post_init__(self) -> None:

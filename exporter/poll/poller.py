@@ -20,8 +20,10 @@ from exporter.errors import (
 )
 from exporter.poll import discovery
 from exporter.poll.discovery import SourceRuntime
+from exporter.poll.outcome_phase import OutcomePhase, outcome_in_detail, stuck_after
 from exporter.poll.schedule import ListShare, Plan
 from exporter.poll.state import StateBatch, StateStore
+from exporter.poll.throttle import ThrottleLog
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
 from exporter.poll.tracker import Outcome, SkipLedger, Tracker
 from exporter.sinks.metrics.runs import RunMetrics
@@ -62,6 +64,15 @@ class Poller:
         self._shares: dict[str, ListShare] = {}
         self._waited: dict[str, float] = {}
         self._shown: dict[str, set[str]] = {}  # agents with a poll interval series
+        self.throttle = ThrottleLog(self_metrics, clock)
+        self.outcomes = OutcomePhase(
+            tracker=tracker,
+            run_metrics=run_metrics,
+            self_metrics=self_metrics,
+            clock=clock,
+            budget_s=max(2 * poll_interval_s, 10.0),
+            detail_concurrency=detail_concurrency,
+        )
         self.tracing = (
             None
             if traces is None
@@ -111,6 +122,8 @@ class Poller:
                 return ok
 
         results = await asyncio.gather(*(one(agent) for agent in self._due(runtime, started)))
+        await self.outcomes.run(runtime)  # runs whose outcome only their detail tells
+        await self.outcomes.recheck_stuck(runtime)  # runs in flight too long: their detail
         self.commit()  # counts are durable and published before the (budget-bound) trace phase
         await discovery.learn_names(runtime.directory, runtime.source, runtime.info.name)
         traced = await self._export_traces(runtime, started)
@@ -215,7 +228,8 @@ class Poller:
         """Poll one agent; return whether it succeeded and how many runs it counted."""
         name = runtime.info.name
         now = self.clock()
-        stop_below = self.tracker.window(name, agent_id, now)
+        stuck = stuck_after(runtime.source)
+        stop_below = self.tracker.window(name, agent_id, now, stuck_after_s=stuck)
         newest: float | None = None
         completed = 0
         try:
@@ -223,9 +237,9 @@ class Poller:
             async with contextlib.aclosing(runtime.source.pages(agent_id)) as stream:
                 async for page in stream:
                     pages += 1
-                    before = runtime.counted  # other agents' polls interleave between pages
+                    before = runtime.ended  # other agents' polls interleave between pages
                     newest = self._ingest(runtime, page, now, newest)
-                    completed += runtime.counted - before
+                    completed += runtime.ended - before
                     if not page.has_more or _reaches(page, stop_below):
                         break
                     if pages >= runtime.max_pages:
@@ -272,17 +286,26 @@ class Poller:
                     f" {skip.item_id}" if skip.item_id else "",
                     skip.message,
                 )
+        in_detail = outcome_in_detail(runtime.source)
         for run in page.runs:
             if newest is None or run.created_at > newest:
                 newest = run.created_at
-            if self.tracker.observe(info.name, run, now) is Outcome.NEW_TERMINAL:
+            waited = in_detail and self.tracker.awaits_detail(info.name, run.id)
+            seen = self.tracker.observe(info.name, run, now, outcome_in_detail=in_detail)
+            if seen is Outcome.AWAITING_DETAIL and not waited:
+                runtime.ended += 1  # seen ending now: the schedule learns from it
+            if seen is Outcome.NEW_TERMINAL:
+                runtime.ended += 1
                 runtime.counted += 1
+                self.metrics.count_invalid_fields(info.name, run)
                 trace_id = run_trace_id(info.name, run.id, run.trace_id)
                 self.run_metrics.record_run(info.name, info.platform, run, trace_id, now)
         return newest
 
     def _poll_failed(self, runtime: SourceRuntime, agent_id: str, exc: SourceError) -> None:
         name = runtime.info.name
+        if self.throttle.deferred(name, exc):  # nothing was sent: not an error, said once
+            return
         self.metrics.poll_errors.labels(name, exc.reason).inc()
         runtime.health.last_error = exc.reason
         runtime.health.last_error_message = str(exc)

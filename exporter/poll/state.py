@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS series (key TEXT PRIMARY KEY, value TEXT NOT NULL) WI
 class RunRecord:
     """What the exporter remembers of one run.
 
-    `run` is kept only while the run's trace is still to be exported.
+    `run` is kept only while the run's trace is still to be exported, or, uncounted, while the
+    run waits for the detail that tells its outcome. `detail_read` (not persisted) says `run`
+    already has its detail, so tracing it needs no request.
     """
 
     source: str
@@ -60,6 +62,7 @@ class RunRecord:
     trace_pending: bool = False
     attempts: int = 0
     run: Run | None = None
+    detail_read: bool = False
 
 
 @dataclass(slots=True)
@@ -112,6 +115,7 @@ def decode_run(text: str) -> Run:
     data["status"] = Status(data["status"])
     steps = data.get("tool_steps")
     data["tool_steps"] = None if steps is None else tuple(ToolStep(**s) for s in steps)
+    data["invalid_fields"] = tuple(data.get("invalid_fields", ()))
     return Run(**data)
 
 

@@ -32,6 +32,7 @@ from exporter.poll.tracker import Tracker
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.sink import TraceSink
+from exporter.sources.base import Source
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,18 @@ class TracePhase:
 
         Runs are taken failures first, in chunks, each followed by `commit`. Past the time
         budget (`budget_s`, default the phase's own) the rest waits for the next cycle, so a
-        backlog never delays polling.
+        backlog never delays polling. A run whose detail is not complete yet (`detail_ready`)
+        waits too.
         """
-        pending = self.tracker.pending_traces(runtime.info.name)
+        name = runtime.info.name
+        before, now = self.tracker.trace_backlog(name), self.clock()
+        pending = [
+            record
+            for record in self.tracker.pending_traces(name)
+            if record.detail_read
+            or record.run is None
+            or detail_ready(record.run, now, runtime.source)
+        ]
         if pending:
             deadline = self.clock() + (self.budget_s if budget_s is None else budget_s)
             for start in range(0, len(pending), TRACE_CHUNK):
@@ -76,7 +86,7 @@ class TracePhase:
                     break
                 await self._trace_chunk(runtime, pending[start : start + TRACE_CHUNK], deadline)
                 commit()
-        return len(pending) - self.tracker.trace_backlog(runtime.info.name)
+        return before - self.tracker.trace_backlog(name)
 
     async def _trace_chunk(
         self, runtime: SourceRuntime, records: list[RunRecord], deadline: float
@@ -97,7 +107,7 @@ class TracePhase:
         assert record.run is not None
         info = runtime.info
         try:
-            run = await runtime.source.fetch_detail(record.run)
+            run = await _detail(runtime, record)
         except ExporterError as exc:
             if isinstance(exc, RateLimitedError) and exc.budget:
                 return  # no request budget left before the deadline: nothing failed, it waits
@@ -121,6 +131,24 @@ class TracePhase:
         assert record.run is not None
         self.traces.submit(info, run, Sent(info, record, run, record.run))
         self.tracker.trace_sent(record)
+
+
+def detail_ready(run: Run, now: float, source: Source) -> bool:
+    """Say whether the run ended long enough ago for its detail to hold every event.
+
+    ElizaOS files model calls up to seconds after `RUN_ENDED` (the source's `detail_delay_s`).
+    """
+    delay = float(getattr(source, "detail_delay_s", 0.0) or 0.0)
+    end = run.end_time
+    return delay <= 0 or end is None or end <= now - delay
+
+
+async def _detail(runtime: SourceRuntime, record: RunRecord) -> Run:
+    """Return the run with its detail, read now unless the outcome phase already read it."""
+    assert record.run is not None
+    if record.detail_read:
+        return record.run
+    return await runtime.source.fetch_detail(record.run)
 
 
 @dataclass(frozen=True, slots=True)

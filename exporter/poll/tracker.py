@@ -1,10 +1,18 @@
 """The run tracker: counts each run exactly once, when it is first seen in a terminal state.
 
 For each (source, run id) it remembers whether the run was counted, whether it is still in flight
-and whether its trace is still to be exported. For each (source, agent) it remembers the newest run
-seen by a complete poll (the high-water mark), so paging can stop as soon as everything older is
-known. Memory and state are bounded by `lookback`: a run created before `now - lookback` is outside
-the window; one still in flight by then is given up.
+and whether its trace is still to be exported. A run whose outcome only its detail tells (ElizaOS
+records failures as `completed`) waits, seen ended but not counted, until `count_from_detail`;
+it is persisted as uncounted with its listed run, and no longer holds paging back. For each
+(source, agent) it remembers the newest run seen by a complete poll (the high-water mark), so
+paging can stop as soon as everything older is known. Memory and state are bounded by
+`lookback`: a run created before `now - lookback` is outside the window; one still in flight by
+then is given up.
+
+A run in flight for longer than its platform's `stuck_after_s` is stuck: paging no longer reaches
+back to it (`window`), and `stuck` offers it for a re-check through its detail on a backoff
+(`RECHECK_FIRST_S`, doubling up to `RECHECK_MAX_S`); one the detail shows ended is counted by
+`count_checked`.
 
 `SkipLedger` remembers which dropped items were already reported, so each is counted and logged
 once. A run the exporter cannot read (say, an unknown status) comes back on every poll until it
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import Enum
 
 from exporter.model import Run, Status
@@ -26,6 +34,8 @@ from exporter.sinks.traces.ids import keep_trace
 from exporter.sources.base import Skip
 
 RunKey = tuple[str, str]
+RECHECK_FIRST_S = 60.0
+RECHECK_MAX_S = 900.0
 
 
 class Outcome(Enum):
@@ -33,6 +43,7 @@ class Outcome(Enum):
 
     NEW_TERMINAL = "new_terminal"  # count it now
     IN_FLIGHT = "in_flight"  # remembered, counted when it ends
+    AWAITING_DETAIL = "awaiting_detail"  # ended; counted once its detail is read
     KNOWN = "known"  # counted before
     OUTSIDE = "outside"  # created before the lookback window
 
@@ -57,6 +68,8 @@ class Tracker:
         self._records: dict[RunKey, RunRecord] = {}
         self._in_flight: dict[tuple[str, str], dict[str, float]] = {}
         self._pending: dict[str, dict[str, RunRecord]] = {}
+        self._awaiting: dict[str, dict[str, RunRecord]] = {}
+        self._rechecks: dict[RunKey, tuple[float, float]] = {}  # next check, interval
         self._high_water: dict[tuple[str, str], float] = {}
         self._by_age: list[tuple[float, str, str]] = []
         self._dirty: dict[RunKey, RunRecord] = {}
@@ -73,13 +86,22 @@ class Tracker:
             self._remember(record)
         self._high_water.update(snapshot.cursors)
 
-    def window(self, source: str, agent_id: str, now: float) -> float:
-        """Return the creation time below which paging this agent can stop."""
+    def window(
+        self, source: str, agent_id: str, now: float, *, stuck_after_s: float | None = None
+    ) -> float:
+        """Return the creation time below which paging this agent can stop.
+
+        Runs in flight for longer than `stuck_after_s` do not hold paging back: they are
+        re-checked through their detail instead (`stuck`).
+        """
         floor = self.floor(now)
         high_water = self._high_water.get((source, agent_id))
         if high_water is None:
             return floor
-        oldest_in_flight = min(self._in_flight.get((source, agent_id), {}).values(), default=None)
+        starts: Iterable[float] = self._in_flight.get((source, agent_id), {}).values()
+        if stuck_after_s is not None:
+            starts = [created for created in starts if created >= now - stuck_after_s]
+        oldest_in_flight = min(starts, default=None)
         reach = high_water if oldest_in_flight is None else min(high_water, oldest_in_flight)
         return max(floor, reach)
 
@@ -87,8 +109,13 @@ class Tracker:
         """Return the newest creation time a complete poll of the agent has read, or None."""
         return self._high_water.get((source, agent_id))
 
-    def observe(self, source: str, run: Run, now: float) -> Outcome:
-        """Record a sighting of `run` and say whether it must be counted now."""
+    def observe(
+        self, source: str, run: Run, now: float, *, outcome_in_detail: bool = False
+    ) -> Outcome:
+        """Record a sighting of `run` and say whether it must be counted now.
+
+        With `outcome_in_detail`, an ended run is not counted yet: it waits for its detail.
+        """
         created = run.created_at
         if created < now - self.lookback_s:
             return Outcome.OUTSIDE
@@ -100,25 +127,98 @@ class Tracker:
             heapq.heappush(self._by_age, (created, source, run.id))
         elif record.counted:
             return Outcome.KNOWN
+        elif self._is_awaiting(record):
+            return Outcome.AWAITING_DETAIL
         else:
             record.status = status
         if not status.terminal:
             self._in_flight.setdefault((source, run.agent_id), {})[run.id] = created
+            record.run = run  # kept in memory only (not persisted): what a re-check asks about
             self._touch(record)
             return Outcome.IN_FLIGHT
+        if outcome_in_detail:
+            self._await_detail(record, run)
+            return Outcome.AWAITING_DETAIL
         self._count(record, run)
         return Outcome.NEW_TERMINAL
 
+    def _await_detail(self, record: RunRecord, run: Run) -> None:
+        # Persisted as uncounted with a pending payload: `_remember` reads that back as waiting.
+        self._leave_in_flight(record)
+        record.trace_pending = True
+        record.run = run
+        self._awaiting.setdefault(record.source, {})[record.run_id] = record
+        self._touch(record)
+
+    def _is_awaiting(self, record: RunRecord) -> bool:
+        return record.run_id in self._awaiting.get(record.source, {})
+
+    def awaits_detail(self, source: str, run_id: str) -> bool:
+        """Say whether the run ended and waits for its detail to be counted."""
+        return run_id in self._awaiting.get(source, {})
+
+    def awaiting_outcome(self, source: str) -> list[RunRecord]:
+        """Return the source's ended runs that wait for their detail to be counted, oldest first."""
+        records = list(self._awaiting.get(source, {}).values())
+        return sorted(records, key=lambda r: r.created_at)
+
+    def count_from_detail(self, record: RunRecord, run: Run, *, complete: bool = True) -> bool:
+        """Count a waiting run as its detail (or, given up, its list item) shows it.
+
+        Return False when the run is no longer waiting (forgotten or counted meanwhile). Its
+        trace, when kept, is exported from `run` without reading the detail again if `complete`.
+        """
+        waiting = self._awaiting.get(record.source, {})
+        if waiting.get(record.run_id) is not record:
+            return False
+        del waiting[record.run_id]
+        record.status, record.trace_pending, record.run = run.status, False, None
+        record.attempts, record.detail_read = 0, complete
+        self._count(record, run)
+        return True
+
     def _count(self, record: RunRecord, run: Run) -> None:
         record.counted = True
-        in_flight = self._in_flight.get((record.source, record.agent_id))
-        if in_flight:
-            in_flight.pop(record.run_id, None)
+        record.run = None
+        self._leave_in_flight(record)
+        self._rechecks.pop((record.source, record.run_id), None)
         if self.traces_enabled and keep_trace(record.source, run, self.sample_successful):
             record.trace_pending = True
             record.run = run
             self._pending.setdefault(record.source, {})[record.run_id] = record
         self._touch(record)
+
+    def stuck(self, source: str, now: float, after_s: float) -> list[RunRecord]:
+        """Return the source's runs in flight for longer than `after_s` whose re-check is due."""
+        due = []
+        for (src, _agent), runs in self._in_flight.items():
+            if src != source:
+                continue
+            for run_id, created in runs.items():
+                key = (source, run_id)
+                if created < now - after_s and self._rechecks.get(key, (0.0, 0.0))[0] <= now:
+                    due.append(self._records[key])
+        return sorted(due, key=lambda r: r.created_at)
+
+    def recheck_later(self, record: RunRecord, now: float) -> None:
+        """Put a stuck run's next re-check off, twice as long as the last time."""
+        key = (record.source, record.run_id)
+        _next, interval = self._rechecks.get(key, (0.0, RECHECK_FIRST_S / 2))
+        interval = min(interval * 2, RECHECK_MAX_S)
+        self._rechecks[key] = (now + interval, interval)
+
+    def count_checked(self, record: RunRecord, run: Run, *, complete: bool = True) -> bool:
+        """Count a stuck run its detail shows ended (its trace reuses a `complete` detail)."""
+        if self._records.get((record.source, record.run_id)) is not record or record.counted:
+            return False
+        record.status, record.attempts, record.detail_read = run.status, 0, complete
+        self._count(record, run)
+        return True
+
+    def _leave_in_flight(self, record: RunRecord) -> None:
+        in_flight = self._in_flight.get((record.source, record.agent_id))
+        if in_flight:
+            in_flight.pop(record.run_id, None)
 
     def finish_agent(
         self, source: str, agent_id: str, newest_created_at: float | None, now: float | None = None
@@ -222,7 +322,9 @@ class Tracker:
         key = (record.source, record.run_id)
         self._records[key] = record
         heapq.heappush(self._by_age, (record.created_at, record.source, record.run_id))
-        if not record.counted:
+        if not record.counted and record.trace_pending and record.run is not None:
+            self._awaiting.setdefault(record.source, {})[record.run_id] = record
+        elif not record.counted:
             self._in_flight.setdefault((record.source, record.agent_id), {})[record.run_id] = (
                 record.created_at
             )
@@ -240,6 +342,8 @@ class Tracker:
             return
         self._in_flight.get((record.source, record.agent_id), {}).pop(record.run_id, None)
         self._pending.get(record.source, {}).pop(record.run_id, None)
+        self._awaiting.get(record.source, {}).pop(record.run_id, None)
+        self._rechecks.pop(key, None)
         self._dirty.pop(key, None)
         if persist:
             self._deleted.add(key)

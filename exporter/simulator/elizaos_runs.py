@@ -1,8 +1,10 @@
 """Draw ElizaOS agents and runs, and a run's event timeline: the simulated ElizaOS world.
 
 Ids are UUIDs and times epoch ms. A run is `started` from its first instant (there is no queue)
-and ends `completed`, `timeout` or `error`. Its persisted `run_event` logs are the `started` log
-and, once it ended, the end log; the list endpoint folds exactly those (see `elizaos.py`). The
+and ends `completed`, `timeout` or, failed, as ElizaOS 1.7.2 records it: `completed` with the
+error in its `RUN_ENDED` event's `data.error` (the truth says `error`). Its persisted `run_event`
+logs are the `started` log and, once it ended, the end log; the list endpoint folds exactly those
+(see `elizaos.py`). The
 detail timeline (actions, model calls, evaluators) is drawn from `detail_seed`, so it is the same
 on every read; `MODEL_USED` events rarely carry tokens or cost, as in the real server.
 """
@@ -20,6 +22,7 @@ from exporter.simulator.timeline import TimedRun, Timeline
 
 STATUSES = ("started", "completed", "timeout", "error")
 FAILURES = (("error", 0.7), ("timeout", 0.3))
+RECORDED = {"error": "completed"}  # the status 1.7.2 writes for an outcome, when not its own
 PROFILES: tuple[tuple[str, str], ...] = (
     ("Eliza", "A friendly community helper on Discord."),
     ("Spartan", "A DeFi trading assistant that explains its moves."),
@@ -57,14 +60,19 @@ class ElizaRun(TimedRun):
     detail_seed: int
 
     def status(self, now_ms: int) -> str:
-        """Return the ElizaOS status at `now_ms`."""
+        """Return the ElizaOS status at `now_ms`, as the server records it."""
+        outcome = self.times.outcome
+        return RECORDED.get(outcome, outcome) if self.terminal(now_ms) else "started"
+
+    def true_status(self, now_ms: int) -> str:
+        """Return the run's real status at `now_ms` (`error` for a failure)."""
         return self.times.outcome if self.terminal(now_ms) else "started"
 
     def logs(self, now_ms: int) -> list[tuple[int, str]]:
         """Return the run's `run_event` logs as (createdAt ms, status) written by `now_ms`."""
         written = [(self.times.started_ms, "started")]
         if self.terminal(now_ms):
-            written.append((self.times.completed_ms, self.times.outcome))
+            written.append((self.times.completed_ms, self.status(now_ms)))
         return written
 
 
@@ -109,7 +117,7 @@ class ElizaFlavor:
         return {
             "id": run.id,
             "agent_id": run.agent_id,
-            "status": run.status(now_ms),
+            "status": run.true_status(now_ms),
             "terminal": done,
             "started_at": run.times.started_ms,
             "ended_at": run.times.completed_ms if done else None,
@@ -158,7 +166,7 @@ def _timeline(run: ElizaRun) -> list[Event]:
         _event(
             "RUN_ENDED",
             end,
-            status=run.times.outcome,
+            status=RECORDED.get(run.times.outcome, run.times.outcome),
             error=error[run.times.outcome],
             durationMs=took,
         )

@@ -52,8 +52,9 @@ _ATTRIBUTES = (
 def parse_run(item: Any, server_id: str) -> Run:
     """Translate one ACP runtime run into a `Run` (no tokens or cost: absent, never zero)."""
     item = fields.run_object(item)
-    status, raw_status = fields.status(item, STATUS_MAP)
-    completed = fields.optional_timestamp(item.get("completedAt"), "completedAt")
+    drift = fields.Drift()
+    completed = drift.value(fields.optional_timestamp, item.get("completedAt"), "completedAt")
+    status, raw_status = fields.status(item, STATUS_MAP, ended=completed is not None)
     return Run(
         id=fields.run_id(item, "id"),
         agent_id=server_id,
@@ -61,9 +62,10 @@ def parse_run(item: Any, server_id: str) -> Run:
         raw_status=raw_status,
         created_at=fields.timestamp(item.get("createdAt"), "createdAt"),
         completed_at=completed if status.terminal else None,
-        conversation_id=fields.optional_str(item, "threadId"),
-        error=fields.optional_str(item, "error") if status.is_error else None,
-        attributes={a: v for key, a in _ATTRIBUTES if (v := fields.optional_str(item, key))},
+        conversation_id=drift.text(item, "threadId"),
+        error=drift.text(item, "error") if status.is_error else None,
+        attributes={a: v for key, a in _ATTRIBUTES if (v := drift.text(item, key))},
+        invalid_fields=drift.invalid,
     )
 
 

@@ -54,27 +54,32 @@ def parse_run(item: Any, agent_id: str | None = None) -> Run:
     so an upstream cannot invent agents (and metric series) by naming new ones.
     """
     item = fields.run_object(item, "run item")
-    status, raw_status = fields.status(item, STATUS_MAP)
+    drift = fields.Drift()
     usage = item.get("token_usage")
     if usage is not None and not isinstance(usage, dict):
-        raise ParseError("field 'token_usage' must be an object or null")
-    usage = usage or {}
+        drift.fields.append("token_usage")
+    usage = usage if isinstance(usage, dict) else {}
+    completed = drift.value(fields.optional_timestamp, item.get("completed_at"), "completed_at")
+    duration_ms = drift.value(fields.optional_number, item.get("duration_ms"), "duration_ms")
+    ended = completed is not None or duration_ms is not None
+    status, raw_status = fields.status(item, STATUS_MAP, ended=ended)
     return Run(
         id=fields.run_id(item, "id"),
         agent_id=agent_id or fields.required_str(item, "agent_id"),
         status=status,
         raw_status=raw_status,
         created_at=fields.timestamp(item.get("created_at"), "created_at"),
-        completed_at=fields.optional_timestamp(item.get("completed_at"), "completed_at"),
-        duration_s=_seconds(fields.optional_number(item.get("duration_ms"), "duration_ms")),
-        disposition=fields.optional_str(item, "disposition"),
-        input_tokens=fields.optional_int(usage.get("input"), "token_usage.input"),
-        output_tokens=fields.optional_int(usage.get("output"), "token_usage.output"),
-        cost_usd=fields.optional_number(item.get("total_cost"), "total_cost"),
-        trace_id=fields.optional_str(item, "trace_id"),
-        conversation_id=fields.optional_str(item, "conversation_id"),
-        error=fields.optional_str(item, "error"),
-        attributes=_attributes(item),
+        completed_at=completed,
+        duration_s=_seconds(duration_ms),
+        disposition=drift.text(item, "disposition"),
+        input_tokens=drift.value(fields.optional_int, usage.get("input"), "token_usage.input"),
+        output_tokens=drift.value(fields.optional_int, usage.get("output"), "token_usage.output"),
+        cost_usd=drift.value(fields.optional_number, item.get("total_cost"), "total_cost"),
+        trace_id=drift.text(item, "trace_id"),
+        conversation_id=drift.text(item, "conversation_id"),
+        error=drift.text(item, "error"),
+        attributes=_attributes(item, drift),
+        invalid_fields=drift.invalid,
     )
 
 
@@ -82,9 +87,9 @@ def _seconds(ms: float | None) -> float | None:
     return None if ms is None else ms / 1000.0
 
 
-def _attributes(item: dict[str, Any]) -> dict[str, str]:
+def _attributes(item: dict[str, Any], drift: fields.Drift) -> dict[str, str]:
     keys = (("run_id", "agent_run.backend_run_id"), ("workspace_id", "agent_run.workspace_id"))
-    return {attr: value for key, attr in keys if (value := fields.optional_str(item, key))}
+    return {attr: value for key, attr in keys if (value := drift.text(item, key))}
 
 
 def parse_tool_trace(trace: Any) -> tuple[ToolStep, ...]:

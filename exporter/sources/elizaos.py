@@ -3,7 +3,7 @@
     GET /api/agents                               {success, data:{agents:[{id, name, status}]}}
     GET /api/agents/{agentId}                     {success, data:{id, name, ...}}
     GET /api/agents/{agentId}/runs?limit=&to=     {success, data:{runs:[run], total, hasMore}}
-    GET /api/agents/{agentId}/runs/{runId}        {success, data:{summary, events:[...]}}
+    GET /api/agents/{agentId}/runs/{runId}?roomId=  {success, data:{summary, events:[...]}}
 
 There is no cursor: older runs are paged with `to` (epoch ms, inclusive) below the oldest
 `startedAt` seen, and repeated runs are dropped. Every list request carries `to`, which also
@@ -16,7 +16,10 @@ completed, timeout and error are terminal. Quirks handled here:
   `startedAt: null`: its end is known, its duration is not (absent, never zero).
 - The detail of an unknown (or aged-out) run answers 200 with `started` and no events: that is not
   a finished run, and its trace is reported unavailable.
-- A 401 comes as text/plain; a 200 with `success: false` is an error envelope.
+- A failed run ends `completed` with the error in its `RUN_ENDED` event's `data.error` (1.7.2 never
+  writes `error`): only the detail tells a failure from a success, so the source says
+  `outcome_in_detail` and the poller counts a run once its detail is read.
+- A 401 body is JSON (`{success: false, error}`); a 200 with `success: false` is an error envelope.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from exporter.sources.base import (
     agent_entry,
 )
 from exporter.sources.budget import Priority
-from exporter.sources.elizaos_events import steps_of, usage_of
+from exporter.sources.elizaos_events import event_type, steps_of, usage_of
 from exporter.sources.http import HttpClient
 
 if TYPE_CHECKING:
@@ -71,13 +74,14 @@ def unwrap(body: Any) -> Any:
 def parse_run(item: Any, agent_id: str) -> Run:
     """Translate one ElizaOS run summary (list item or detail `summary`) into a `Run`."""
     item = fields.run_object(item)
-    status, raw_status = fields.status(item, STATUS_MAP)
+    drift = fields.Drift()
     started = fields.instant(item.get("startedAt", item.get("startTime")), "startedAt")
     ended = fields.instant(item.get("endedAt", item.get("endTime")), "endedAt")
+    status, raw_status = fields.status(item, STATUS_MAP, ended=ended is not None)
     created = started if started is not None else ended
     if created is None:
         raise ParseError("run has neither startedAt nor endedAt")
-    duration_ms = fields.optional_number(item.get("durationMs"), "durationMs")
+    duration_ms = drift.value(fields.optional_number, item.get("durationMs"), "durationMs")
     known_start = started is not None
     return Run(
         id=fields.run_id(item, "runId"),
@@ -87,9 +91,10 @@ def parse_run(item: Any, agent_id: str) -> Run:
         created_at=created,
         completed_at=ended if status.terminal and known_start else None,
         duration_s=duration_ms / 1000.0 if duration_ms is not None and known_start else None,
-        conversation_id=fields.optional_str(item, "roomId"),
-        attributes={a: v for key, a in _ATTRIBUTES if (v := fields.optional_str(item, key))}
+        conversation_id=drift.text(item, "roomId"),
+        attributes={a: v for key, a in _ATTRIBUTES if (v := drift.text(item, key))}
         | ({} if known_start else {"agent_run.start_unknown": "true"}),
+        invalid_fields=drift.invalid,
     )
 
 
@@ -117,7 +122,7 @@ def parse_detail(body: Any, run: Run) -> Run:
     if not events:
         raise NotFoundError(f"ElizaOS has no events for run {run.id} (unknown or aged out)")
     usage = usage_of(events)
-    detailed = _summary_times(summary, run)
+    detailed = _outcome(events, _summary_state(summary, run))
     return replace(
         detailed,
         tool_steps=steps_of(events),
@@ -127,15 +132,45 @@ def parse_detail(body: Any, run: Run) -> Run:
     )
 
 
-def _summary_times(summary: Any, run: Run) -> Run:
-    """Take the detail's start and end when the list could not give them (startedAt null)."""
+def _outcome(events: list[Any], run: Run) -> Run:
+    """Return `run` as failed when its `RUN_ENDED` event carries an error (raw status kept)."""
+    error = run_error(events)
+    if error is None or not run.status.terminal:
+        return run
+    if run.status is Status.COMPLETED:
+        return replace(run, status=Status.FAILED, error=error)
+    return run if run.error else replace(run, error=error)  # timeout, error: keep the status
+
+
+def run_error(events: list[Any]) -> str | None:
+    """Return the error a `RUN_ENDED` event reports (a string or `{message}`), else None."""
+    for event in reversed(events):
+        if not isinstance(event, dict) or event_type(event) != "RUN_ENDED":
+            continue
+        data = event.get("data")
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            error = error.get("message") or error.get("code") or "error"
+        if error:
+            return str(error)[:500]
+    return None
+
+
+def _summary_state(summary: Any, run: Run) -> Run:
+    """Take the detail's end when the list could not give it (startedAt null, or a run the list
+    folds to `started` that the detail shows ended: `muted`, `self`, `off`, `replaced`...)."""
     try:
         parsed = parse_run(summary, run.agent_id)
     except ParseError:
         return run
     if run.completed_at is None and parsed.completed_at is not None:
+        ended = (
+            run
+            if run.status.terminal
+            else replace(run, status=parsed.status, raw_status=parsed.raw_status)
+        )
         return replace(
-            run,
+            ended,
             created_at=parsed.created_at,
             completed_at=parsed.completed_at,
             duration_s=parsed.duration_s,
@@ -163,6 +198,9 @@ class ElizaSource:
     dispositions: tuple[str, ...] = ()
     token_types: tuple[str, ...] = ()  # only a few model calls report usage: nothing declared
     has_cost = False
+    outcome_in_detail = True  # a failure shows only in the detail's RUN_ENDED (see above)
+    stuck_after_s = 120.0  # runs take seconds; one `started` longer is re-checked by its detail
+    detail_delay_s = 5.0  # model calls land up to seconds after RUN_ENDED: traces wait that long
 
     def __init__(
         self, name: str, client: HttpClient, *, page_size: int, clock: Callable[[], float]
@@ -200,7 +238,7 @@ class ElizaSource:
         if run.status.terminal:
             return run
         body = await self._client.get_json(
-            f"/api/agents/{run.agent_id}/runs/{run.id}", endpoint="get_run", params={}
+            f"/api/agents/{run.agent_id}/runs/{run.id}", endpoint="get_run", params=_room(run)
         )
         data = unwrap(body)
         summary = data.get("summary") if isinstance(data, dict) else None
@@ -228,7 +266,7 @@ class ElizaSource:
         body = await self._client.get_json(
             f"/api/agents/{run.agent_id}/runs/{run.id}",
             endpoint="get_run",
-            params={},
+            params=_room(run),
             priority=Priority.DETAIL,
         )
         return parse_detail(body, run)
@@ -236,6 +274,12 @@ class ElizaSource:
     async def aclose(self) -> None:
         """Close the source's HTTP client."""
         await self._client.aclose()
+
+
+def _room(run: Run) -> dict[str, str]:
+    """Return the detail's query: its room, which narrows the server's newest-5,000-logs scan
+    (without it an older run of a busy agent comes back with no events)."""
+    return {"roomId": run.conversation_id} if run.conversation_id else {}
 
 
 def _oldest_start_ms(page: Page) -> int | None:

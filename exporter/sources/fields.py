@@ -1,15 +1,22 @@
-"""Tolerant readers for payload fields: each returns a typed value or raises `ParseError`."""
+"""Tolerant readers for payload fields: each returns a typed value or raises `ParseError`.
+
+Only what dedupe and paging need is required (an id, a status, a time to order by); an optional
+field that is malformed is read through `Drift`, which drops it alone and names it, so the run is
+kept and `agent_runs_exporter_fields_invalid_total{source,field}` counts the field.
+"""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from exporter.errors import InvalidIdError, ParseError, UnknownStatusError
+from exporter.errors import InvalidIdError, ParseError
 from exporter.model import Status
+
+T = TypeVar("T")
 
 _MAX_INT = 2**63 - 1  # OTLP attributes are int64
 _MAX_EPOCH = 2.0**33  # year 2242: nanoseconds still fit in OTLP's uint64, with room to spare
@@ -40,13 +47,49 @@ def run_object(item: Any, what: str = "run") -> dict[str, Any]:
     return item
 
 
-def status(item: dict[str, Any], mapping: Mapping[str, Status]) -> tuple[Status, str]:
-    """Return the normalized and the raw status of `item` through a platform's `mapping`."""
+def status(
+    item: dict[str, Any], mapping: Mapping[str, Status], *, ended: bool
+) -> tuple[Status, str]:
+    """Return the normalized and the raw status of `item` through a platform's `mapping`.
+
+    A raw status outside the mapping is `unknown` (terminal) when the run has an end time
+    (`ended`), else `running`: it stays in flight and expires like any run that never ends.
+    """
     raw = required_str(item, "status")
     normalized = mapping.get(raw)
     if normalized is None:
-        raise UnknownStatusError(f"unknown status {raw[:40]!r}")
+        return (Status.UNKNOWN if ended else Status.RUNNING), raw[:200]
     return normalized, raw
+
+
+class Drift:
+    """Read optional fields of one item, dropping (and naming) the malformed ones alone."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+
+    def value(self, read: Callable[[Any, str], T | None], value: Any, key: str) -> T | None:
+        """Return `read(value, key)`, or None (the field named as invalid) when malformed."""
+        try:
+            return read(value, key)
+        except ParseError:
+            self.fields.append(key)
+            return None
+
+    def text(self, item: dict[str, Any], key: str) -> str | None:
+        """Return `optional_str(item, key)`, or None (the field named as invalid)."""
+        try:
+            return optional_str(item, key)
+        except ParseError:
+            self.fields.append(key)
+            return None
+
+    @property
+    def invalid(self) -> tuple[str, ...]:
+        """Return the names of the fields dropped so far."""
+        return tuple(self.fields)
 
 
 def required_str(item: dict[str, Any], key: str) -> str:

@@ -66,10 +66,11 @@ _LINEAGE = (
 def parse_run(item: Any, agent_id: str) -> Run:
     """Translate one Runtype execution (list item or detail) into a `Run`."""
     item = fields.run_object(item, "execution")
-    status, raw_status = fields.status(item, STATUS_MAP)
+    drift = fields.Drift()
     created = fields.timestamp(item.get("createdAt"), "createdAt")
-    started = fields.optional_timestamp(item.get("startedAt"), "startedAt")
-    completed = fields.optional_timestamp(item.get("completedAt"), "completedAt")
+    started = drift.value(fields.optional_timestamp, item.get("startedAt"), "startedAt")
+    completed = drift.value(fields.optional_timestamp, item.get("completedAt"), "completedAt")
+    status, raw_status = fields.status(item, STATUS_MAP, ended=completed is not None)
     terminal = status.terminal
     return Run(
         id=fields.run_id(item, "id"),
@@ -79,12 +80,13 @@ def parse_run(item: Any, agent_id: str) -> Run:
         created_at=created,
         started_at=started,
         completed_at=completed if terminal else None,
-        total_tokens=fields.optional_int(item.get("totalTokens"), "totalTokens"),
-        cost_usd=fields.optional_number(item.get("totalCost"), "totalCost"),
-        conversation_id=fields.optional_str(item, "conversationId"),
+        total_tokens=drift.value(fields.optional_int, item.get("totalTokens"), "totalTokens"),
+        cost_usd=drift.value(fields.optional_number, item.get("totalCost"), "totalCost"),
+        conversation_id=drift.text(item, "conversationId"),
         error=_error(item) if status.is_error else None,
-        parent_run_id=fields.optional_str(item, "parentExecutionId"),
-        attributes={a: v for key, a in _LINEAGE if (v := fields.optional_str(item, key))},
+        parent_run_id=drift.text(item, "parentExecutionId"),
+        attributes={a: v for key, a in _LINEAGE if (v := drift.text(item, key))},
+        invalid_fields=drift.invalid,
     )
 
 

@@ -110,6 +110,9 @@ def test_demo_counts_and_traces_every_platform_like_the_truth(tmp_path: Path) ->
             what=f"agent_runs_total to reach the truth ({sum(want.values())} runs)",
         )
         assert got == want
+        # An ElizaOS trace waits until its detail is complete (detail_delay_s after the run's
+        # end), so up to one poll (5 s in the demo) after that.
+        time.sleep(elizaos.ElizaSource.detail_delay_s + 6.0)
         assert demo.stop() == 0, demo.describe()
     spans = read_span_file(tmp_path / "demo" / "spans.jsonl")
     roots = Counter(

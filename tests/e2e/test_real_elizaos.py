@@ -3,7 +3,8 @@
 The test drives the agent through the server's public messaging API (normal messages and messages
 whose model call fails), then runs `agent-runs-exporter run` on it and compares what the exporter
 counted and traced with what the server itself recorded: every run the server ended is counted
-exactly once, its duration is the server's, and it has exactly one root span.
+exactly once, with the status the server means (1.7.2 records a failed run `completed`, the error in
+its detail's `RUN_ENDED` event), its duration is the server's, and it has exactly one root span.
 """
 
 from __future__ import annotations
@@ -42,13 +43,30 @@ def ended_runs(eliza: ElizaServer, expected: int) -> dict[str, dict[str, Any]] |
     return runs if len(runs) >= expected else None
 
 
-def write_config(path: Path, eliza: ElizaServer, listen: str) -> Path:
+def true_statuses(eliza: ElizaServer, runs: dict[str, dict[str, Any]]) -> Counter[str]:
+    """Count the ended runs by what the server means: failed when RUN_ENDED carries an error."""
+    found: Counter[str] = Counter()
+    for run_id, run in runs.items():
+        ended = [e for e in eliza.detail(run_id)["events"] if e.get("type") == "RUN_ENDED"]
+        failed = any((e.get("data") or {}).get("error") for e in ended)
+        found["failed" if failed else str(run["status"])] += 1
+    return found
+
+
+def by_status(values: dict[tuple[str, str], float]) -> Counter[str]:
+    """Return `agent_runs_total` by status label (zero series left out)."""
+    found = Counter({s: int(v) for (name, s), v in values.items() if name == "agent_runs_total"})
+    return +found
+
+
+def write_config(path: Path, eliza: ElizaServer, listen: str, *, traces: bool = True) -> Path:
+    spans = {"exporter": "file", "file": str(path.parent / "spans.jsonl")}
     config = {
         "listen": listen,
         "poll_interval": "1s",
         "lookback": "1h",
         "state": {"path": str(path.parent / "state.db")},
-        "traces": {"exporter": "file", "file": str(path.parent / "spans.jsonl")},
+        "traces": spans if traces else {"exporter": "none"},
         "sources": [
             {
                 "name": SOURCE,
@@ -86,6 +104,8 @@ def test_every_run_the_real_server_ended_is_counted_once_and_traced(
     truth = wait_until(
         lambda: ended_runs(eliza, len(MESSAGES)), timeout=TIMEOUT_S, what="the server's runs"
     )
+    statuses = true_statuses(eliza, truth)
+    assert statuses["failed"] >= 2  # the two FAIL_MODEL messages, listed `completed`
     port = free_port()
     config = write_config(tmp_path / "config.yaml", eliza, f"127.0.0.1:{port}")
     args = ["run", "--config", str(config), "--log-format", "json"]
@@ -110,6 +130,8 @@ def test_every_run_the_real_server_ended_is_counted_once_and_traced(
         values = samples(http, url)
         assert exporter.stop() == 0, exporter.describe()
     assert counted(values) == len(truth)
+    print(f"real ElizaOS: {len(truth)} runs, server {dict(statuses)}, counted {by_status(values)}")
+    assert by_status(values) == statuses
     server_seconds = sum((run["endedAt"] - run["startedAt"]) / 1000 for run in truth.values())
     exported_seconds = sum(
         v for (name, _), v in values.items() if name == "agent_run_duration_seconds_sum"
@@ -132,3 +154,34 @@ def _get(http: httpx.Client, url: str) -> bool:
         return http.get(url).status_code == 200
     except httpx.TransportError:  # not listening yet
         return False
+
+
+def test_with_traces_off_failures_are_still_counted_failed(
+    eliza: ElizaServer, tmp_path: Path
+) -> None:
+    session = eliza.session()
+    for text in MESSAGES:
+        eliza.send(session, text)
+    truth = wait_until(
+        lambda: ended_runs(eliza, len(MESSAGES)), timeout=TIMEOUT_S, what="the server's runs"
+    )
+    statuses = true_statuses(eliza, truth)
+    port = free_port()
+    config = write_config(tmp_path / "config.yaml", eliza, f"127.0.0.1:{port}", traces=False)
+    args = ["run", "--config", str(config), "--log-format", "json"]
+    url = f"http://127.0.0.1:{port}/metrics"
+    with (
+        CliProcess.start("exporter", args, tmp_path, env={"E2E_TOKEN": TOKEN}) as exporter,
+        httpx.Client(timeout=5) as http,
+    ):
+        wait_until(
+            lambda: _get(http, url) and counted(samples(http, url)) >= len(truth),
+            timeout=TIMEOUT_S,
+            interval=0.5,
+            what=f"{len(truth)} runs counted",
+        )
+        time.sleep(2.0)  # two more polls: nothing may be counted twice
+        values = samples(http, url)
+        assert exporter.stop() == 0, exporter.describe()
+    assert by_status(values) == statuses
+    assert statuses["failed"] >= 2

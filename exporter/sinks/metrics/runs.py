@@ -65,7 +65,9 @@ class RunMetrics(Collector):
         self._unpublished: set[SeriesKey] = set()
         self._tools = LabelCap(MAX_TOOLS_PER_AGENT)
         self._dispositions = LabelCap(MAX_DISPOSITIONS_PER_AGENT)
-        self._kinds: dict[tuple[str, str, str, str | None], RunKind] = {}  # by raw status
+        # By raw status and status: ElizaOS's raw `completed` is also a failure when it carries an
+        # error.
+        self._kinds: dict[tuple[str, str, str, str | None, str], RunKind] = {}
         tokens = self._buckets["tokens"]
         self._bounds = {  # the bucket bounds of each value a run reports
             "duration": self._buckets["duration"],
@@ -111,7 +113,7 @@ class RunMetrics(Collector):
 
     def record_run(self, source: str, platform: str, run: Run, trace_id: str, now: float) -> None:
         """Count a run that just reached a terminal state."""
-        kind = self._kinds.get((source, run.agent_id, run.raw_status, run.disposition))
+        kind = self._kinds.get((source, run.agent_id, run.raw_status, run.disposition, run.status))
         if kind is None:
             kind = self._kind(source, platform, run)
         kind.runs.value += 1
@@ -138,7 +140,8 @@ class RunMetrics(Collector):
         if labels[-1] != "other" or run.disposition is None:
             # Remembered by the raw disposition, so only one that is its own label value (within
             # the agent's cap): the cache never outgrows the series, whatever an upstream sends.
-            self._kinds[(source, run.agent_id, run.raw_status, run.disposition)] = kind
+            key = (source, run.agent_id, run.raw_status, run.disposition, run.status)
+            self._kinds[key] = kind
         return kind
 
     def _observed(self, kind: RunKind, name: str) -> Series:

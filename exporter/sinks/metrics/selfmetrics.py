@@ -9,14 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from exporter import __version__
 from exporter.errors import POLL_ERROR_REASONS
+from exporter.model import Run
 
-SKIP_REASONS = (
-    "malformed_item",
-    "unknown_status",
-    "invalid_id",
-    "in_flight_expired",
-    "detail_failed",
-)
+# A status nobody listed no longer skips a run (it counts as status="unknown"): no such reason.
+SKIP_REASONS = ("malformed_item", "invalid_id", "in_flight_expired", "detail_failed")
+DEFER_REASONS = ("retry_after", "budget")
 SPAN_RESULTS = ("success", "failure")
 WEB_AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong_credentials")
 POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -68,11 +65,26 @@ _SPECS = (
         ("source", "reason"),
     ),
     _Spec(
+        "polls_deferred",
+        Counter,
+        "agent_runs_exporter_polls_deferred_total",
+        "Agent polls that sent nothing because the source waits: a 429's Retry-After "
+        "(retry_after) or its own request budget (budget).",
+        ("source", "reason"),
+    ),
+    _Spec(
         "runs_skipped",
         Counter,
         "agent_runs_exporter_runs_skipped_total",
         "Runs (or their traces) that could not be processed, by reason.",
         ("source", "reason"),
+    ),
+    _Spec(
+        "fields_invalid",
+        Counter,
+        "agent_runs_exporter_fields_invalid_total",
+        "Optional fields of counted runs that were malformed and dropped alone (the run kept).",
+        ("source", "field"),
     ),
     _Spec(
         "page_gaps",
@@ -192,7 +204,9 @@ class SelfMetrics:
     poll_duration: Histogram
     api_requests: Counter
     poll_errors: Counter
+    polls_deferred: Counter
     runs_skipped: Counter
+    fields_invalid: Counter
     page_gaps: Counter
     spans_exported: Counter
     spans_dropped: Counter
@@ -232,12 +246,19 @@ class SelfMetrics:
             self.poll_errors.labels(source, reason)
         for reason in SKIP_REASONS:
             self.runs_skipped.labels(source, reason)
+        for reason in DEFER_REASONS:
+            self.polls_deferred.labels(source, reason)
         for endpoint in endpoints:
             self.api_requests.labels(source, endpoint, "200")
 
     def count_auth_failure(self, reason: str) -> None:
         """Count one request refused by basic auth."""
         self.web_auth_failures.labels(reason).inc()
+
+    def count_invalid_fields(self, source: str, run: Run) -> None:
+        """Count the optional fields dropped from a run just counted (once per run)."""
+        for name in run.invalid_fields:
+            self.fields_invalid.labels(source, name).inc()
 
     def count_steps_dropped(self, source: str, count: int) -> None:
         """Count tool steps of one run left out of its trace."""

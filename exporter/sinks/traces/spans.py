@@ -87,6 +87,9 @@ def _step_span(
     start, end, reported = window
     model = step.kind == "model"
     attributes = _model_attributes(step, reported) if model else _tool_attributes(step, reported)
+    if reported and _clamped(step, start, end):  # the reported times, kept
+        attributes["agent_run.tool.reported_start"] = step.started_at or 0.0
+        attributes["agent_run.tool.reported_end"] = step.ended_at or 0.0
     if content is not None and step.kind == "tool":
         _put(attributes, "gen_ai.tool.call.arguments", content(step.input))
         _put(attributes, "gen_ai.tool.call.result", content(step.output))
@@ -202,15 +205,30 @@ def step_window(
 ) -> tuple[int, int, bool]:
     """Return (start ns, end ns, reported) for step `index` of `count`.
 
-    Reported times are used as given when the step has both. Otherwise the root's interval is cut
-    into `count` equal consecutive slots and the step gets slot `index`, so synthesized steps keep
-    their order, never leave the root span and always land on the same nanoseconds.
+    Reported times are used when the step has both, clamped inside the root (ElizaOS files events
+    late or under another run: the span keeps the reported times as attributes then). Otherwise
+    the root's interval is cut into `count` equal consecutive slots and the step gets slot
+    `index`, so synthesized steps keep their order, never leave the root span and always land on
+    the same nanoseconds.
     """
     if step.started_at is not None and step.ended_at is not None:
         start = to_ns(step.started_at)
-        return start, max(start, to_ns(step.ended_at)), True
+        end = max(start, to_ns(step.ended_at))
+        return _inside(start, root_start, root_end), _inside(end, root_start, root_end), True
     span = root_end - root_start
     return root_start + span * index // count, root_start + span * (index + 1) // count, False
+
+
+def _clamped(step: ToolStep, start: int, end: int) -> bool:
+    """Say whether a step's reported times were moved to fit inside its root span."""
+    if step.started_at is None or step.ended_at is None:
+        return False
+    reported = to_ns(step.started_at)
+    return (start, end) != (reported, max(reported, to_ns(step.ended_at)))
+
+
+def _inside(instant: int, low: int, high: int) -> int:
+    return min(max(instant, low), high)
 
 
 def build_resource(source: SourceInfo, environ: Mapping[str, str]) -> Resource:

@@ -175,3 +175,46 @@ def test_a_sent_trace_leaves_the_backlog_but_is_persisted_done_only_when_settled
     settled = StateBatch()
     t.drain(settled)
     assert [(r.run_id, r.trace_pending) for r in settled.runs] == [("r1", False)]
+
+
+def test_a_run_whose_outcome_is_in_its_detail_waits_then_counts_once() -> None:
+    t = tracker(traces=True)
+    listed = make_run("r1")
+    assert t.observe("s", listed, T0, outcome_in_detail=True) is Outcome.AWAITING_DETAIL
+    assert t.observe("s", listed, T0 + 5, outcome_in_detail=True) is Outcome.AWAITING_DETAIL
+    (record,) = t.awaiting_outcome("s")
+    assert t.pending_traces("s") == []
+    assert t.in_flight_counts() == {}
+    failed = make_run("r1", status=Status.FAILED, raw_status="completed", tool_steps=())
+    assert t.count_from_detail(record, failed)
+    assert not t.count_from_detail(record, failed)  # counted once
+    assert t.awaiting_outcome("s") == []
+    assert t.observe("s", listed, T0 + 10, outcome_in_detail=True) is Outcome.KNOWN
+    (pending,) = t.pending_traces("s")  # its trace reuses the detail just read
+    assert (pending.status, pending.detail_read, pending.run) == (Status.FAILED, True, failed)
+
+
+def test_a_waiting_run_does_not_hold_paging_back() -> None:
+    t = tracker()
+    now = T0 + 100
+    t.observe("s", make_run("r1", status=Status.RUNNING), now, outcome_in_detail=True)
+    t.observe("s", make_run("r1"), now + 5, outcome_in_detail=True)  # ended: waits for detail
+    t.finish_agent("s", "ag1", T0 + 90)
+    assert t.window("s", "ag1", now + 5) == T0 + 90
+
+
+def test_a_waiting_run_survives_a_restart(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path / "state.db"))
+    t = tracker()
+    t.observe("s", make_run("r1"), T0, outcome_in_detail=True)
+    batch = StateBatch()
+    t.drain(batch)
+    store.commit(batch)
+    again = tracker()
+    again.restore(store.load(0))
+    (record,) = again.awaiting_outcome("s")
+    assert record.run is not None
+    assert record.run.id == "r1"
+    assert not record.counted
+    assert again.in_flight_counts() == {}
+    store.close()

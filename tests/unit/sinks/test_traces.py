@@ -206,6 +206,23 @@ def test_reported_step_times_are_used() -> None:
     assert attrs(reported)["agent_run.tool.timing"] == "reported"
     assert attrs(synthesized)["agent_run.tool.timing"] == "synthesized"
     assert synthesized.start_time == to_ns(T0 + 6.0)
+    assert "agent_run.tool.reported_start" not in attrs(reported)
+
+
+def test_reported_times_outside_the_root_are_clamped_into_it_and_kept() -> None:
+    # ElizaOS files a model call late, or one of another run: up to seconds outside the root.
+    early = ToolStep(name="chat", kind="model", started_at=T0 - 5.8, ended_at=T0 - 5.0)
+    late = ToolStep(name="fetch", started_at=T0 + 1.0, ended_at=T0 + 1000.0)
+    _, spans = Harness().export(make_run(tool_steps=(early, late)))
+    root, (before, after) = split(spans)
+    assert root.start_time is not None
+    assert root.end_time is not None
+    for child in (before, after):
+        assert child.start_time is not None
+        assert child.end_time is not None
+        assert root.start_time <= child.start_time <= child.end_time <= root.end_time
+    assert attrs(before)["agent_run.tool.reported_start"] == T0 - 5.8
+    assert attrs(after)["agent_run.tool.reported_end"] == T0 + 1000.0
 
 
 # attributes

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.errors import MalformedPageError, UnknownStatusError
+from exporter.errors import MalformedPageError
 from exporter.model import Status
 from exporter.sources.acp import AcpSource, parse_list, parse_run
 from tests.unit.sourcekit import collect_pages, fixture, mock_client, run_async
@@ -56,10 +56,10 @@ def test_bad_items_are_skipped_and_counted_once() -> None:
     data["runs"][0]["status"] = "exploded"
     data["data"].append({"id": "run_x"})
     page = parse_list(data, SERVER, limit=20)
-    assert [run.id for run in page.runs] == ["run_002", "run_001"]
-    assert page.skipped == {"unknown_status": 1, "malformed_item": 1}
-    with pytest.raises(UnknownStatusError):
-        parse_run(data["data"][0], SERVER)
+    assert [run.id for run in page.runs] == ["run_003", "run_002", "run_001"]
+    assert page.skipped == {"malformed_item": 1}
+    unknown = parse_run(data["data"][0], SERVER)  # kept: in flight without an end time
+    assert (unknown.raw_status, unknown.status) == ("exploded", Status.RUNNING)
 
 
 def test_the_source_reads_one_page_and_fetches_no_detail() -> None:

@@ -64,12 +64,8 @@ def test_accepted_maps_to_queued() -> None:
     ("patch", "message"),
     [
         ({"id": None}, "'id'"),
-        ({"status": "exploded"}, "unknown status"),
+        ({"status": None}, "'status'"),
         ({"created_at": "yesterday"}, "ISO 8601"),
-        ({"token_usage": [1, 2]}, "token_usage"),
-        ({"total_cost": "lots"}, "total_cost"),
-        ({"duration_ms": -5}, "duration_ms"),
-        ({"duration_ms": True}, "boolean"),
     ],
 )
 def test_malformed_item_raises_parse_error(patch: dict[str, Any], message: str) -> None:
@@ -78,12 +74,41 @@ def test_malformed_item_raises_parse_error(patch: dict[str, Any], message: str) 
         parse_run(item)
 
 
+@pytest.mark.parametrize(
+    ("patch", "field", "attr"),
+    [
+        ({"token_usage": [1, 2]}, "token_usage", "input_tokens"),
+        ({"total_cost": "lots"}, "total_cost", "cost_usd"),
+        ({"duration_ms": -5}, "duration_ms", "duration_s"),
+        ({"duration_ms": True}, "duration_ms", "duration_s"),
+        ({"disposition": {"x": 1}}, "disposition", "disposition"),
+    ],
+)
+def test_a_malformed_optional_field_is_dropped_alone(
+    patch: dict[str, Any], field: str, attr: str
+) -> None:
+    item = fixture("conduit_list_runs.json")["data"][0] | patch
+    run = parse_run(item)
+    assert getattr(run, attr) is None
+    assert run.invalid_fields == (field,)
+    assert run.status is Status.COMPLETED
+
+
+def test_an_unknown_status_is_unknown_when_the_run_ended_else_in_flight() -> None:
+    item = fixture("conduit_list_runs.json")["data"][0] | {"status": "exploded"}
+    assert item["completed_at"]
+    assert (parse_run(item).status, parse_run(item).raw_status) == (Status.UNKNOWN, "exploded")
+    pending = item | {"completed_at": None, "duration_ms": None}
+    assert parse_run(pending).status is Status.RUNNING
+    assert parse_run(pending).raw_status == "exploded"
+
+
 def test_list_page_skips_and_counts_bad_items() -> None:
     body = fixture("conduit_list_runs.json")
     body["data"] += [None, {"id": "x", "status": "exploded"}, "junk"]
     page = parse_list_page(body)
     assert len(page.runs) == 3
-    assert page.skipped == {"malformed_item": 2, "unknown_status": 1}
+    assert page.skipped == {"malformed_item": 3}  # "x" lacks agent_id and created_at
     assert page.has_more
 
 

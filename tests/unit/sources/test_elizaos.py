@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.errors import AuthError, MalformedPageError, NotFoundError, UnknownStatusError
+from exporter.errors import AuthError, MalformedPageError, NotFoundError
 from exporter.model import Run, Status
 from exporter.sources.elizaos import (
     FIRST_PAGE_AHEAD_MS,
@@ -67,12 +67,15 @@ def test_status_mapping(raw: str, status: Status) -> None:
     assert parse_run(listed()[0] | {"status": raw}, AGENT).status == status
 
 
-def test_unknown_status_is_skipped_and_counted() -> None:
+def test_an_unknown_status_is_kept_unknown_when_ended_else_in_flight() -> None:
     body = {"success": True, "data": {"runs": [listed()[0] | {"status": "zombie"}, 3]}}
     page = parse_list(body, AGENT)
-    assert (page.runs, page.skipped) == ([], {"unknown_status": 1, "malformed_item": 1})
-    with pytest.raises(UnknownStatusError):
-        parse_run(listed()[0] | {"status": "zombie"}, AGENT)
+    assert page.skipped == {"malformed_item": 1}
+    (run,) = page.runs
+    assert (run.status, run.raw_status) == (Status.UNKNOWN, "zombie")
+    assert run.completed_at is not None
+    open_ended = parse_run(listed()[0] | {"status": "zombie", "endedAt": None}, AGENT)
+    assert (open_ended.status, open_ended.completed_at) == (Status.RUNNING, None)
 
 
 def test_envelope_errors_and_the_documented_bare_shape() -> None:
@@ -268,3 +271,11 @@ def test_fetch_detail_of_an_unknown_run_raises_not_found() -> None:
     fake = FakeEliza({}, {base_run().id: unknown})
     with pytest.raises(NotFoundError):
         run_async(source(fake).fetch_detail(base_run()))
+
+
+def test_detail_requests_name_the_run_room() -> None:
+    run = base_run()
+    fake = FakeEliza({}, {run.id: fixture("elizaos_get_run.json")["data"]})
+    run_async(source(fake).fetch_detail(run))
+    (request,) = fake.requests
+    assert request.url.params["roomId"] == run.conversation_id

@@ -32,7 +32,9 @@ STATUS_MAPS = {name: import_module(f"exporter.sources.{name}").STATUS_MAP for na
 class PlatformHarness:
     """One platform's simulator and an exporter polling it, sharing one fake clock."""
 
-    def __init__(self, tmp_path: Path, platform: str, *, discover: bool) -> None:
+    def __init__(
+        self, tmp_path: Path, platform: str, *, discover: bool, traces: str = "otlp"
+    ) -> None:
         self.platform = platform
         self.clock = FakeClock(START)
         settings = SimulatorSettings(
@@ -54,7 +56,7 @@ class PlatformHarness:
             "poll_interval": "5s",
             "lookback": "1h",
             "state": {"path": str(tmp_path / "state.db")},
-            "traces": {"exporter": "otlp"},
+            "traces": {"exporter": traces},
             "sources": [source],
         }
         path = tmp_path / "config.yaml"
@@ -80,8 +82,8 @@ class PlatformHarness:
         self.sim.world.pause_arrivals()
         self.clock.now += 31 * 60
         self.poll(2)
-        assert self.exporter.traces is not None
-        assert self.exporter.traces.force_flush(5)
+        if self.exporter.traces is not None:
+            assert self.exporter.traces.force_flush(5)
 
     def truth(self) -> list[dict[str, Any]]:
         async def go() -> dict[str, Any]:
@@ -169,3 +171,17 @@ def test_a_quiet_poll_reads_one_page_per_agent(tmp_path: Path, platform: str) ->
     before = requests()
     harness.poll()
     assert requests() - before == len(harness.sim.world.agents)
+
+
+def test_elizaos_failures_recorded_as_completed_are_counted_failed_with_traces_off(
+    tmp_path: Path,
+) -> None:
+    # ElizaOS 1.7.2 lists a failed run `completed`; only its detail's RUN_ENDED has the error.
+    harness = PlatformHarness(tmp_path, "elizaos", discover=True, traces="none")
+    harness.poll(12)
+    harness.finish()
+    expected = harness.expected()
+    assert sum(n for (_agent, status), n in expected.items() if status == "failed") > 0
+    assert harness.counted() == expected
+    skipped = "agent_runs_exporter_runs_skipped_total"
+    assert harness.sample(skipped, source="elizaos", reason="detail_failed") == 0
