@@ -1,7 +1,8 @@
 """Wire the daemon from one `Settings`: state, sources, sinks, poller and HTTP server.
 
-Lifecycle: `run(stop)` serves and polls until `stop` is set, then shuts down in a fixed order,
-each step bounded: poller, final commit, span flush, HTTP clients, server, state file.
+Lifecycle: `run(stop)` serves, polls (and pushes metrics over OTLP when enabled) until `stop` is
+set, then shuts down in a fixed order, each step bounded: poller, final commit, span flush with the
+last OTLP metrics push, HTTP clients, server, state file.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from exporter.poll.health import Health
 from exporter.poll.poller import Poller
 from exporter.poll.state import StateStore
 from exporter.poll.tracker import Tracker
+from exporter.sinks.metrics.otlp import Family, read_families
+from exporter.sinks.metrics.otlp_push import MetricsPush, otlp_exporter
 from exporter.sinks.metrics.runs import InProgressCollector, RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.exporters import build_span_exporter
@@ -45,6 +48,8 @@ POLLER_GRACE_S = 4.0
 FLUSH_TIMEOUT_S = 2.5
 QUEUE_STOP_S = 0.5
 SERVER_GRACE_S = 2.0
+METRICS_PUSH_STOP_S = 1.0  # the last OTLP metrics push, alongside QUEUE_STOP_S
+SNAPSHOT_TIMEOUT_S = 5.0  # an OTLP push waits this long for the event loop to read the metrics
 
 
 class Exporter:
@@ -101,6 +106,33 @@ class Exporter:
         self.registry.register(self.run_metrics)
         self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
         self.registry.register(AgentInfoCollector(self._agent_infos))
+        self.environ = environ
+        self.metrics_push: MetricsPush | None = None
+
+    def _start_metrics_push(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Push the registry over OTLP when enabled, reading it on `loop` (where it changes)."""
+        otlp = self.settings.metrics.otlp
+        if not otlp.enabled:
+            return
+
+        def snapshot() -> list[Family]:
+            with contextlib.suppress(RuntimeError):  # no running loop: a reader thread
+                if asyncio.get_running_loop() is loop:
+                    return self._families()
+            future = asyncio.run_coroutine_threadsafe(self._read_families(), loop)
+            return future.result(timeout=SNAPSHOT_TIMEOUT_S)
+
+        exporter, temporality = otlp_exporter(otlp, self.environ)
+        self.metrics_push = MetricsPush(
+            exporter, snapshot, interval_s=otlp.interval, temporality=temporality
+        )
+        self.metrics_push.start()
+
+    def _families(self) -> list[Family]:
+        return read_families(self.registry.collect())
+
+    async def _read_families(self) -> list[Family]:
+        return self._families()
 
     def _trace_sink(
         self, span_exporter: SpanExporter | None, environ: Mapping[str, str]
@@ -203,6 +235,7 @@ class Exporter:
         log.info(
             "serving /metrics, /healthz and /readyz on %s (%s)", server.url, self.web.describe()
         )
+        self._start_metrics_push(asyncio.get_running_loop())
         poller = asyncio.create_task(self.poller.run(self.runtimes, stop), name="poller")
         try:
             await stop.wait()
@@ -225,8 +258,12 @@ class Exporter:
         if self.traces is not None:
             await asyncio.to_thread(self.traces.force_flush, FLUSH_TIMEOUT_S)
         self.poller.commit()
+        stopping = []
         if self.traces is not None:
-            await asyncio.to_thread(self.traces.shutdown, QUEUE_STOP_S)
+            stopping.append(asyncio.to_thread(self.traces.shutdown, QUEUE_STOP_S))
+        if self.metrics_push is not None:
+            stopping.append(asyncio.to_thread(self.metrics_push.shutdown, METRICS_PUSH_STOP_S))
+        await asyncio.gather(*stopping)
         for runtime in self.runtimes:
             await runtime.source.aclose()
         self.store.close()

@@ -1,0 +1,136 @@
+"""The OTLP metrics push: OTel's MeterProvider, periodic reader and OTLP metric exporter.
+
+`MetricsPush.start()` begins pushing every `interval`; `shutdown(timeout)` pushes once more and
+stops, bounded. The exporter honours the standard variables itself (`OTEL_EXPORTER_OTLP_METRICS_*`
+then `OTEL_EXPORTER_OTLP_*`: endpoint, headers, timeout, compression, certificates); the settings'
+`endpoint` (a base URL, like `traces.endpoint`) and `protocol` come first when set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    MeterProvider,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+
+from exporter.config.models import OtlpMetricsSettings
+from exporter.errors import ConfigError, ConfigProblem
+from exporter.sinks.metrics.otlp import (
+    HistogramExporter,
+    Snapshot,
+    SnapshotCache,
+    register_instruments,
+    temporality_of,
+)
+
+log = logging.getLogger(__name__)
+
+HTTP, GRPC = "http/protobuf", "grpc"
+METRICS_PATH = "/v1/metrics"
+
+
+def resolve_protocol(protocol: str | None, environ: Mapping[str, str]) -> str:
+    """Return the OTLP protocol: the setting, else the standard variables, else http/protobuf."""
+    origin, chosen = "metrics.otlp.protocol", protocol
+    for variable in ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        if not chosen and environ.get(variable):
+            origin, chosen = variable, environ[variable]
+    chosen = (chosen or HTTP).strip()
+    if chosen not in (HTTP, GRPC):
+        message = f"unsupported OTLP protocol {chosen!r}: use {HTTP} or {GRPC}"
+        raise ConfigError([ConfigProblem(origin, message)])
+    return chosen
+
+
+def metrics_url(endpoint: str | None, protocol: str) -> str | None:
+    """Return the URL for an explicit base endpoint (None: let the exporter read the variables)."""
+    if endpoint is None or protocol == GRPC or endpoint.rstrip("/").endswith(METRICS_PATH):
+        return endpoint
+    return endpoint.rstrip("/") + METRICS_PATH
+
+
+def otlp_exporter(
+    settings: OtlpMetricsSettings, environ: Mapping[str, str]
+) -> tuple[MetricExporter, AggregationTemporality]:
+    """Return OTel's OTLP metric exporter for the settings, and the temporality it sends."""
+    protocol = resolve_protocol(settings.protocol, environ)
+    url = metrics_url(settings.endpoint, protocol)
+    chosen = temporality_of(settings.temporality, environ)
+    preferred: dict[type, AggregationTemporality] = {
+        kind: chosen
+        for kind in (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter)
+    }
+    preferred[ObservableGauge] = AggregationTemporality.CUMULATIVE
+    log.info("pushing metrics over OTLP %s to %s", protocol, url or "the OTEL_* endpoint")
+    if protocol == GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415
+            OTLPMetricExporter as GrpcExporter,
+        )
+
+        return GrpcExporter(endpoint=url, preferred_temporality=preferred), chosen
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
+        OTLPMetricExporter as HttpExporter,
+    )
+
+    return HttpExporter(endpoint=url, preferred_temporality=preferred), chosen
+
+
+class MetricsPush:
+    """Push the registry's families over OTLP every `interval` seconds until shut down."""
+
+    def __init__(
+        self,
+        exporter: MetricExporter,
+        snapshot: Snapshot,
+        *,
+        interval_s: float,
+        temporality: AggregationTemporality,
+        resource: Resource | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._resource = resource or Resource.create({"service.name": "agent-runs-exporter"})
+        self._cache = SnapshotCache(snapshot, clock=clock)
+        self._exporter = HistogramExporter(
+            exporter, self._cache, temporality=temporality, resource=self._resource
+        )
+        self._interval_ms = interval_s * 1000
+        self._provider: MeterProvider | None = None
+
+    def start(self) -> None:
+        """Create the instruments and start the periodic push."""
+        if self._provider is not None:
+            return
+        reader = PeriodicExportingMetricReader(
+            self._exporter, export_interval_millis=self._interval_ms
+        )
+        self._provider = MeterProvider(metric_readers=[reader], resource=self._resource)
+        names = register_instruments(self._provider, self._cache)
+        self._cache.clear()
+        log.info("pushing %d metric families over OTLP", len(names))
+
+    def force_flush(self, timeout_s: float) -> bool:
+        """Push now; return whether it finished in time."""
+        if self._provider is None:
+            return False
+        return self._provider.force_flush(timeout_millis=timeout_s * 1000)
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Push the last values and stop (idempotent)."""
+        provider, self._provider = self._provider, None
+        if provider is not None:
+            provider.shutdown(timeout_millis=timeout_s * 1000)
