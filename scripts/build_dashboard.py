@@ -243,6 +243,10 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                         + RI
                         + "]))",
                     ),
+                    (
+                        "dropped",
+                        "sum(rate(agent_runs_exporter_spans_dropped_total[" + RI + "]))",
+                    ),
                 ),
             ),
         ),

@@ -98,3 +98,10 @@ def test_panels_answer_the_questions() -> None:
     } <= titles
     ids = [p["id"] for p in DASHBOARD["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_every_self_metric_of_the_span_pipeline_is_plotted() -> None:
+    (spans,) = [p for p in DASHBOARD["panels"] if p["title"] == "Spans exported and dropped"]
+    exprs = " ".join(t["expr"] for t in spans["targets"])
+    assert "agent_runs_exporter_spans_exported_total" in exprs
+    assert "agent_runs_exporter_spans_dropped_total" in exprs
