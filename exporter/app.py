@@ -25,10 +25,11 @@ from exporter.poll.health import Health
 from exporter.poll.poller import Poller
 from exporter.poll.state import StateStore
 from exporter.poll.tracker import Tracker
-from exporter.sinks.metrics.otlp import Family, read_families
+from exporter.sinks.metrics.otlp import RUN_FAMILIES, Family, read_families, run_families
 from exporter.sinks.metrics.otlp_push import MetricsPush, otlp_exporter
 from exporter.sinks.metrics.runs import InProgressCollector, RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
+from exporter.sinks.metrics.series import Series, SeriesKey
 from exporter.sinks.traces.exporters import build_span_exporter
 from exporter.sinks.traces.queue import SpanQueue
 from exporter.sinks.traces.redaction import Redactor
@@ -120,7 +121,8 @@ class Exporter:
                 if asyncio.get_running_loop() is loop:
                     return self._families()
             future = asyncio.run_coroutine_threadsafe(self._read_families(), loop)
-            return future.result(timeout=SNAPSHOT_TIMEOUT_S)
+            others, published = future.result(timeout=SNAPSHOT_TIMEOUT_S)
+            return others + run_families(published, self.run_metrics.buckets)
 
         exporter, temporality = otlp_exporter(otlp, self.environ)
         self.metrics_push = MetricsPush(
@@ -129,10 +131,16 @@ class Exporter:
         self.metrics_push.start()
 
     def _families(self) -> list[Family]:
-        return read_families(self.registry.collect())
+        others, published = self._read_registry()
+        return others + run_families(published, self.run_metrics.buckets)
 
-    async def _read_families(self) -> list[Family]:
-        return self._families()
+    def _read_registry(self) -> tuple[list[Family], dict[SeriesKey, Series]]:
+        """Read the small families, and only copy the run metrics' index (built elsewhere)."""
+        others = (m for m in self.registry.collect() if m.name not in RUN_FAMILIES)
+        return read_families(others), self.run_metrics.published()
+
+    async def _read_families(self) -> tuple[list[Family], dict[SeriesKey, Series]]:
+        return self._read_registry()
 
     def _trace_sink(
         self, span_exporter: SpanExporter | None, environ: Mapping[str, str]

@@ -35,9 +35,7 @@ def test_ci_values_render_valid_manifests_and_config(path: Path, tmp_path: Path)
     values = values_of(path)
     docs = render(values)
     validate(docs)
-    env = {
-        f"SOURCE_TOKEN_{source['name'].upper()}": "tok-ci-1" for source in values["sources"]
-    }
+    env = {f"SOURCE_TOKEN_{source['name'].upper()}": "tok-ci-1" for source in values["sources"]}
     settings = config_of(docs, tmp_path, env)
     assert [s.name for s in settings.sources] == [s["name"] for s in values["sources"]]
     mode = path.name.removesuffix("-values.yaml")

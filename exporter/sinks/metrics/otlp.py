@@ -11,7 +11,9 @@ family name, `agent_runs` for `agent_runs_total`), its labels as attributes, wit
 
 A `MeterProvider` with a `PeriodicExportingMetricReader` drives the push; `HistogramExporter`
 adds the histograms to each batch the reader collects, right before OTel's OTLP exporter sends it.
-All families are read in one `snapshot` per collection, taken where the registry is updated.
+All families are read in one `snapshot` per collection, taken where the registry is updated; the
+run metrics, the large part, as a copy of their published index (`run_families` builds them
+off that thread).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.metrics import Exemplar
@@ -36,9 +38,13 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from prometheus_client.metrics_core import Metric as PrometheusMetric
 from prometheus_client.samples import Sample
 
 from exporter import __version__
+from exporter.sinks.metrics.series import RUN_METRICS, Labels, Series, SeriesKey
+
+RUN_FAMILIES = frozenset(spec.family for spec in RUN_METRICS)
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +54,25 @@ _SUFFIX_UNITS = (("_seconds", "s"), ("_bytes", "By"))
 Attributes = tuple[tuple[str, str], ...]
 
 
+@dataclass(slots=True)
+class Point:
+    """A histogram series: per-bucket counts (not cumulative), sum and exemplars."""
+
+    bounds: list[float]
+    counts: list[int]
+    total: float
+    exemplars: list[Exemplar]
+
+
 @dataclass(frozen=True, slots=True)
 class Family:
-    """One family as read from the registry: its name, type, help and samples."""
+    """One family as read from the registry: name, type, help, and its series by attributes."""
 
     name: str
     kind: str
     help: str
-    samples: Sequence[Sample]
+    values: Mapping[Attributes, float] = field(default_factory=dict)  # counters, gauges
+    points: Mapping[Attributes, Point] = field(default_factory=dict)  # histograms
 
 
 Snapshot = Callable[[], Sequence[Family]]
@@ -71,14 +88,55 @@ def unit(name: str) -> str:
     return ""
 
 
-def read_families(metrics: Iterable[object]) -> list[Family]:
-    """Copy the families a registry's `collect()` yields (call where the registry is updated)."""
+def read_families(metrics: Iterable[PrometheusMetric]) -> list[Family]:
+    """Read the families a registry's `collect()` yields (call where the registry is updated)."""
     out = []
     for metric in metrics:
-        name, kind = getattr(metric, "name", ""), getattr(metric, "type", "")
-        samples = list(getattr(metric, "samples", ()))
-        out.append(Family(name, kind, getattr(metric, "documentation", ""), samples))
+        name, kind = metric.name, metric.type
+        if kind == "histogram":
+            family = Family(name, kind, metric.documentation, points=_points(name, metric.samples))
+        else:
+            wanted = name + "_total" if kind == "counter" else name
+            values = {_key(s.labels): s.value for s in metric.samples if s.name == wanted}
+            family = Family(name, kind, metric.documentation, values=values)
+        out.append(family)
     return out
+
+
+def run_families(
+    published: Mapping[SeriesKey, Series], buckets: Mapping[str, Sequence[float]]
+) -> list[Family]:
+    """Return the run metrics from a copy of their published series (call on any thread)."""
+    by_name: dict[str, list[tuple[Labels, Series]]] = {spec.name: [] for spec in RUN_METRICS}
+    for (name, labels), series in published.items():
+        if name in by_name:
+            by_name[name].append((labels, series))
+    out = []
+    for spec in RUN_METRICS:
+        rows = by_name[spec.name]
+        if spec.buckets is None:
+            values = {_key(dict(zip(spec.labels, k, strict=True))): s.value for k, s in rows}
+            out.append(Family(spec.family, spec.kind, spec.help, values=values))
+            continue
+        bounds = list(buckets[spec.buckets])
+        points = {
+            _key(dict(zip(spec.labels, labels, strict=True))): _run_point(bounds, series)
+            for labels, series in rows
+        }
+        out.append(Family(spec.name, spec.kind, spec.help, points=points))
+    return out
+
+
+def _run_point(bounds: list[float], series: Series) -> Point:
+    exemplars = [
+        Exemplar({"trace_id": trace_id}, value, int(ts * 1e9))
+        for _, (trace_id, value, ts) in sorted(series.exemplars.items())
+    ]
+    return Point(bounds, [int(c) for c in series.counts], series.value, exemplars)
+
+
+def _key(labels: Mapping[str, str]) -> Attributes:
+    return tuple(sorted(labels.items()))
 
 
 class SnapshotCache:
@@ -119,8 +177,7 @@ def observations(family: Family | None) -> list[Observation]:
     """Return a counter's or gauge's values as observations, labels as attributes."""
     if family is None:
         return []
-    wanted = family.name + "_total" if family.kind == "counter" else family.name
-    return [Observation(s.value, dict(s.labels)) for s in family.samples if s.name == wanted]
+    return [Observation(value, dict(key)) for key, value in family.values.items()]
 
 
 def register_instruments(meter_provider: MeterProvider, cache: SnapshotCache) -> list[str]:
@@ -146,26 +203,15 @@ def _callback(cache: SnapshotCache, name: str) -> Callable[[CallbackOptions], li
     return observe
 
 
-@dataclass(slots=True)
-class _Point:
-    """A histogram series' cumulative buckets (per bucket, not `le`), count, sum, exemplars."""
-
-    bounds: list[float]
-    counts: list[int]
-    total: float
-    exemplars: list[Exemplar]
-
-
-def histogram_points(family: Family) -> dict[Attributes, _Point]:
-    """Return a histogram family's series by attributes, from its `_bucket` and `_sum` samples."""
-    points: dict[Attributes, _Point] = {}
-    for sample in family.samples:
-        labels = {k: v for k, v in sample.labels.items() if k != "le"}
-        key = tuple(sorted(labels.items()))
-        point = points.get(key) or points.setdefault(key, _Point([], [], 0.0, []))
-        if sample.name == family.name + "_sum":
+def _points(name: str, samples: Iterable[Sample]) -> dict[Attributes, Point]:
+    """Return a histogram's series by attributes, from its `_bucket` and `_sum` samples."""
+    points: dict[Attributes, Point] = {}
+    for sample in samples:
+        key = _key({k: v for k, v in sample.labels.items() if k != "le"})
+        point = points.get(key) or points.setdefault(key, Point([], [], 0.0, []))
+        if sample.name == name + "_sum":
             point.total = sample.value
-        elif sample.name == family.name + "_bucket":
+        elif sample.name == name + "_bucket":
             le = float(sample.labels["le"])
             if le != float("inf"):
                 point.bounds.append(le)
@@ -208,7 +254,7 @@ class HistogramExporter(MetricExporter):
         self._resource = resource
         self._clock = clock
         self._start = int(clock() * 1e9)
-        self._last: dict[tuple[str, Attributes], _Point] = {}
+        self._last: dict[tuple[str, Attributes], Point] = {}
         self._last_time = self._start
 
     def export(
@@ -227,14 +273,14 @@ class HistogramExporter(MetricExporter):
             self._last_time = now
         return result
 
-    def _histograms(self, now: int) -> tuple[list[Metric], dict[tuple[str, Attributes], _Point]]:
+    def _histograms(self, now: int) -> tuple[list[Metric], dict[tuple[str, Attributes], Point]]:
         metrics, sent = [], {}
         delta = self._temporality is AggregationTemporality.DELTA
         for family in self._cache.families().values():
             if family.kind != "histogram":
                 continue
             data_points = []
-            for attributes, point in histogram_points(family).items():
+            for attributes, point in family.points.items():
                 sent[(family.name, attributes)] = point
                 previous = self._last.get((family.name, attributes)) if delta else None
                 data_point = self._data_point(attributes, point, previous, now)
@@ -245,7 +291,7 @@ class HistogramExporter(MetricExporter):
         return metrics, sent
 
     def _data_point(
-        self, attributes: Attributes, point: _Point, previous: _Point | None, now: int
+        self, attributes: Attributes, point: Point, previous: Point | None, now: int
     ) -> HistogramDataPoint | None:
         counts, total, start = point.counts, point.total, self._start
         if self._temporality is AggregationTemporality.DELTA:

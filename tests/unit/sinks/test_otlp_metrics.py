@@ -31,6 +31,7 @@ from exporter.sinks.metrics.otlp import (
     SnapshotCache,
     read_families,
     register_instruments,
+    run_families,
     temporality_of,
     unit,
 )
@@ -339,3 +340,14 @@ def test_otel_exporter_for_each_protocol_with_the_chosen_temporality(protocol: s
     counters = exporter._preferred_temporality[ObservableCounter]  # what the SDK reader reads
     assert counters is AggregationTemporality.DELTA
     exporter.shutdown()
+
+
+def test_run_families_from_the_published_index_equal_the_registry_read() -> None:
+    metrics, registry = fresh()
+    record(metrics, ("r1", "completed"), ("r2", "failed"), ("r3", "timeout"))
+    metrics.record_detail("s", "conduit", make_run("r1", input_tokens=7), make_run("r1"))
+    metrics.publish()
+    fast = run_families(metrics.published(), metrics.buckets)
+    slow = read_families(registry.collect())
+    assert {f.name: f for f in fast} == {f.name: f for f in slow}
+    assert any(p.exemplars for f in fast for p in f.points.values())
