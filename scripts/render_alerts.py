@@ -1,8 +1,10 @@
-"""Write deploy/prometheus/alerts.yaml and slo.yaml: the chart's PrometheusRule groups with every
-alert on (the threshold alerts, and the SLO recording rules and burn-rate alerts).
+"""Write deploy/prometheus/alerts.yaml, slo.yaml and recording.yaml: the chart's PrometheusRule
+groups with every alert on (the threshold alerts; the SLO recording rules and burn-rate alerts;
+the dashboard's recording rules).
 
-The chart's templates/_alerts.tpl and _slo.tpl are the one source of the rules; this renders them
-offline with helm-python-sdk, so plain-Prometheus users get exactly what the chart installs.
+The chart's templates/_alerts.tpl, _slo.tpl and _recording.tpl are the one source of the rules;
+this renders them offline with helm-python-sdk, so plain-Prometheus users get exactly what the
+chart installs.
 
     python scripts/render_alerts.py          # rewrite the files
     python scripts/render_alerts.py --check  # exit 1 if a file is out of date
@@ -22,6 +24,8 @@ CHART = ROOT / "helm" / "agent-runs-exporter"
 TARGET = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 SLO_TARGET = ROOT / "deploy" / "prometheus" / "slo.yaml"
 SLO_GROUPS = "agent-runs-exporter-slo"  # the prefix of the SLO groups' names
+RECORDING_TARGET = ROOT / "deploy" / "prometheus" / "recording.yaml"
+RECORDING_GROUP = "agent-runs-exporter-dashboard"
 HEADER = """\
 # Alert rules for agent-runs-exporter, for a plain Prometheus (rule_files: [alerts.yaml]).
 # Generated from helm/agent-runs-exporter/templates/_alerts.tpl by scripts/render_alerts.py with
@@ -35,6 +39,12 @@ SLO_HEADER = """\
 # 5m; ticket: 6x over 6h and 30m; never for an agent with fewer than 10 runs in the long window).
 # Generated from helm/agent-runs-exporter/templates/_slo.tpl by scripts/render_alerts.py with the
 # chart's defaults. Tests: slo.test.yaml.
+"""
+RECORDING_HEADER = """\
+# Recording rules for the agent-runs-exporter dashboard, for a plain Prometheus
+# (rule_files: [recording.yaml]): the per-agent rates its heavy panels read when its "Queries"
+# variable is set to "recording rules". Generated from
+# helm/agent-runs-exporter/templates/_recording.tpl by scripts/render_alerts.py.
 """
 VALUES: dict[str, Any] = {
     "sources": [{"name": "x", "platform": "conduit", "base_url": "http://x", "agents": ["a"]}],
@@ -67,8 +77,13 @@ def render() -> dict[Path, str]:
     """Return the text of each plain rule file, by path."""
     groups = rule_groups()
     slo = [group for group in groups if group["name"].startswith(SLO_GROUPS)]
-    alerts = [group for group in groups if group not in slo]
-    return {TARGET: HEADER + _dump(alerts), SLO_TARGET: SLO_HEADER + _dump(slo)}
+    recording = [group for group in groups if group["name"] == RECORDING_GROUP]
+    alerts = [group for group in groups if group not in slo and group not in recording]
+    return {
+        TARGET: HEADER + _dump(alerts),
+        SLO_TARGET: SLO_HEADER + _dump(slo),
+        RECORDING_TARGET: RECORDING_HEADER + _dump(recording),
+    }
 
 
 def _dump(groups: list[dict[str, Any]]) -> str:
