@@ -107,28 +107,29 @@ class Exporter:
         self.registry.register(self.run_metrics)
         self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
         self.registry.register(AgentInfoCollector(self._agent_infos))
-        self.environ = environ
-        self.metrics_push: MetricsPush | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the registry changes
+        self.metrics_push = self._metrics_push(environ)
 
-    def _start_metrics_push(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Push the registry over OTLP when enabled, reading it on `loop` (where it changes)."""
+    def _metrics_push(self, environ: Mapping[str, str]) -> MetricsPush | None:
+        """Build the OTLP metrics push when enabled (it starts with `run`)."""
         otlp = self.settings.metrics.otlp
         if not otlp.enabled:
-            return
-
-        def snapshot() -> list[Family]:
-            with contextlib.suppress(RuntimeError):  # no running loop: a reader thread
-                if asyncio.get_running_loop() is loop:
-                    return self._families()
-            future = asyncio.run_coroutine_threadsafe(self._read_families(), loop)
-            others, published = future.result(timeout=SNAPSHOT_TIMEOUT_S)
-            return others + run_families(published, self.run_metrics.buckets)
-
-        exporter, temporality = otlp_exporter(otlp, self.environ)
-        self.metrics_push = MetricsPush(
-            exporter, snapshot, interval_s=otlp.interval, temporality=temporality
+            return None
+        exporter, temporality = otlp_exporter(otlp, environ)
+        return MetricsPush(
+            exporter, self._snapshot, interval_s=otlp.interval, temporality=temporality
         )
-        self.metrics_push.start()
+
+    def _snapshot(self) -> list[Family]:
+        """Read the metrics for a push: on the event loop, where they change, then build here."""
+        loop = self._loop
+        with contextlib.suppress(RuntimeError):  # no running loop: a reader thread
+            if loop is None or asyncio.get_running_loop() is loop:
+                return self._families()
+        assert loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._read_families(), loop)
+        others, published = future.result(timeout=SNAPSHOT_TIMEOUT_S)
+        return others + run_families(published, self.run_metrics.buckets)
 
     def _families(self) -> list[Family]:
         others, published = self._read_registry()
@@ -243,7 +244,9 @@ class Exporter:
         log.info(
             "serving /metrics, /healthz and /readyz on %s (%s)", server.url, self.web.describe()
         )
-        self._start_metrics_push(asyncio.get_running_loop())
+        self._loop = asyncio.get_running_loop()
+        if self.metrics_push is not None:
+            self.metrics_push.start()
         poller = asyncio.create_task(self.poller.run(self.runtimes, stop), name="poller")
         try:
             await stop.wait()
