@@ -25,11 +25,9 @@ from exporter.poll.health import Health
 from exporter.poll.poller import Poller
 from exporter.poll.state import StateStore
 from exporter.poll.tracker import Tracker
-from exporter.sinks.metrics.otlp import RUN_FAMILIES, Family, read_families, run_families
-from exporter.sinks.metrics.otlp_push import MetricsPush, otlp_exporter
+from exporter.sinks.metrics.otlp_push import MetricsPush, RegistryReader, otlp_exporter
 from exporter.sinks.metrics.runs import InProgressCollector, RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
-from exporter.sinks.metrics.series import Series, SeriesKey
 from exporter.sinks.traces.exporters import build_span_exporter
 from exporter.sinks.traces.queue import SpanQueue
 from exporter.sinks.traces.redaction import Redactor
@@ -50,7 +48,6 @@ FLUSH_TIMEOUT_S = 2.5
 QUEUE_STOP_S = 0.5
 SERVER_GRACE_S = 2.0
 METRICS_PUSH_STOP_S = 1.0  # the last OTLP metrics push, alongside QUEUE_STOP_S
-SNAPSHOT_TIMEOUT_S = 5.0  # an OTLP push waits this long for the event loop to read the metrics
 
 
 class Exporter:
@@ -107,7 +104,7 @@ class Exporter:
         self.registry.register(self.run_metrics)
         self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
         self.registry.register(AgentInfoCollector(self._agent_infos))
-        self._loop: asyncio.AbstractEventLoop | None = None  # where the registry changes
+        self.metrics_reader = RegistryReader(self.registry, self.run_metrics)
         self.metrics_push = self._metrics_push(environ)
 
     def _metrics_push(self, environ: Mapping[str, str]) -> MetricsPush | None:
@@ -117,31 +114,8 @@ class Exporter:
             return None
         exporter, temporality = otlp_exporter(otlp, environ)
         return MetricsPush(
-            exporter, self._snapshot, interval_s=otlp.interval, temporality=temporality
+            exporter, self.metrics_reader, interval_s=otlp.interval, temporality=temporality
         )
-
-    def _snapshot(self) -> list[Family]:
-        """Read the metrics for a push: on the event loop, where they change, then build here."""
-        loop = self._loop
-        with contextlib.suppress(RuntimeError):  # no running loop: a reader thread
-            if loop is None or asyncio.get_running_loop() is loop:
-                return self._families()
-        assert loop is not None
-        future = asyncio.run_coroutine_threadsafe(self._read_families(), loop)
-        others, published = future.result(timeout=SNAPSHOT_TIMEOUT_S)
-        return others + run_families(published, self.run_metrics.buckets)
-
-    def _families(self) -> list[Family]:
-        others, published = self._read_registry()
-        return others + run_families(published, self.run_metrics.buckets)
-
-    def _read_registry(self) -> tuple[list[Family], dict[SeriesKey, Series]]:
-        """Read the small families, and only copy the run metrics' index (built elsewhere)."""
-        others = (m for m in self.registry.collect() if m.name not in RUN_FAMILIES)
-        return read_families(others), self.run_metrics.published()
-
-    async def _read_families(self) -> tuple[list[Family], dict[SeriesKey, Series]]:
-        return self._read_registry()
 
     def _trace_sink(
         self, span_exporter: SpanExporter | None, environ: Mapping[str, str]
@@ -244,8 +218,8 @@ class Exporter:
         log.info(
             "serving /metrics, /healthz and /readyz on %s (%s)", server.url, self.web.describe()
         )
-        self._loop = asyncio.get_running_loop()
         if self.metrics_push is not None:
+            self.metrics_reader.loop = asyncio.get_running_loop()  # read where the metrics change
             self.metrics_push.start()
         poller = asyncio.create_task(self.poller.run(self.runtimes, stop), name="poller")
         try:

@@ -1,6 +1,7 @@
 """The OTLP metrics push: OTel's MeterProvider, periodic reader and OTLP metric exporter.
 
-`MetricsPush.start()` begins pushing every `interval`; `shutdown(timeout)` pushes once more and
+`MetricsPush.start()` begins pushing every `interval`, reading the registry through a
+`RegistryReader` on the event loop, where it changes; `shutdown(timeout)` pushes once more and
 stops, bounded. The exporter honours the standard variables itself (`OTEL_EXPORTER_OTLP_METRICS_*`
 then `OTEL_EXPORTER_OTLP_*`: endpoint, headers, timeout, compression, certificates); the settings'
 `endpoint` (a base URL, like `traces.endpoint`) and `protocol` come first when set.
@@ -8,6 +9,8 @@ then `OTEL_EXPORTER_OTLP_*`: endpoint, headers, timeout, compression, certificat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -27,21 +30,29 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
+from prometheus_client.registry import Collector
 
 from exporter.config.models import OtlpMetricsSettings
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.sinks.metrics.otlp import (
+    RUN_FAMILIES,
+    Family,
     HistogramExporter,
     Snapshot,
     SnapshotCache,
+    read_families,
     register_instruments,
+    run_families,
     temporality_of,
 )
+from exporter.sinks.metrics.runs import RunMetrics
+from exporter.sinks.metrics.series import Series, SeriesKey
 
 log = logging.getLogger(__name__)
 
 HTTP, GRPC = "http/protobuf", "grpc"
 METRICS_PATH = "/v1/metrics"
+SNAPSHOT_TIMEOUT_S = 5.0  # a push waits this long for the event loop to read the metrics
 
 
 def resolve_protocol(protocol: str | None, environ: Mapping[str, str]) -> str:
@@ -88,6 +99,37 @@ def otlp_exporter(
     )
 
     return HttpExporter(endpoint=url, preferred_temporality=preferred), chosen
+
+
+class RegistryReader:
+    """Read the registry for a push: the small families and a copy of the run metrics' index on
+    the event loop (about 1 ms at 1,000 agents), the run metrics' points on the caller's thread."""
+
+    def __init__(self, registry: Collector, run_metrics: RunMetrics) -> None:
+        self.registry = registry
+        self.run_metrics = run_metrics
+        self.loop: asyncio.AbstractEventLoop | None = None  # None: read where called
+
+    def __call__(self) -> list[Family]:
+        """Return every family of the registry."""
+        loop = self.loop
+        with contextlib.suppress(RuntimeError):  # no running loop: a reader thread
+            if loop is None or asyncio.get_running_loop() is loop:
+                return self._build(self._read())
+        assert loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._read_on_loop(), loop)
+        return self._build(future.result(timeout=SNAPSHOT_TIMEOUT_S))
+
+    def _read(self) -> tuple[list[Family], dict[SeriesKey, Series]]:
+        others = (m for m in self.registry.collect() if m.name not in RUN_FAMILIES)
+        return read_families(others), self.run_metrics.published()
+
+    async def _read_on_loop(self) -> tuple[list[Family], dict[SeriesKey, Series]]:
+        return self._read()
+
+    def _build(self, read: tuple[list[Family], dict[SeriesKey, Series]]) -> list[Family]:
+        others, published = read
+        return others + run_families(published, self.run_metrics.buckets)
 
 
 class MetricsPush:

@@ -37,6 +37,7 @@ from exporter.sinks.metrics.otlp import (
 )
 from exporter.sinks.metrics.otlp_push import (
     MetricsPush,
+    RegistryReader,
     metrics_url,
     otlp_exporter,
     resolve_protocol,
@@ -311,7 +312,14 @@ def test_a_polling_exporter_pushes_what_its_metrics_endpoint_serves(tmp_path: Pa
         harness.poll(12)
         harness.finish()
         registry = harness.exporter.registry
-        pusher, memory = push(registry, AggregationTemporality.CUMULATIVE)
+        memory = MemoryExporter(AggregationTemporality.CUMULATIVE)
+        pusher = MetricsPush(
+            memory,
+            harness.exporter.metrics_reader,  # what the daemon pushes from
+            interval_s=math.inf,
+            temporality=AggregationTemporality.CUMULATIVE,
+        )
+        pusher.start()
         pusher.force_flush(5)
         pusher.shutdown(1)
         got, expected = pushed(memory.batches[-1]), scraped(registry)
@@ -351,3 +359,19 @@ def test_run_families_from_the_published_index_equal_the_registry_read() -> None
     slow = read_families(registry.collect())
     assert {f.name: f for f in fast} == {f.name: f for f in slow}
     assert any(p.exemplars for f in fast for p in f.points.values())
+
+
+def test_a_push_thread_reads_the_registry_on_the_event_loop() -> None:
+    metrics, registry = fresh()
+    record(metrics, ("r1", "completed"), ("r2", "failed"))
+    reader = RegistryReader(registry, metrics)
+    direct = reader()  # no loop given: read where called
+
+    async def from_a_thread() -> list[Any]:
+        reader.loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(reader)
+
+    assert asyncio.run(from_a_thread()) == direct
+    assert {f.name for f in direct} == {"agent_runs", "agent_run_duration_seconds",
+                                        "agent_run_tokens", "agent_run_cost_usd",
+                                        "agent_tool_calls"}  # fmt: skip
