@@ -173,21 +173,45 @@ class SnapshotCache:
         self._families = None
 
 
-def observations(family: Family | None) -> list[Observation]:
-    """Return a counter's or gauge's values as observations, labels as attributes."""
+Baseline = Mapping[tuple[str, Attributes], float]
+
+
+def observations(family: Family | None, baseline: Baseline) -> list[Observation]:
+    """Return a counter's or gauge's values (less `baseline`) as observations, labels as
+    attributes."""
     if family is None:
         return []
-    return [Observation(value, dict(key)) for key, value in family.values.items()]
+    name = family.name
+    return [
+        Observation(value - baseline.get((name, key), 0.0), dict(key))
+        for key, value in family.values.items()
+    ]
 
 
-def register_instruments(meter_provider: MeterProvider, cache: SnapshotCache) -> list[str]:
-    """Create an observable instrument for each counter and gauge family; return the names."""
+def counter_baseline(families: Iterable[Family]) -> dict[tuple[str, Attributes], float]:
+    """Return the counters' values now: with delta temporality, what a push must not send again
+    (the counts restored from the state file were sent before the restart)."""
+    return {
+        (family.name, key): value
+        for family in families
+        if family.kind == "counter"
+        for key, value in family.values.items()
+    }
+
+
+def register_instruments(
+    meter_provider: MeterProvider, cache: SnapshotCache, baseline: Baseline | None = None
+) -> list[str]:
+    """Create an observable instrument for each counter and gauge family; return the names.
+
+    Counters report their increase since `baseline` (default: their whole value).
+    """
     meter = meter_provider.get_meter(SCOPE.name, SCOPE.version)
     created = []
     for family in cache.families().values():
         if family.kind not in ("counter", "gauge", "info"):
             continue
-        callback, symbol = _callback(cache, family.name), unit(family.name)
+        callback, symbol = _callback(cache, family.name, baseline or {}), unit(family.name)
         if family.kind == "counter":
             meter.create_observable_counter(family.name, [callback], symbol, family.help)
         else:
@@ -196,9 +220,11 @@ def register_instruments(meter_provider: MeterProvider, cache: SnapshotCache) ->
     return created
 
 
-def _callback(cache: SnapshotCache, name: str) -> Callable[[CallbackOptions], list[Observation]]:
+def _callback(
+    cache: SnapshotCache, name: str, baseline: Baseline
+) -> Callable[[CallbackOptions], list[Observation]]:
     def observe(_options: CallbackOptions) -> list[Observation]:
-        return observations(cache.families().get(name))
+        return observations(cache.families().get(name), baseline)
 
     return observe
 
@@ -256,6 +282,12 @@ class HistogramExporter(MetricExporter):
         self._start = int(clock() * 1e9)
         self._last: dict[tuple[str, Attributes], Point] = {}
         self._last_time = self._start
+
+    def set_baseline(self, families: Iterable[Family]) -> None:
+        """Send, with delta temporality, only what the histograms gain after `families`."""
+        for family in families:
+            for attributes, point in family.points.items():
+                self._last[(family.name, attributes)] = point
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object

@@ -40,6 +40,7 @@ from exporter.sinks.metrics.otlp import (
     HistogramExporter,
     Snapshot,
     SnapshotCache,
+    counter_baseline,
     read_families,
     register_instruments,
     run_families,
@@ -151,6 +152,7 @@ class MetricsPush:
             exporter, self._cache, temporality=temporality, resource=self._resource
         )
         self._interval_ms = interval_s * 1000
+        self._temporality = temporality
         self._provider: MeterProvider | None = None
 
     def start(self) -> None:
@@ -161,7 +163,12 @@ class MetricsPush:
             self._exporter, export_interval_millis=self._interval_ms
         )
         self._provider = MeterProvider(metric_readers=[reader], resource=self._resource)
-        names = register_instruments(self._provider, self._cache)
+        families = self._cache.families().values()
+        baseline = None
+        if self._temporality is AggregationTemporality.DELTA:  # restored counts were sent
+            baseline = counter_baseline(families)
+            self._exporter.set_baseline(families)
+        names = register_instruments(self._provider, self._cache, baseline)
         self._cache.clear()
         log.info("pushing %d metric families over OTLP", len(names))
 

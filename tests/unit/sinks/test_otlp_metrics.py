@@ -235,10 +235,11 @@ def test_histograms_carry_exemplars_units_and_bounds() -> None:
     pusher.shutdown(1)
 
 
-def test_delta_histograms_send_only_what_changed() -> None:
+def test_delta_pushes_send_only_what_changed_since_the_start() -> None:
     metrics, registry = fresh()
-    record(metrics, ("r1", "completed"))
+    record(metrics, ("r0", "completed"), ("r0b", "failed"))  # restored: sent before a restart
     pusher, memory = push(registry, AggregationTemporality.DELTA)
+    record(metrics, ("r1", "completed"))
     pusher.force_flush(5)
     record(metrics, ("r2", "completed"), ("r3", "completed"))
     pusher.force_flush(5)
@@ -251,7 +252,13 @@ def test_delta_histograms_send_only_what_changed() -> None:
     assert second[key].sum == 8.0
     assert second[key].start_time_unix_nano == first[key].time_unix_nano
     failed = ("agent_run_duration_seconds", (*labels, ("status", "failed")))
-    assert failed not in second  # unchanged: no delta point
+    assert failed not in first  # unchanged since the start: no delta point
+    runs = ("agent_runs", (*labels[:1], ("disposition", "resolved"), *labels[1:]))
+    assert first[(runs[0], (*runs[1], ("status", "completed")))].value == 1
+    assert first[(runs[0], (*runs[1], ("status", "failed")))].value == 0
+    assert second[(runs[0], (*runs[1], ("status", "completed")))].value == 2
+    total = sum(p.value for k, p in second.items() if k[0] == "agent_runs")
+    assert total == 2
 
 
 def test_a_failed_read_skips_the_push_and_the_next_one_works() -> None:
