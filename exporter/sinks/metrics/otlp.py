@@ -300,7 +300,10 @@ class HistogramExporter(MetricExporter):
             result = self._inner.export(batch, timeout_millis)
         finally:
             self._cache.clear()
-        if result is MetricExportResult.SUCCESS:
+        if (
+            result is MetricExportResult.SUCCESS
+            and self._temporality is AggregationTemporality.DELTA
+        ):
             self._last.update(sent)
             self._last_time = now
         return result
@@ -318,14 +321,16 @@ class HistogramExporter(MetricExporter):
                 data_point = self._data_point(attributes, point, previous, now)
                 if data_point is not None:
                     data_points.append(data_point)
-            data = Histogram(data_points, self._temporality)
-            metrics.append(Metric(family.name, family.help, unit(family.name), data))
+            if data_points:
+                data = Histogram(data_points, self._temporality)
+                metrics.append(Metric(family.name, family.help, unit(family.name), data))
         return metrics, sent
 
     def _data_point(
         self, attributes: Attributes, point: Point, previous: Point | None, now: int
     ) -> HistogramDataPoint | None:
         counts, total, start = point.counts, point.total, self._start
+        exemplars = point.exemplars
         if self._temporality is AggregationTemporality.DELTA:
             start = self._last_time
             if previous is not None and previous.bounds == point.bounds:
@@ -333,6 +338,7 @@ class HistogramExporter(MetricExporter):
                 total -= previous.total
             if not any(counts):
                 return None
+            exemplars = [e for e in exemplars if e.time_unix_nano > start]  # of this delta
         return HistogramDataPoint(
             attributes=dict(attributes),
             start_time_unix_nano=start,
@@ -343,7 +349,7 @@ class HistogramExporter(MetricExporter):
             explicit_bounds=point.bounds,
             min=None,  # type: ignore[arg-type]  # unknown: buckets do not keep them
             max=None,  # type: ignore[arg-type]
-            exemplars=point.exemplars,
+            exemplars=exemplars,
         )
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
