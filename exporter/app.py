@@ -1,7 +1,8 @@
 """Wire the daemon from one `Settings`: state, sources, sinks, poller and HTTP server.
 
-Lifecycle: `run(stop)` serves and polls until `stop` is set, then shuts down in a fixed order,
-each step bounded: poller, final commit, span flush, HTTP clients, server, state file.
+Lifecycle: `run(stop)` serves, polls (and pushes metrics over OTLP when enabled) until `stop` is
+set, then shuts down in a fixed order, each step bounded: poller, final commit, span flush with the
+last OTLP metrics push, HTTP clients, server, state file.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from exporter.poll.poller import Poller
 from exporter.poll.schedule import Schedule
 from exporter.poll.state import StateStore
 from exporter.poll.tracker import Tracker
+from exporter.sinks.metrics.otlp_push import MetricsPush, RegistryReader, otlp_exporter
 from exporter.sinks.metrics.runs import InProgressCollector, RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.exporters import build_span_exporter
@@ -46,6 +48,7 @@ POLLER_GRACE_S = 4.0
 FLUSH_TIMEOUT_S = 2.5
 QUEUE_STOP_S = 0.5
 SERVER_GRACE_S = 2.0
+METRICS_PUSH_STOP_S = 1.0  # the last OTLP metrics push, alongside QUEUE_STOP_S
 
 
 class Exporter:
@@ -104,6 +107,18 @@ class Exporter:
         self.registry.register(self.run_metrics)
         self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
         self.registry.register(AgentInfoCollector(self._agent_infos))
+        self.metrics_reader = RegistryReader(self.registry, self.run_metrics)
+        self.metrics_push = self._metrics_push(environ)
+
+    def _metrics_push(self, environ: Mapping[str, str]) -> MetricsPush | None:
+        """Build the OTLP metrics push when enabled (it starts with `run`)."""
+        otlp = self.settings.metrics.otlp
+        if not otlp.enabled:
+            return None
+        exporter, temporality = otlp_exporter(otlp, environ)
+        return MetricsPush(
+            exporter, self.metrics_reader, interval_s=otlp.interval, temporality=temporality
+        )
 
     def _trace_sink(
         self, span_exporter: SpanExporter | None, environ: Mapping[str, str]
@@ -208,6 +223,9 @@ class Exporter:
         log.info(
             "serving /metrics, /healthz and /readyz on %s (%s)", server.url, self.web.describe()
         )
+        if self.metrics_push is not None:
+            self.metrics_reader.loop = asyncio.get_running_loop()  # read where the metrics change
+            self.metrics_push.start()
         poller = asyncio.create_task(self.poller.run(self.runtimes, stop), name="poller")
         try:
             await stop.wait()
@@ -230,8 +248,12 @@ class Exporter:
         if self.traces is not None:
             await asyncio.to_thread(self.traces.force_flush, FLUSH_TIMEOUT_S)
         self.poller.commit()
+        stopping = []
         if self.traces is not None:
-            await asyncio.to_thread(self.traces.shutdown, QUEUE_STOP_S)
+            stopping.append(asyncio.to_thread(self.traces.shutdown, QUEUE_STOP_S))
+        if self.metrics_push is not None:
+            stopping.append(asyncio.to_thread(self.metrics_push.shutdown, METRICS_PUSH_STOP_S))
+        await asyncio.gather(*stopping)
         for runtime in self.runtimes:
             await runtime.source.aclose()
         self.store.close()

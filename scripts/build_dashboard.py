@@ -30,6 +30,13 @@ AGENTS = (
     ' "agent_name", "$1", "agent_id", "(.+)")'
 )
 AGENT_REGEX = '/agent_id="(?<value>[^"]+)", ?agent_name="(?<text>[^"]*)"/'
+# The heavy panels query either the raw series or the recording rules (deploy/prometheus/
+# recording.yaml), as the "Queries" variable says. Each has both targets; a matcher on a label no
+# series has (`recording_rules`, always "") empties the other one, which then costs nothing.
+RAW = 'recording_rules=~"$rules"'  # $rules is ".*" (raw series) or "on" (recording rules)
+RECORDED = 'recording_rules!~"$rules"'
+RATES = "source_agent_id_status:agent_runs:rate5m"
+DURATION_RATES = "source_agent_id_le:agent_run_duration_seconds_bucket:rate5m"
 
 
 @dataclass(frozen=True)
@@ -46,16 +53,28 @@ class Panel:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def _q(status: str = "") -> str:
+def _q(status: str = "", guard: str = "") -> str:
     extra = f', status=~"{status}"' if status else ""
+    extra += f", {guard}" if guard else ""
     return f"agent_runs_total{{{AGENT}{extra}}}"
 
 
-def _quantile(q: str) -> str:
+def _rates(status: str = "") -> str:
+    extra = f', status=~"{status}"' if status else ""
+    return f"{RATES}{{{AGENT}{extra}, {RECORDED}}}"
+
+
+def _quantile(q: str) -> tuple[str, str]:
     return (
         f"histogram_quantile({q}, sum by (le) "
-        f"(rate(agent_run_duration_seconds_bucket{{{AGENT}}}[{RI}])))"
+        f"(rate(agent_run_duration_seconds_bucket{{{AGENT}, {RAW}}}[{RI}])))",
+        f"histogram_quantile({q}, sum by (le) ({DURATION_RATES}{{{AGENT}, {RECORDED}}}))",
     )
+
+
+def _either(legend: str, raw: str, recorded: str) -> tuple[tuple[str, str], ...]:
+    """Return a panel's two queries: the raw one and the one that reads the recording rules."""
+    return ((legend, raw), (legend, recorded))
 
 
 ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
@@ -66,18 +85,22 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "Runs per second by status",
                 "timeseries",
                 "reqps",
-                (("{{status}}", f"sum by (status) (rate({_q()}[{RI}]))"),),
+                _either(
+                    "{{status}}",
+                    f"sum by (status) (rate({_q(guard=RAW)}[{RI}]))",
+                    f"sum by (status) ({_rates()})",
+                ),
             ),
             Panel(
                 "Failure ratio by agent",
                 "timeseries",
                 "percentunit",
-                (
-                    (
-                        "{{source}}/{{agent_id}}",
-                        f"sum by (source, agent_id) (rate({_q('failed|timeout')}[{RI}]))"
-                        f" / sum by (source, agent_id) (rate({_q()}[{RI}]))",
-                    ),
+                _either(
+                    "{{source}}/{{agent_id}}",
+                    f"sum by (source, agent_id) (rate({_q('failed|timeout', RAW)}[{RI}]))"
+                    f" / sum by (source, agent_id) (rate({_q(guard=RAW)}[{RI}]))",
+                    f"sum by (source, agent_id) ({_rates('failed|timeout')})"
+                    f" / sum by (source, agent_id) ({_rates()})",
                 ),
                 description="Failed or timed-out runs over all terminal runs.",
             ),
@@ -92,7 +115,11 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "Run duration p50 / p95 / p99",
                 "timeseries",
                 "s",
-                (("p50", _quantile("0.5")), ("p95", _quantile("0.95")), ("p99", _quantile("0.99"))),
+                (
+                    *_either("p50", *_quantile("0.5")),
+                    *_either("p95", *_quantile("0.95")),
+                    *_either("p99", *_quantile("0.99")),
+                ),
                 width=16,
                 exemplars=True,
                 description="Exemplars carry each run's trace_id: click one to open its trace.",
@@ -112,17 +139,24 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "Tokens per second",
                 "timeseries",
                 "short",
-                (("{{type}}", f"sum by (type) (rate(agent_run_tokens_sum{{{AGENT}}}[{RI}]))"),),
+                _either(
+                    "{{type}}",
+                    f"sum by (type) (rate(agent_run_tokens_sum{{{AGENT}, {RAW}}}[{RI}]))",
+                    "sum by (type) "
+                    f"(source_agent_id_type:agent_run_tokens_sum:rate5m{{{AGENT}, {RECORDED}}})",
+                ),
             ),
             Panel(
                 "Cost per hour (USD)",
                 "timeseries",
                 "currencyUSD",
-                (
-                    (
-                        "{{agent_id}}",
-                        f"sum by (agent_id) (rate(agent_run_cost_usd_sum{{{AGENT}}}[{RI}])) * 3600",
-                    ),
+                _either(
+                    "{{agent_id}}",
+                    "sum by (agent_id) "
+                    f"(rate(agent_run_cost_usd_sum{{{AGENT}, {RAW}}}[{RI}])) * 3600",
+                    "sum by (agent_id) "
+                    f"(source_agent_id:agent_run_cost_usd_sum:rate5m{{{AGENT}, {RECORDED}}})"
+                    " * 3600",
                 ),
             ),
             Panel(
@@ -242,6 +276,10 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                         "sum by (result) (rate(agent_runs_exporter_spans_exported_total["
                         + RI
                         + "]))",
+                    ),
+                    (
+                        "dropped",
+                        "sum(rate(agent_runs_exporter_spans_dropped_total[" + RI + "]))",
                     ),
                 ),
             ),
@@ -370,6 +408,20 @@ def build() -> dict[str, Any]:
         },
         _variable("source", "Source", "label_values(agent_runs_total, source)"),
         _variable("agent", "Agent", f"query_result({AGENTS})", AGENT_REGEX),
+        {
+            "name": "rules",
+            "label": "Queries",
+            "type": "custom",
+            "description": "Recording rules: read the per-agent rates recorded by "
+            "deploy/prometheus/recording.yaml (the chart installs them), cheaper at many agents.",
+            "query": "raw series : .*,recording rules : on",
+            "options": [
+                {"text": "raw series", "value": ".*", "selected": True},
+                {"text": "recording rules", "value": "on", "selected": False},
+            ],
+            "current": {"text": "raw series", "value": ".*"},
+            "hide": 0,
+        },
     ]
     return {
         "uid": UID,

@@ -46,6 +46,7 @@ __all__ = [
     "ENV_PREFIX",
     "Duration",
     "MetricsSettings",
+    "OtlpMetricsSettings",
     "Platform",
     "Settings",
     "ShardingSettings",
@@ -182,12 +183,32 @@ class WebSettings(_Model):
     health_without_auth: bool = False
 
 
+class OtlpMetricsSettings(_Model):
+    """Whether and where the /metrics families are also pushed over OTLP.
+
+    Unset `endpoint`, `protocol` and `temporality` defer to the standard `OTEL_EXPORTER_OTLP_*`
+    variables (then http/protobuf to localhost, cumulative).
+    """
+
+    enabled: bool = False
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] | None = None
+    interval: Duration = Field(default=15.0, gt=0)
+    temporality: Literal["cumulative", "delta"] | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+
 class MetricsSettings(_Model):
-    """Histogram bucket bounds for the run metrics."""
+    """Histogram bucket bounds for the run metrics, and the optional OTLP push."""
 
     duration_buckets: Buckets = list(DURATION_BUCKETS)
     token_buckets: Buckets = list(TOKEN_BUCKETS)
     cost_buckets: Buckets = list(COST_BUCKETS)
+    otlp: OtlpMetricsSettings = OtlpMetricsSettings()
 
 
 class SourceSettings(_Model):

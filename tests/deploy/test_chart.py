@@ -246,6 +246,10 @@ def test_lint_strict_is_clean(values: dict[str, Any]) -> None:
             "not both",
         ),
         (BASE | {"mode": "sidecar", "serviceMonitor": {"enabled": True}}, "no Service to monitor"),
+        (
+            {"sources": [SOURCE | {"token": "inline"}]},
+            r"sources\[0\] \(support\) has an inline token.*set tokens.existingSecret",
+        ),
     ],
 )
 def test_contradictory_values_fail_with_a_clear_message(
@@ -260,7 +264,6 @@ def test_contradictory_values_fail_with_a_clear_message(
     [
         (BASE | {"mode": "daemonset"}, "/mode"),
         (BASE | {"replicas": 0}, "/replicas"),
-        ({"sources": [SOURCE | {"token": "inline"}]}, "/sources/0/token"),
         ({"sources": [{"name": "x", "platform": "conduit", "agents": ["a"]}]}, "base_url"),
         (BASE | {"config": {"listen": "0.0.0.0:1"}}, "/config"),
         (BASE | {"alerts": {"failureRatio": {"enabled": True, "threshold": 2}}}, "threshold"),

@@ -14,13 +14,20 @@ from exporter.poll.discovery import INFO_NAME
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.metrics.series import RUN_METRICS
 from tests.deploy.charts import CHART, dashboard_expressions
-from tests.deploy.tools import run, script, tool
+from tests.deploy.tools import ROOT, run, script, tool
 
 DASHBOARD = json.loads((CHART / "files" / "dashboard.json").read_text())
 
 # What Grafana substitutes before a query reaches Prometheus.
-GRAFANA = {"$__rate_interval": "1m", "$__range": "1h", "$source": ".*", "$agent": ".*"}
+GRAFANA = {
+    "$__rate_interval": "1m",
+    "$__range": "1h",
+    "$source": ".*",
+    "$agent": ".*",
+    "$rules": ".*",
+}
 _METRIC = re.compile(r"\b(agent_[a-z_]+)")
+_RECORDED = re.compile(r"\b[a-z_]+:[a-z_]+:[a-z0-9_]+")  # level:metric:operations
 
 
 def substitute(expr: str, values: dict[str, str] = GRAFANA) -> str:
@@ -61,7 +68,8 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
 
 def test_every_metric_name_is_one_the_exporter_exports() -> None:
     labels = {"agent_id", "agent_name"}
-    used = {name for expr in dashboard_expressions() for name in _METRIC.findall(expr)} - labels
+    exprs = [_RECORDED.sub("", expr) for expr in dashboard_expressions()]
+    used = {name for expr in exprs for name in _METRIC.findall(expr)} - labels
     assert used - exported_names() == set()
     assert len(used) >= 14
 
@@ -72,7 +80,8 @@ def test_variables_and_exemplars() -> None:
     assert variables["datasource"]["query"] == "prometheus"
     assert {"source", "agent"} <= set(variables)
     (duration,) = [p for p in DASHBOARD["panels"] if p["title"].startswith("Run duration")]
-    assert [t["legendFormat"] for t in duration["targets"]] == ["p50", "p95", "p99"]
+    legends = [t["legendFormat"] for t in duration["targets"]]
+    assert legends == ["p50", "p50", "p95", "p95", "p99", "p99"]  # raw, then recorded
     assert all(t["exemplar"] for t in duration["targets"])
     for panel in DASHBOARD["panels"]:
         if panel["type"] != "row":
@@ -98,3 +107,31 @@ def test_panels_answer_the_questions() -> None:
     } <= titles
     ids = [p["id"] for p in DASHBOARD["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_every_self_metric_of_the_span_pipeline_is_plotted() -> None:
+    (spans,) = [p for p in DASHBOARD["panels"] if p["title"] == "Spans exported and dropped"]
+    exprs = " ".join(t["expr"] for t in spans["targets"])
+    assert "agent_runs_exporter_spans_exported_total" in exprs
+    assert "agent_runs_exporter_spans_dropped_total" in exprs
+
+
+def test_heavy_panels_read_the_recording_rules_when_asked() -> None:
+    recorded = {
+        rule["record"]
+        for group in yaml.safe_load((ROOT / "deploy/prometheus/recording.yaml").read_text())[
+            "groups"
+        ]
+        for rule in group["rules"]
+    }
+    used = {name for expr in dashboard_expressions() for name in _RECORDED.findall(expr)}
+    assert used == recorded
+    variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+    assert variables["rules"]["current"]["value"] == ".*"  # raw by default: works without rules
+    for panel in DASHBOARD["panels"]:
+        exprs = [t["expr"] for t in panel.get("targets", [])]
+        raw = [e for e in exprs if 'recording_rules=~"$rules"' in e]
+        rules = [e for e in exprs if 'recording_rules!~"$rules"' in e]
+        assert len(raw) == len(rules)  # each raw query has its recorded twin
+        for expr in rules:
+            assert "[$__rate_interval]" not in expr

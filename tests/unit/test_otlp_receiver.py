@@ -79,7 +79,9 @@ def test_receives_otlp_json(receiver: OtlpReceiver) -> None:
 
 def test_rejects_other_paths_and_types(receiver: OtlpReceiver) -> None:
     for path, content_type, code in [
-        ("/v1/metrics", "application/x-protobuf", 404),
+        ("/v1/logs", "application/x-protobuf", 404),
+        ("/v1/metrics", "application/json", 415),
+        ("/v1/metrics", "application/x-protobuf", 400),
         ("/v1/traces", "text/plain", 415),
         ("/v1/traces", "application/x-protobuf", 400),
     ]:
@@ -91,6 +93,7 @@ def test_rejects_other_paths_and_types(receiver: OtlpReceiver) -> None:
         assert caught.value.code == code
         caught.value.close()
     assert receiver.spans() == []
+    assert receiver.metric_points() == []
 
 
 def test_wait_for_times_out(receiver: OtlpReceiver) -> None:

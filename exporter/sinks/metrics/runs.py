@@ -272,6 +272,15 @@ class RunMetrics(Collector):
             self._lines[key[0]].changed(key[1])
         self._unpublished.clear()
 
+    def published(self) -> dict[SeriesKey, Series]:
+        """Return the published series, to read on any thread (they are replaced, never changed)."""
+        return dict(self._published)
+
+    @property
+    def buckets(self) -> Mapping[str, tuple[float, ...]]:
+        """Return the bucket bounds of each bucket set (duration, tokens, cost)."""
+        return self._buckets
+
     def collect(self) -> Iterator[Metric]:
         """Yield the published run metrics, each with its exposition text kept between scrapes."""
         for spec in RUN_METRICS:

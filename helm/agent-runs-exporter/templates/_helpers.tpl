@@ -82,6 +82,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if not .Values.sources }}
 {{- fail "agent-runs-exporter: no sources configured: set sources (name, platform, base_url and, unless discovered, agents) for at least one platform account" }}
 {{- end }}
+{{- range $index, $source := .Values.sources }}
+{{- if hasKey $source "token" }}
+{{- fail (printf "agent-runs-exporter: sources[%d] (%s) has an inline token: tokens never go in the chart's values (they would be stored in the release and the ConfigMap). Create a Secret with one key per source name (kubectl create secret generic agent-tokens --from-literal=%s=...) and set tokens.existingSecret=agent-tokens (or the source's tokenSecretKey for another key); or put it in tokens.values and the chart makes the Secret" $index (toString $source.name) (toString $source.name)) }}
+{{- end }}
+{{- end }}
 {{- if gt (int .Values.replicas) 1 }}
 {{- if not (and (eq .Values.mode "statefulset") .Values.sharding.enabled) }}
 {{- fail (printf "agent-runs-exporter: replicas=%d without sharding would poll every agent %d times and double every series: set mode=statefulset and sharding.enabled=true, or replicas=1" (int .Values.replicas) (int .Values.replicas)) }}

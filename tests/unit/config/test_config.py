@@ -16,6 +16,7 @@ from exporter.cli import main
 from exporter.config.durations import format_duration, parse_duration
 from exporter.config.models import (
     MetricsSettings,
+    OtlpMetricsSettings,
     Settings,
     ShardingSettings,
     SourceSettings,
@@ -286,6 +287,7 @@ def test_example_config_documents_every_key() -> None:
         StateSettings,
         TracesSettings,
         MetricsSettings,
+        OtlpMetricsSettings,
         ShardingSettings,
         SourceSettings,
         WebSettings,
