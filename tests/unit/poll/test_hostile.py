@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import string
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -292,3 +292,41 @@ def test_a_configured_agent_id_no_url_can_hold_is_a_config_problem(
 ) -> None:
     with pytest.raises(ConfigError, match="cannot be part of a URL"):
         Hostile(tmp_path, lambda _request: page([]), agents=[agent])
+
+
+class Drip(httpx.AsyncByteStream):
+    """A body that sends one byte at a time, each well under any read timeout, for `bytes`."""
+
+    def __init__(self, count: int, gap_s: float) -> None:
+        self.count = count
+        self.gap_s = gap_s
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(self.count):
+            yield b" "
+            await asyncio.sleep(self.gap_s)
+
+
+def test_a_dripping_body_is_a_timeout_of_that_agent_alone(tmp_path: Path) -> None:
+    def upstream(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v1/agents/ag2/runs":
+            return httpx.Response(200, stream=Drip(count=200, gap_s=0.05))  # 10 s if read whole
+        if path == "/v1/agents/ag1/runs":
+            return page([run_item("r1", START), run_item("r2", START + 1)])
+        return httpx.Response(200, json={"data": {"id": "ag1", "name": "Good"}})
+
+    hostile = Hostile(tmp_path, upstream, agents=["ag1", "ag2"], request_timeout=0.2)
+    hostile.poll()
+    assert counted(hostile) == 2  # the other agent proceeds
+    assert errors(hostile, "timeout") == 1  # the drip ends as that agent's timeout
+    assert (
+        hostile.sample(
+            "agent_runs_exporter_api_requests_total",
+            source="evil",
+            endpoint="list_runs",
+            code="timeout",
+        )
+        == 3
+    )  # every attempt cut at the deadline
+    hostile.close()
