@@ -1,8 +1,10 @@
 """The embedded SQLite state store: which runs are known, how far each agent was read, and the
 cumulative run metrics, all written in one transaction per commit.
 
-A corrupt or unreadable state file is moved aside (`<path>.corrupt-<epoch>`) and the exporter
-starts fresh; a path that cannot be opened at all falls back to memory. Both are logged loudly.
+A corrupt or unreadable state file (bad pages, tables of another shape) is moved aside
+(`<path>.corrupt-<epoch>`) and the exporter starts fresh; a single bad row is dropped and counted
+(`dropped`), the rest is kept. A path that cannot be opened at all falls back to memory. All are
+logged loudly.
 A commit that fails (read-only or full disk) keeps its changes and writes them with the next
 commit that succeeds; meanwhile `problem` says what is wrong, for /readyz.
 """
@@ -12,17 +14,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from exporter.errors import StateError
 from exporter.model import Run, Status, ToolStep
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+Row = tuple[Any, ...]
 
 SCHEMA_VERSION = "1"
 # The runs table holds only the lookback window; these keep the memory and disk around it bounded.
@@ -42,6 +47,27 @@ CREATE TABLE IF NOT EXISTS cursors (
     PRIMARY KEY (source, agent_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
+# What can be wrong with one row of a state file that another version or a hand wrote.
+ROW_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+def _shape() -> dict[str, list[str]]:
+    """Return the column names of every table `_SCHEMA` creates."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(_SCHEMA)
+        query = "SELECT name FROM sqlite_master WHERE type='table'"
+        tables = [row[0] for row in db.execute(query)]
+        return {table: _columns(db, table) for table in tables}
+    finally:
+        db.close()
+
+
+def _columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [row[0] for row in db.execute("SELECT name FROM pragma_table_info(?)", (table,))]
+
+
+_SHAPE = _shape()
 
 
 @dataclass(slots=True)
@@ -121,6 +147,7 @@ class StateStore:
     def __init__(self, path: str, *, clock: Any = time.time) -> None:
         self.path = path
         self.resets = 0
+        self.dropped = 0  # bad rows left out by `load`
         self.persistent = path != ":memory:"
         self._clock = clock
         self.problem: str | None = None
@@ -162,6 +189,7 @@ class StateStore:
             result = db.execute("PRAGMA quick_check").fetchone()
             if result is None or result[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {result}")
+            _check_shape(db)
             db.executescript(_SCHEMA)
             self._check_version(db)
         except sqlite3.DatabaseError:
@@ -191,31 +219,49 @@ class StateStore:
         )
 
     def load(self, min_created_at: float) -> Snapshot:
-        """Load the runs created at or after `min_created_at`, all cursors and all series."""
+        """Load the runs created at or after `min_created_at`, all cursors and all series.
+
+        A row that cannot be decoded is left out and counted in `dropped`; a file that cannot be
+        read is moved aside and the snapshot is empty.
+        """
+        try:
+            return self._load(min_created_at)
+        except sqlite3.DatabaseError as exc:
+            if not self.persistent or not _corrupt(self.path, exc):
+                raise
+            self._db.close()
+            self._move_aside(exc)
+            self._db = self._open()
+            return Snapshot(runs=[], cursors={}, series={})
+
+    def _load(self, min_created_at: float) -> Snapshot:
         rows = self._db.execute(
             "SELECT source, run_id, agent_id, created_at, status, counted, trace_pending,"
             " attempts, payload FROM runs WHERE created_at >= ?",
             (min_created_at,),
         )
-        runs = list(self._records(rows))
-        cursors = {(s, a): hw for s, a, hw in self._db.execute("SELECT * FROM cursors")}
-        series = dict(self._db.execute("SELECT key, value FROM series").fetchall())
+        runs = list(self._kept(rows, _record))
+        cursors = dict(self._kept(self._db.execute("SELECT * FROM cursors"), _cursor))
+        series = dict(self._kept(self._db.execute("SELECT key, value FROM series"), _series))
+        if self.dropped:
+            log.error(
+                "state file %s: left out %d rows that cannot be read; the runs they held may be "
+                "counted again",
+                self.path,
+                self.dropped,
+            )
         return Snapshot(runs=runs, cursors=cursors, series=series)
 
-    @staticmethod
-    def _records(rows: Iterator[tuple[Any, ...]]) -> Iterator[RunRecord]:
-        for source, run_id, agent, created, status, counted, pending, attempts, payload in rows:
-            yield RunRecord(
-                source=source,
-                run_id=run_id,
-                agent_id=agent,
-                created_at=created,
-                status=Status(status),
-                counted=bool(counted),
-                trace_pending=bool(pending),
-                attempts=attempts,
-                run=decode_run(payload) if payload else None,
-            )
+    def _kept(
+        self, rows: Iterator[tuple[Any, ...]], decode: Callable[[tuple[Any, ...]], T]
+    ) -> Iterator[T]:
+        """Yield each row decoded, leaving out (and counting) those `decode` refuses."""
+        for row in rows:
+            try:
+                yield decode(row)
+            except ROW_ERRORS as exc:
+                self.dropped += 1
+                log.warning("state file %s: dropping a bad row (%s)", self.path, str(exc)[:200])
 
     def commit(self, batch: StateBatch, *, prune_before: float | None = None) -> None:
         """Write `batch` (and drop runs created before `prune_before`) in one transaction.
@@ -258,6 +304,52 @@ class StateStore:
     def close(self) -> None:
         """Close the database (idempotent)."""
         self._db.close()
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    """Return the run record one `runs` row holds, or raise one of ROW_ERRORS."""
+    source, run_id, agent, created, status, counted, pending, attempts, payload = row
+    return RunRecord(
+        source=_text(source),
+        run_id=_text(run_id),
+        agent_id=_text(agent),
+        created_at=_finite(created),
+        status=Status(status),
+        counted=bool(counted),
+        trace_pending=bool(pending),
+        attempts=int(attempts),
+        run=decode_run(payload) if payload else None,
+    )
+
+
+def _cursor(row: tuple[Any, ...]) -> tuple[tuple[str, str], float]:
+    source, agent, high_water = row
+    return (_text(source), _text(agent)), _finite(high_water)
+
+
+def _series(row: tuple[Any, ...]) -> tuple[str, str]:
+    key, value = row
+    return _text(key), _text(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, found {type(value).__name__}")
+    return value
+
+
+def _finite(value: Any) -> float:
+    if isinstance(value, str | bytes) or not math.isfinite(float(value)):
+        raise ValueError(f"expected a finite number, found {str(value)[:40]!r}")
+    return float(value)
+
+
+def _check_shape(db: sqlite3.Connection) -> None:
+    """Raise a (non-operational) DatabaseError if a table exists with other columns than ours."""
+    for table, columns in _SHAPE.items():
+        found = _columns(db, table)
+        if found and found != columns:
+            raise sqlite3.DatabaseError(f"table {table} has columns {found}, expected {columns}")
 
 
 def _corrupt(path: str, exc: sqlite3.DatabaseError) -> bool:

@@ -118,6 +118,13 @@ _SPECS = (
         (),
     ),
     _Spec(
+        "state_rows_dropped",
+        Counter,
+        "agent_runs_exporter_state_rows_dropped_total",
+        "State file rows that could not be read at start and were left out.",
+        (),
+    ),
+    _Spec(
         "shard_ordinal",
         Gauge,
         "agent_runs_exporter_shard_ordinal",
@@ -178,6 +185,7 @@ class SelfMetrics:
     trace_backlog: Gauge
     tracked_runs: Gauge
     state_resets: Counter
+    state_rows_dropped: Counter
     shard_ordinal: Gauge
     total_shards: Gauge
     web_auth_failures: Counter

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import string
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -329,4 +330,36 @@ def test_a_dripping_body_is_a_timeout_of_that_agent_alone(tmp_path: Path) -> Non
         )
         == 3
     )  # every attempt cut at the deadline
+    hostile.close()
+
+
+def test_bad_state_rows_are_dropped_and_counted_not_a_crash_loop(tmp_path: Path) -> None:
+    upstream = Growing()
+    hostile = Hostile(tmp_path, upstream)
+    upstream.clock = hostile.clock
+    hostile.poll(2)
+    hostile.close()
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("UPDATE runs SET status='bogus' WHERE run_id='g0'")
+        bad_payload = ("evil", "p1", "ag1", START, "completed", 1, 1, 0, "{not json")
+        db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)", bad_payload)
+        db.execute("INSERT INTO cursors VALUES ('evil', 'ag9', 'not a time')")
+        db.execute("INSERT INTO series VALUES ('not json', '{}')")
+        db.execute("INSERT INTO series VALUES ('[\"agent_runs_total\", []]', 'not json')")
+    hostile.exporter = hostile.start()  # no traceback, no exit
+    assert hostile.sample("agent_runs_exporter_state_rows_dropped_total") == 5
+    assert counted(hostile) == 20  # the good series survive
+    hostile.poll()
+    assert counted(hostile) == 31  # 10 new runs, and g0 again: its row was the bad one
+    assert hostile.exporter.store.problem is None
+    hostile.close()
+
+
+def test_a_state_file_of_the_wrong_shape_is_moved_aside(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("CREATE TABLE runs (source TEXT, something_else TEXT)")
+        db.execute("INSERT INTO runs VALUES ('a', 'b')")
+    hostile = Hostile(tmp_path, Growing())
+    assert hostile.sample("agent_runs_exporter_state_resets_total") == 1
+    assert list(tmp_path.glob("state.db.corrupt-*"))
     hostile.close()
