@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from exporter.errors import (
@@ -25,6 +26,7 @@ from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.ids import run_trace_id
 from exporter.sinks.traces.sink import TraceSink
+from exporter.sources import fields
 from exporter.sources.base import Page, Skip, printable
 
 log = logging.getLogger(__name__)
@@ -176,18 +178,21 @@ class Poller:
         newest: float | None = None
         try:
             pages = 0
-            async with contextlib.aclosing(runtime.source.pages(agent_id)) as stream:
-                async for page in stream:
-                    pages += 1
-                    newest = self._ingest(runtime, page, now, newest)
-                    if not page.has_more or _reaches(page, stop_below):
-                        break
-                    if pages >= runtime.max_pages:
-                        self._page_cap(runtime, agent_id, pages)
-                        return False
+            with fields.dropping_fields() as dropped:
+                async with contextlib.aclosing(runtime.source.pages(agent_id)) as stream:
+                    async for page in stream:
+                        pages += 1
+                        newest = self._ingest(runtime, page, now, newest)
+                        if not page.has_more or _reaches(page, stop_below):
+                            break
+                        if pages >= runtime.max_pages:
+                            self._page_cap(runtime, agent_id, pages)
+                            return False
         except SourceError as exc:
             self._poll_failed(runtime, agent_id, exc)
             return False
+        finally:
+            self._dropped_fields(runtime, dropped)
         if page.history_cut:
             self._check_gap(runtime, agent_id, page)
         self.tracker.finish_agent(name, agent_id, newest, now)
@@ -234,6 +239,19 @@ class Poller:
                 trace_id = run_trace_id(info.name, run.id, run.trace_id)
                 self.run_metrics.record_run(info.name, info.platform, run, trace_id, now)
         return newest
+
+    def _dropped_fields(self, runtime: SourceRuntime, dropped: Counter[str]) -> None:
+        """Count the out-of-range fields read as absent (the runs themselves were kept)."""
+        for key, count in dropped.items():
+            self.metrics.fields_dropped.labels(runtime.info.name, key).inc(count)
+            log.warning(
+                "source %s: dropped %d out-of-range %r values (negative, not finite or above "
+                "%g); their runs are counted without them",
+                runtime.info.name,
+                count,
+                key,
+                fields.MAX_QUANTITY,
+            )
 
     def _poll_failed(self, runtime: SourceRuntime, agent_id: str, exc: SourceError) -> None:
         name = runtime.info.name

@@ -1,10 +1,17 @@
-"""Tolerant readers for payload fields: each returns a typed value or raises `ParseError`."""
+"""Tolerant readers for payload fields: each returns a typed value or raises `ParseError`.
+
+A quantity out of range (negative, NaN, infinite, or above `MAX_QUANTITY`: a cost of 1e300 would
+make every later sum blind) costs that field alone: it reads as absent, and its key is noted in
+the ledger `dropping_fields()` opened, so the caller counts it. Wrong types still refuse the item.
+"""
 
 from __future__ import annotations
 
-import math
+import contextlib
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +20,8 @@ from exporter.model import Status
 
 _MAX_INT = 2**63 - 1  # OTLP attributes are int64
 _MAX_EPOCH = 2.0**33  # year 2242: nanoseconds still fit in OTLP's uint64, with room to spare
+MAX_QUANTITY = 1e12  # tokens, milliseconds or dollars of one run; sums stay exact to a cent
+_dropped: ContextVar[Counter[str] | None] = ContextVar("dropped_fields", default=None)
 # What no id may hold to be one URL path segment: httpx refuses control characters, and '/', '?',
 # '#' or '\\' would quietly make it another path (a '#' cuts the URL short).
 _NOT_IN_ID = re.compile(r"[\x00-\x1f\x7f/?#\\]")
@@ -71,22 +80,47 @@ def optional_str(item: dict[str, Any], key: str) -> str | None:
     return value
 
 
+@contextlib.contextmanager
+def dropping_fields() -> Iterator[Counter[str]]:
+    """Note, by key, the out-of-range fields read as absent within the block (this task only)."""
+    ledger: Counter[str] = Counter()
+    token = _dropped.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _dropped.reset(token)
+
+
 def optional_number(value: Any, key: str) -> float | None:
-    """Return a finite, non-negative number from a JSON number or numeric string, or None."""
+    """Return a number in [0, MAX_QUANTITY] from a JSON number or numeric string, or None.
+
+    None also when the number is out of range: the field is dropped (and noted), not the item.
+    """
     kind = type(value)
-    if (kind is float or kind is int) and 0 <= value < math.inf:  # the common case first
+    if (kind is float or kind is int) and 0 <= value <= MAX_QUANTITY:  # the common case first
         return float(value)
+    number = _number(value, key)
+    if number is None or 0 <= number <= MAX_QUANTITY:
+        return number
+    ledger = _dropped.get()
+    if ledger is not None:
+        ledger[key] += 1
+    return None
+
+
+def _number(value: Any, key: str) -> float | None:
+    """Return any float from a JSON number or numeric string, or None; refuse other types."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise ParseError(f"field {key!r} must be a number, got a boolean")
     if isinstance(value, str):
         try:
-            value = float(value)
+            return float(value)
         except ValueError:
             raise ParseError(f"field {key!r} must be a number, got {value[:40]!r}") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ParseError(f"field {key!r} must be a finite non-negative number")
+    if not isinstance(value, (int, float)):
+        raise ParseError(f"field {key!r} must be a number, got {type(value).__name__}")
     return float(value)
 
 
@@ -94,9 +128,7 @@ def optional_int(value: Any, key: str) -> int | None:
     """Return a non-negative integer count from a JSON number, or None."""
     if type(value) is int and 0 <= value <= _MAX_INT:  # the common case first
         return value
-    number = optional_number(value, key)
-    if number is not None and number > _MAX_INT:
-        raise ParseError(f"field {key!r} is too large for a count")
+    number = optional_number(value, key)  # MAX_QUANTITY is far below _MAX_INT
     return None if number is None else round(number)
 
 
@@ -123,7 +155,9 @@ def optional_timestamp(value: Any, key: str) -> float | None:
 
 def optional_epoch_ms(value: Any, key: str) -> float | None:
     """Return epoch seconds from epoch milliseconds (a number or numeric string), or None."""
-    ms = optional_number(value, key)
+    ms = _number(value, key)
+    if ms is not None and not 0 <= ms < _MAX_EPOCH * 1000:
+        raise ParseError(f"field {key!r} is out of range")
     return None if ms is None else ms / 1000.0
 
 

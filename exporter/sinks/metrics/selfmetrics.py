@@ -111,6 +111,13 @@ _SPECS = (
         (),
     ),
     _Spec(
+        "fields_dropped",
+        Counter,
+        "agent_runs_exporter_fields_dropped_total",
+        "Out-of-range numbers read as absent, by payload field, per read; the runs were kept.",
+        ("source", "field"),
+    ),
+    _Spec(
         "state_resets",
         Counter,
         "agent_runs_exporter_state_resets_total",
@@ -184,6 +191,7 @@ class SelfMetrics:
     spans_dropped: Counter
     trace_backlog: Gauge
     tracked_runs: Gauge
+    fields_dropped: Counter
     state_resets: Counter
     state_rows_dropped: Counter
     shard_ordinal: Gauge

@@ -7,6 +7,7 @@ with a fake clock, like the simulator's fault modes, but for attacks.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sqlite3
 import string
@@ -362,4 +363,30 @@ def test_a_state_file_of_the_wrong_shape_is_moved_aside(tmp_path: Path) -> None:
     hostile = Hostile(tmp_path, Growing())
     assert hostile.sample("agent_runs_exporter_state_resets_total") == 1
     assert list(tmp_path.glob("state.db.corrupt-*"))
+    hostile.close()
+
+
+def test_an_out_of_range_number_drops_the_field_not_the_run(tmp_path: Path) -> None:
+    def upstream(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/runs"):
+            items = [
+                run_item("r-huge", START, total_cost=1e300),
+                run_item("r-neg", START + 1, duration_ms=-5, total_cost=0.5),
+                run_item("r-nan", START + 2, token_usage={"input": float("nan")}),
+                run_item("r-ok", START + 3, total_cost=0.25),
+            ]
+            body = {"data": items, "has_more": False}
+            return httpx.Response(200, content=json.dumps(body))  # NaN as Python writes it
+        return httpx.Response(200, json={"data": {"id": "ag1", "name": "Good"}})
+
+    hostile = Hostile(tmp_path, upstream)
+    hostile.poll()
+    assert counted(hostile) == 4  # every run is counted
+    labels = {"source": "evil", "platform": "conduit", "agent_id": "ag1"}
+    assert hostile.sample("agent_run_cost_usd_sum", **labels) == 0.75  # the sum still sees cents
+    dropped = "agent_runs_exporter_fields_dropped_total"
+    assert hostile.sample(dropped, source="evil", field="total_cost") == 1
+    assert hostile.sample(dropped, source="evil", field="duration_ms") == 1
+    assert hostile.sample(dropped, source="evil", field="token_usage.input") == 1
+    assert skipped(hostile, "malformed_item") == 0
     hostile.close()

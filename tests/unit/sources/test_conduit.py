@@ -19,6 +19,7 @@ from exporter.errors import (
     TransportError,
 )
 from exporter.model import Status
+from exporter.sources import fields
 from exporter.sources.base import Page
 from exporter.sources.conduit import ConduitSource, parse_detail, parse_list_page, parse_run
 from exporter.sources.http import HttpClient, RetryPolicy
@@ -68,7 +69,6 @@ def test_accepted_maps_to_queued() -> None:
         ({"created_at": "yesterday"}, "ISO 8601"),
         ({"token_usage": [1, 2]}, "token_usage"),
         ({"total_cost": "lots"}, "total_cost"),
-        ({"duration_ms": -5}, "duration_ms"),
         ({"duration_ms": True}, "boolean"),
     ],
 )
@@ -76,6 +76,27 @@ def test_malformed_item_raises_parse_error(patch: dict[str, Any], message: str) 
     item = fixture("conduit_list_runs.json")["data"][0] | patch
     with pytest.raises(ParseError, match=message):
         parse_run(item)
+
+
+@pytest.mark.parametrize(
+    ("patch", "attribute"),
+    [
+        ({"total_cost": 1e300}, "cost_usd"),
+        ({"total_cost": "1e300"}, "cost_usd"),
+        ({"duration_ms": -5}, "duration_s"),
+        ({"token_usage": {"input": float("nan"), "output": 7}}, "input_tokens"),
+        ({"token_usage": {"input": 3, "output": float("inf")}}, "output_tokens"),
+    ],
+)
+def test_an_out_of_range_number_drops_that_field_only_and_is_noted(
+    patch: dict[str, Any], attribute: str
+) -> None:
+    item = fixture("conduit_list_runs.json")["data"][0] | patch
+    with fields.dropping_fields() as dropped:
+        run = parse_run(item)
+    assert getattr(run, attribute) is None
+    assert sum(dropped.values()) == 1
+    assert run.id == item["id"]  # the run itself is kept
 
 
 def test_list_page_skips_and_counts_bad_items() -> None:
