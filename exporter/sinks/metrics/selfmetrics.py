@@ -18,7 +18,7 @@ SKIP_REASONS = (
     "detail_failed",
 )
 SPAN_RESULTS = ("success", "failure")
-WEB_AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong_credentials")
+WEB_AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong_credentials", "busy")
 POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
