@@ -10,7 +10,8 @@ cannot spend a fresh burst on every start.
 
 The reserve (`burst // 2` tokens) is what a list poll finds waiting, however long the detail
 backlog. A `Retry-After` from upstream drains every bucket of the source and pauses it until then:
-the upstream's word always wins over the bucket.
+the upstream's word always wins over the bucket. A source without a limit (0) still has a
+`RetryAfterGate`, so a `Retry-After` pauses all its requests, not only the one that got it.
 
 Each source has its own bucket; on platforms that limit per workspace (Conduit), sources sharing a
 workspace also share a workspace bucket, so together they stay under the largest of their limits.
@@ -81,10 +82,29 @@ class TokenBucket:
         return now
 
 
+class RetryAfterGate:
+    """The bucket of a source without a limit: no tokens to count, only a `Retry-After` pause."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._paused_until = float("-inf")
+
+    def wait_for(self, priority: Priority) -> float:
+        """Return how long the pause still lasts (0: none)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def take(self) -> None:
+        """Spend nothing: there is no limit."""
+
+    def pause(self, seconds: float) -> None:
+        """Refuse every request for `seconds` (a `Retry-After`)."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+
 class Budget:
     """The buckets one source's requests draw from (its own, and maybe its workspace's)."""
 
-    def __init__(self, buckets: Sequence[TokenBucket] = ()) -> None:
+    def __init__(self, buckets: Sequence[TokenBucket | RetryAfterGate] = ()) -> None:
         self._buckets = tuple(buckets)
 
     def wait_for(self, priority: Priority) -> float:
@@ -133,7 +153,7 @@ def build_budgets(specs: Iterable[BudgetSpec], clock: Clock = time.monotonic) ->
     budgets: dict[str, Budget] = {}
     for spec in specs:
         if spec.limit <= 0:
-            budgets[spec.source] = UNLIMITED
+            budgets[spec.source] = Budget([RetryAfterGate(clock)])
             continue
         buckets = [TokenBucket(spec.limit, clock)]
         if spec.workspace in workspaces:

@@ -390,3 +390,27 @@ def test_an_out_of_range_number_drops_the_field_not_the_run(tmp_path: Path) -> N
     assert hostile.sample(dropped, source="evil", field="token_usage.input") == 1
     assert skipped(hostile, "malformed_item") == 0
     hostile.close()
+
+
+def test_retry_after_pauses_the_whole_source_when_its_budget_is_off(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/v1/agents/ag1/runs":
+            return httpx.Response(429, headers={"Retry-After": "120"}, json={"error": "slow"})
+        if request.url.path.endswith("/runs"):
+            return page([])
+        return httpx.Response(200, json={"data": {"id": "ag1", "name": "Good"}})
+
+    hostile = Hostile(tmp_path, upstream, agents=["ag1", "ag2"])  # max_requests_per_minute: 0
+    hostile.poll()
+    assert asked.count("/v1/agents/ag1/runs") == 1  # Retry-After 120 s is past the deadline
+    before = len(asked)
+    hostile.poll(10)  # 50 s later: still paused
+    assert len(asked) == before  # no request at all: 740 429s in 45 s before
+    assert errors(hostile, "rate_limited") >= 10
+    hostile.clock.now += 120
+    hostile.poll()
+    assert len(asked) > before  # the pause ends
+    hostile.close()
