@@ -11,6 +11,7 @@ commit that succeeds; meanwhile `problem` says what is wrong, for /readyz.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -20,6 +21,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from exporter.errors import StateError
@@ -159,12 +161,13 @@ class StateStore:
             return self._connect(":memory:")
         try:
             return self._connect(self.path)
-        except sqlite3.DatabaseError as exc:
-            if _corrupt(self.path, exc):
-                self._move_aside(exc)
+        except sqlite3.DatabaseError as error:
+            exc: Exception = error
+            if _corrupt(self.path, error):
                 try:
+                    self._move_aside(error)
                     return self._connect(self.path)
-                except sqlite3.DatabaseError as again:
+                except (sqlite3.DatabaseError, OSError) as again:  # a read-only directory
                     exc = again
             log.error(
                 "cannot open state file %s (%s); keeping state in memory: runs will be recounted "
@@ -174,7 +177,32 @@ class StateStore:
             )
             self.persistent = False
             self.problem = f"state kept in memory: cannot open {self.path}"
-            return self._connect(":memory:")
+            return self._read_only_copy()
+
+    def _read_only_copy(self) -> sqlite3.Connection:
+        """Return memory state holding the file's content read read-only (a read-only disk).
+
+        So counting goes on from what was committed instead of recounting the lookback; empty
+        when the file cannot be read either.
+        """
+        memory = self._connect(":memory:")
+        if not os.path.isfile(self.path):
+            return memory
+        uri = Path(os.path.abspath(self.path)).as_uri()
+        for mode in ("mode=ro", "immutable=1"):  # immutable: no -shm can be made next to it
+            try:
+                source = sqlite3.connect(f"{uri}?{mode}", uri=True)
+                try:
+                    _check_read_only(source)
+                    source.backup(memory)
+                finally:
+                    source.close()
+            except sqlite3.DatabaseError as exc:
+                log.debug("cannot read state file %s with %s: %s", self.path, mode, exc)
+                continue
+            log.warning("read state file %s read-only: counts go on from it", self.path)
+            return memory
+        return memory
 
     def _connect(self, path: str) -> sqlite3.Connection:
         if path != ":memory:":
@@ -298,12 +326,23 @@ class StateStore:
                 db.execute("DELETE FROM runs WHERE created_at < ?", (prune_before,))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _roll_back(db)
             raise
 
     def close(self) -> None:
         """Close the database (idempotent)."""
         self._db.close()
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    """Undo an open transaction, keeping the error that ended it as the one reported.
+
+    SQLite rolls back by itself on some errors (a full disk): a second ROLLBACK would then fail
+    with "cannot rollback - no transaction is active" and hide the real cause.
+    """
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
@@ -342,6 +381,17 @@ def _finite(value: Any) -> float:
     if isinstance(value, str | bytes) or not math.isfinite(float(value)):
         raise ValueError(f"expected a finite number, found {str(value)[:40]!r}")
     return float(value)
+
+
+def _check_read_only(db: sqlite3.Connection) -> None:
+    """Raise DatabaseError unless `db` is a sound state file of this version (reads only)."""
+    result = db.execute("PRAGMA quick_check").fetchone()
+    if result is None or result[0] != "ok":
+        raise sqlite3.DatabaseError(f"integrity check failed: {result}")
+    _check_shape(db)
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None or row[0] != SCHEMA_VERSION:
+        raise sqlite3.DatabaseError("not a state file of this version")
 
 
 def _check_shape(db: sqlite3.Connection) -> None:
