@@ -15,6 +15,7 @@ SKIP_REASONS = (
     "unknown_status",
     "invalid_id",
     "in_flight_expired",
+    "scrolled_off",
     "detail_failed",
 )
 SPAN_RESULTS = ("success", "failure")
