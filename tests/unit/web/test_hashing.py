@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 
 import bcrypt
+import httpx
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
-from exporter.web.auth import CredentialCheck
+from exporter.web.auth import BasicAuth, CredentialCheck
 from exporter.web.hashing import MAX_WAITING, PER_CLIENT, cost
 
 PASSWORD = "correct-horse-battery"
@@ -103,3 +107,36 @@ def test_a_verified_password_is_served_from_the_cache_during_a_flood() -> None:
 
     assert asyncio.run(go()) == [True]
     assert check.bcrypt_checks - before == MAX_WAITING  # the flood's places only
+
+
+def test_a_check_without_a_place_is_answered_503_at_once_and_counted() -> None:
+    reasons: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    auth = BasicAuth(app, htpasswd_users(rounds=4), on_failure=reasons.append)
+    check = Recording(auth.check.users)
+    auth.check = check
+
+    async def go() -> list[httpx.Response]:
+        check.gate.clear()
+        transport = httpx.ASGITransport(app=auth)  # one client address for every request
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+            sent = [
+                asyncio.create_task(client.get("/metrics", headers=basic(f"guess-{i}")))
+                for i in range(PER_CLIENT + 3)
+            ]
+            await asyncio.sleep(0.01)
+            check.gate.set()
+            return list(await asyncio.gather(*sent))
+
+    codes = sorted(response.status_code for response in asyncio.run(go()))
+    assert codes == [401] * PER_CLIENT + [503] * 3
+    assert reasons.count("busy") == 3
+    assert check.bcrypt_checks == PER_CLIENT
+
+
+def basic(password: str) -> dict[str, str]:
+    token = base64.b64encode(f"prometheus:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
