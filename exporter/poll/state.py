@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
 import sqlite3
 import time
@@ -26,10 +25,11 @@ from typing import Any, TypeVar
 
 from exporter.errors import StateError
 from exporter.model import Run, Status, ToolStep
+from exporter.poll import state_checks as checks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Row = tuple[Any, ...]
+Row = checks.Row
 
 SCHEMA_VERSION = "1"
 # The runs table holds only the lookback window; these keep the memory and disk around it bounded.
@@ -49,27 +49,7 @@ CREATE TABLE IF NOT EXISTS cursors (
     PRIMARY KEY (source, agent_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
-# What can be wrong with one row of a state file that another version or a hand wrote.
-ROW_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
-
-
-def _shape() -> dict[str, list[str]]:
-    """Return the column names of every table `_SCHEMA` creates."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.executescript(_SCHEMA)
-        query = "SELECT name FROM sqlite_master WHERE type='table'"
-        tables = [row[0] for row in db.execute(query)]
-        return {table: _columns(db, table) for table in tables}
-    finally:
-        db.close()
-
-
-def _columns(db: sqlite3.Connection, table: str) -> list[str]:
-    return [row[0] for row in db.execute("SELECT name FROM pragma_table_info(?)", (table,))]
-
-
-_SHAPE = _shape()
+_SHAPE = checks.shape_of(_SCHEMA)
 
 
 @dataclass(slots=True)
@@ -193,7 +173,7 @@ class StateStore:
             try:
                 source = sqlite3.connect(f"{uri}?{mode}", uri=True)
                 try:
-                    _check_read_only(source)
+                    checks.check_read_only(source, _SHAPE, SCHEMA_VERSION)
                     source.backup(memory)
                 finally:
                     source.close()
@@ -217,7 +197,7 @@ class StateStore:
             result = db.execute("PRAGMA quick_check").fetchone()
             if result is None or result[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {result}")
-            _check_shape(db)
+            checks.check_shape(db, _SHAPE)
             db.executescript(_SCHEMA)
             self._check_version(db)
         except sqlite3.DatabaseError:
@@ -269,8 +249,8 @@ class StateStore:
             (min_created_at,),
         )
         runs = list(self._kept(rows, _record))
-        cursors = dict(self._kept(self._db.execute("SELECT * FROM cursors"), _cursor))
-        series = dict(self._kept(self._db.execute("SELECT key, value FROM series"), _series))
+        cursors = dict(self._kept(self._db.execute("SELECT * FROM cursors"), checks.cursor))
+        series = dict(self._kept(self._db.execute("SELECT key, value FROM series"), checks.series))
         if self.dropped:
             log.error(
                 "state file %s: left out %d rows that cannot be read; the runs they held may be "
@@ -287,7 +267,7 @@ class StateStore:
         for row in rows:
             try:
                 yield decode(row)
-            except ROW_ERRORS as exc:
+            except checks.ROW_ERRORS as exc:
                 self.dropped += 1
                 log.warning("state file %s: dropping a bad row (%s)", self.path, str(exc)[:200])
 
@@ -349,57 +329,16 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
     """Return the run record one `runs` row holds, or raise one of ROW_ERRORS."""
     source, run_id, agent, created, status, counted, pending, attempts, payload = row
     return RunRecord(
-        source=_text(source),
-        run_id=_text(run_id),
-        agent_id=_text(agent),
-        created_at=_finite(created),
+        source=checks.text(source),
+        run_id=checks.text(run_id),
+        agent_id=checks.text(agent),
+        created_at=checks.finite(created),
         status=Status(status),
         counted=bool(counted),
         trace_pending=bool(pending),
         attempts=int(attempts),
         run=decode_run(payload) if payload else None,
     )
-
-
-def _cursor(row: tuple[Any, ...]) -> tuple[tuple[str, str], float]:
-    source, agent, high_water = row
-    return (_text(source), _text(agent)), _finite(high_water)
-
-
-def _series(row: tuple[Any, ...]) -> tuple[str, str]:
-    key, value = row
-    return _text(key), _text(value)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected text, found {type(value).__name__}")
-    return value
-
-
-def _finite(value: Any) -> float:
-    if isinstance(value, str | bytes) or not math.isfinite(float(value)):
-        raise ValueError(f"expected a finite number, found {str(value)[:40]!r}")
-    return float(value)
-
-
-def _check_read_only(db: sqlite3.Connection) -> None:
-    """Raise DatabaseError unless `db` is a sound state file of this version (reads only)."""
-    result = db.execute("PRAGMA quick_check").fetchone()
-    if result is None or result[0] != "ok":
-        raise sqlite3.DatabaseError(f"integrity check failed: {result}")
-    _check_shape(db)
-    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    if row is None or row[0] != SCHEMA_VERSION:
-        raise sqlite3.DatabaseError("not a state file of this version")
-
-
-def _check_shape(db: sqlite3.Connection) -> None:
-    """Raise a (non-operational) DatabaseError if a table exists with other columns than ours."""
-    for table, columns in _SHAPE.items():
-        found = _columns(db, table)
-        if found and found != columns:
-            raise sqlite3.DatabaseError(f"table {table} has columns {found}, expected {columns}")
 
 
 def _corrupt(path: str, exc: sqlite3.DatabaseError) -> bool:
