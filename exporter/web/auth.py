@@ -43,7 +43,7 @@ class CredentialCheck:
 
     def __init__(self, users: Mapping[str, bytes], cache_size: int = CACHE_SIZE) -> None:
         self.users = dict(users)
-        self.dummy_hash = dummy_hash(self.users.values()) if self.users else b""
+        self._dummy: bytes | None = None  # made in a worker thread when first needed
         self._cache: OrderedDict[bytes, bool] = OrderedDict()
         self._cache_size = cache_size
         self._key = os.urandom(32)
@@ -60,7 +60,7 @@ class CredentialCheck:
             self._cache.move_to_end(key)
             return cached
         matches = await self._queue.run(
-            client, lambda: self._bcrypt(password, hashed or self.dummy_hash)
+            client, lambda: self._bcrypt(password, hashed or self.dummy_hash())
         )
         if matches is None:
             return None
@@ -69,6 +69,12 @@ class CredentialCheck:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return result
+
+    def dummy_hash(self) -> bytes:
+        """Return the hash an unknown user is checked against, at the users' highest cost."""
+        if self._dummy is None:
+            self._dummy = dummy_hash(self.users.values())  # a race only makes it twice
+        return self._dummy
 
     def _bcrypt(self, password: str, hashed: bytes) -> bool:
         self.bcrypt_checks += 1
