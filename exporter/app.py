@@ -74,7 +74,6 @@ class Exporter:
         self.metrics.total_shards.set(settings.sharding.total_shards)
         self.store = StateStore(settings.state.path, clock=clock)
         self.health = Health(settings.poll_interval, state_problem=lambda: self.store.problem)
-        self.metrics.state_resets.inc(self.store.resets)
         self.traces = self._trace_sink(span_exporter, environ)
         self.tracker = Tracker(
             lookback_s=settings.lookback,
@@ -103,6 +102,7 @@ class Exporter:
         )
         self.runtimes = [self._runtime(source, transport) for source in settings.sources]
         self._restore()
+        self.metrics.state_resets.inc(self.store.resets)
         self.run_metrics.publish()  # the declared zeros; restored values are published already
         self.registry.register(self.run_metrics)
         self.registry.register(InProgressCollector(self.tracker.in_flight_counts, self._agents))
@@ -185,7 +185,8 @@ class Exporter:
     def _restore(self) -> None:
         snapshot = self.store.load(self.tracker.prune_before(self.clock()))
         self.tracker.restore(snapshot)
-        self.run_metrics.restore(snapshot.series)
+        bad_series = self.run_metrics.restore(snapshot.series)
+        self.metrics.state_rows_dropped.inc(self.store.dropped + bad_series)
         if snapshot.runs or snapshot.series:
             log.info(
                 "restored state from %s: %d runs in the lookback window, %d metric series",

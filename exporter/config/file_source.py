@@ -5,6 +5,11 @@ errors at `<file>:<line>:<column>`, an unreadable file, and `${VAR}` / `${VAR:-d
 references expanded from a given environment. It never raises: the loader reports `problems`
 with the validation errors in one `ConfigError`. The key-path helpers here serve every config
 report (`sources[0].platform`).
+
+Hostile files are problems too, found before any work grows with them: a file that is not
+regular (a FIFO is never opened) or larger than `textfile.MAX_CONFIG_BYTES`, and YAML whose
+anchors and aliases expand to more than `MAX_VALUES` values or that nests deeper than
+`MAX_DEPTH` (measured on the composed node graph, each shared node once).
 """
 
 from __future__ import annotations
@@ -17,16 +22,26 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic_settings import YamlConfigSettingsSource
 
-from exporter.errors import ConfigProblem
+from exporter.config import textfile
+from exporter.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
 
-__all__ = ["ConfigFileSource", "Loc", "dotted", "unreadable_reason", "yaml_problem"]
+__all__ = [
+    "ConfigFileSource",
+    "Loc",
+    "dotted",
+    "read_yaml",
+    "unreadable_reason",
+    "yaml_problem",
+]
 
 Loc = tuple[str | int, ...]
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<body>[^}]*)\}|\$\{")
 _VARIABLE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.DOTALL)
+MAX_VALUES = 1_000_000  # scalars, lists and mappings once aliases are expanded
+MAX_DEPTH = 32  # lists and mappings inside each other (the settings need five)
 
 
 def unreadable_reason(exc: OSError | UnicodeError) -> str:
@@ -83,7 +98,7 @@ class ConfigFileSource(YamlConfigSettingsSource):
     def _read_file(self, file_path: Any) -> dict[str, Any]:
         """Parse the file into a mapping, noting every problem (the mixin's per-file hook)."""
         try:
-            text = Path(file_path).read_text(encoding="utf-8")
+            text = textfile.read_text(file_path, textfile.MAX_CONFIG_BYTES)
         except (OSError, UnicodeError) as exc:
             self.problems.append(self._unreadable(Path(file_path), exc))
             return {}
@@ -98,28 +113,20 @@ class ConfigFileSource(YamlConfigSettingsSource):
         """Say why the file cannot be read."""
         if exc is None:
             try:
-                path.open("rb").close()
-            except OSError as error:
+                textfile.read_text(path, 0)  # stats first: a FIFO would block an open
+            except (OSError, UnicodeError) as error:
                 exc = error
         reason = unreadable_reason(exc) if exc is not None else "not a regular file"
         return ConfigProblem(self.origin, f"cannot read the configuration file: {reason}")
 
     def _parse(self, text: str) -> dict[str, Any] | None:
         """Return the YAML document as a mapping, or None with the problems noted."""
-        loader = _Loader(text)
         try:
-            data = loader.get_single_data()
-        except yaml.YAMLError as exc:
-            self.problems.append(yaml_problem(exc, self.origin))
+            data, duplicates = read_yaml(text, self.origin)
+        except ConfigError as exc:
+            self.problems += exc.problems
             return None
-        finally:
-            loader.dispose()
-        self.problems += [
-            ConfigProblem(
-                f"{self.origin}:{line}", f"duplicate key {key!r}: only the last one would count"
-            )
-            for key, line in loader.duplicates
-        ]
+        self.problems += duplicates
         if data is None:
             return {}
         if not isinstance(data, dict):
@@ -142,6 +149,72 @@ class ConfigFileSource(YamlConfigSettingsSource):
         where = f"{self.origin}: {dotted(loc)}" if loc else self.origin
         self.problems += [ConfigProblem(where, message) for message in errors]
         return expanded
+
+
+def read_yaml(text: str, origin: str) -> tuple[Any, list[ConfigProblem]]:
+    """Return the YAML document in `text` (None when empty) and its duplicate keys as problems.
+
+    Raises ConfigError for a syntax error, an alias bomb or too deep a nesting.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and (refusal := _oversized(node)):
+            raise ConfigError([ConfigProblem(origin, refusal)])
+        data = None if node is None else loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ConfigError([yaml_problem(exc, origin)]) from None
+    except RecursionError:
+        raise ConfigError([ConfigProblem(origin, _TOO_DEEP)]) from None
+    finally:
+        loader.dispose()
+    duplicates = [
+        ConfigProblem(f"{origin}:{line}", f"duplicate key {key!r}: only the last one would count")
+        for key, line in loader.duplicates
+    ]
+    return data, duplicates
+
+
+_TOO_DEEP = f"the YAML nests lists and mappings more than {MAX_DEPTH} deep"
+
+
+class _Oversized(Exception):
+    """The node graph expands past a bound (the message says which)."""
+
+
+def _oversized(node: yaml.Node) -> str | None:
+    """Say why the composed document is too big to build, or None when it is not."""
+    try:
+        _measure(node, 0, {})
+    except _Oversized as exc:
+        return str(exc)
+    return None
+
+
+def _measure(node: yaml.Node, depth: int, memo: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """Return (values, height) of `node` with aliases expanded, each shared node measured once."""
+    if depth > MAX_DEPTH:
+        raise _Oversized(_TOO_DEEP)
+    known = memo.get(id(node))
+    if known is not None:
+        if depth + known[1] > MAX_DEPTH:
+            raise _Oversized(_TOO_DEEP)
+        return known
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    size, height = 1, 0
+    for child in children:
+        child_size, child_height = _measure(child, depth + 1, memo)
+        size, height = size + child_size, max(height, child_height + 1)
+        if size > MAX_VALUES:
+            raise _Oversized(
+                f"the YAML expands to more than {MAX_VALUES} values (anchors and aliases)"
+            )
+    memo[id(node)] = (size, height)
+    return size, height
 
 
 def yaml_problem(exc: yaml.YAMLError, origin: str) -> ConfigProblem:

@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from exporter.config import loading
+from exporter.config import loading, textfile
 from exporter.config.durations import Duration, format_duration, parse_duration
 from exporter.config.file_source import unreadable_reason
 from exporter.config.sharding import ShardingSettings
@@ -118,7 +118,7 @@ def _split_listen(value: str) -> tuple[str, int]:
 
 def _read_token_file(path: str) -> str:
     """Return the stripped content of a token file (raises OSError or UnicodeError)."""
-    return Path(path).read_text(encoding="utf-8").strip()
+    return textfile.read_text(path, textfile.MAX_TOKEN_BYTES).strip()
 
 
 def check_ca_file(path: str) -> None:
@@ -133,8 +133,14 @@ def check_ca_file(path: str) -> None:
 
 
 def _duplicates(names: list[str]) -> list[str]:
-    """Return the names that occur more than once, in first-seen order."""
-    return [name for index, name in enumerate(names) if name in names[:index]]
+    """Return the repeats of names seen before, in order (linear: 90,000 agent ids are fine)."""
+    seen: set[str] = set()
+    repeats = []
+    for name in names:
+        if name in seen:
+            repeats.append(name)
+        seen.add(name)
+    return repeats
 
 
 class _Model(BaseModel):
@@ -407,11 +413,14 @@ def repeated_source_names(values: Mapping[str, Any]) -> list[tuple[tuple[str | i
     items = sources if isinstance(sources, list) else []
     names = [item.get("name") if isinstance(item, dict) else None for item in items]
     message = "duplicate source name {!r}: every source needs its own"
-    return [
-        (("sources", index, "name"), message.format(name))
-        for index, name in enumerate(names)
-        if isinstance(name, str) and _NAME.fullmatch(name) and name in names[:index]
-    ]
+    seen: set[str] = set()
+    repeats: list[tuple[tuple[str | int, ...], str]] = []
+    for index, name in enumerate(names):
+        if isinstance(name, str) and _NAME.fullmatch(name):
+            if name in seen:
+                repeats.append((("sources", index, "name"), message.format(name)))
+            seen.add(name)
+    return repeats
 
 
 def render_effective(settings: Settings) -> str:

@@ -256,7 +256,9 @@ class Poller:
     def _check_gap(self, runtime: SourceRuntime, agent_id: str, page: Page) -> None:
         """Count a possible gap when the only visible page stops short of runs read before."""
         high_water = self.tracker.high_water(runtime.info.name, agent_id)
-        if high_water is None or not page.runs:
+        if not page.runs or self._scrolled_off(runtime, agent_id, page):
+            return
+        if high_water is None:
             return
         if min(run.created_at for run in page.runs) <= high_water:  # it overlaps what was read
             return
@@ -270,6 +272,26 @@ class Poller:
             len(page.runs),
             self.poll_interval_s,
         )
+
+    def _scrolled_off(self, runtime: SourceRuntime, agent_id: str, page: Page) -> bool:
+        """Give up (and count) runs in flight that fell off the only visible page: a gap."""
+        name = runtime.info.name
+        oldest = min(run.created_at for run in page.runs)
+        lost = self.tracker.scrolled_off(name, agent_id, oldest)
+        if not lost:
+            return False
+        self.metrics.page_gaps.labels(name).inc()
+        self.metrics.runs_skipped.labels(name, "scrolled_off").inc(len(lost))
+        log.warning(
+            "source %s agent %s: %d runs in flight scrolled off the only visible page before "
+            "they ended; given up, not counted. Poll faster (poll_interval is %gs) or raise "
+            "page_size.",
+            name,
+            agent_id,
+            len(lost),
+            self.poll_interval_s,
+        )
+        return True
 
     def _ingest(
         self, runtime: SourceRuntime, page: Page, now: float, newest: float | None

@@ -1,28 +1,35 @@
 """The embedded SQLite state store: which runs are known, how far each agent was read, and the
 cumulative run metrics, all written in one transaction per commit.
 
-A corrupt or unreadable state file is moved aside (`<path>.corrupt-<epoch>`) and the exporter
-starts fresh; a path that cannot be opened at all falls back to memory. Both are logged loudly.
+A corrupt or unreadable state file (bad pages, tables of another shape) is moved aside
+(`<path>.corrupt-<epoch>`) and the exporter starts fresh; a single bad row is dropped and counted
+(`dropped`), the rest is kept. A path that cannot be opened at all falls back to memory. All are
+logged loudly.
 A commit that fails (read-only or full disk) keeps its changes and writes them with the next
 commit that succeeds; meanwhile `problem` says what is wrong, for /readyz.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from exporter.errors import StateError
 from exporter.model import Run, Status, ToolStep
+from exporter.poll import state_checks as checks
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+Row = checks.Row
 
 SCHEMA_VERSION = "1"
 # The runs table holds only the lookback window; these keep the memory and disk around it bounded.
@@ -42,6 +49,7 @@ CREATE TABLE IF NOT EXISTS cursors (
     PRIMARY KEY (source, agent_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
+_SHAPE = checks.shape_of(_SCHEMA)
 
 
 @dataclass(slots=True)
@@ -125,6 +133,7 @@ class StateStore:
     def __init__(self, path: str, *, clock: Any = time.time) -> None:
         self.path = path
         self.resets = 0
+        self.dropped = 0  # bad rows left out by `load`
         self.persistent = path != ":memory:"
         self._clock = clock
         self.problem: str | None = None
@@ -136,12 +145,13 @@ class StateStore:
             return self._connect(":memory:")
         try:
             return self._connect(self.path)
-        except sqlite3.DatabaseError as exc:
-            if _corrupt(self.path, exc):
-                self._move_aside(exc)
+        except sqlite3.DatabaseError as error:
+            exc: Exception = error
+            if _corrupt(self.path, error):
                 try:
+                    self._move_aside(error)
                     return self._connect(self.path)
-                except sqlite3.DatabaseError as again:
+                except (sqlite3.DatabaseError, OSError) as again:  # a read-only directory
                     exc = again
             log.error(
                 "cannot open state file %s (%s); keeping state in memory: runs will be recounted "
@@ -151,7 +161,32 @@ class StateStore:
             )
             self.persistent = False
             self.problem = f"state kept in memory: cannot open {self.path}"
-            return self._connect(":memory:")
+            return self._read_only_copy()
+
+    def _read_only_copy(self) -> sqlite3.Connection:
+        """Return memory state holding the file's content read read-only (a read-only disk).
+
+        So counting goes on from what was committed instead of recounting the lookback; empty
+        when the file cannot be read either.
+        """
+        memory = self._connect(":memory:")
+        if not os.path.isfile(self.path):
+            return memory
+        uri = Path(os.path.abspath(self.path)).as_uri()
+        for mode in ("mode=ro", "immutable=1"):  # immutable: no -shm can be made next to it
+            try:
+                source = sqlite3.connect(f"{uri}?{mode}", uri=True)
+                try:
+                    checks.check_read_only(source, _SHAPE, SCHEMA_VERSION)
+                    source.backup(memory)
+                finally:
+                    source.close()
+            except sqlite3.DatabaseError as exc:
+                log.debug("cannot read state file %s with %s: %s", self.path, mode, exc)
+                continue
+            log.warning("read state file %s read-only: counts go on from it", self.path)
+            return memory
+        return memory
 
     def _connect(self, path: str) -> sqlite3.Connection:
         if path != ":memory:":
@@ -166,6 +201,7 @@ class StateStore:
             result = db.execute("PRAGMA quick_check").fetchone()
             if result is None or result[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {result}")
+            checks.check_shape(db, _SHAPE)
             db.executescript(_SCHEMA)
             self._check_version(db)
         except sqlite3.DatabaseError:
@@ -195,31 +231,49 @@ class StateStore:
         )
 
     def load(self, min_created_at: float) -> Snapshot:
-        """Load the runs created at or after `min_created_at`, all cursors and all series."""
+        """Load the runs created at or after `min_created_at`, all cursors and all series.
+
+        A row that cannot be decoded is left out and counted in `dropped`; a file that cannot be
+        read is moved aside and the snapshot is empty.
+        """
+        try:
+            return self._load(min_created_at)
+        except sqlite3.DatabaseError as exc:
+            if not self.persistent or not _corrupt(self.path, exc):
+                raise
+            self._db.close()
+            self._move_aside(exc)
+            self._db = self._open()
+            return Snapshot(runs=[], cursors={}, series={})
+
+    def _load(self, min_created_at: float) -> Snapshot:
         rows = self._db.execute(
             "SELECT source, run_id, agent_id, created_at, status, counted, trace_pending,"
             " attempts, payload FROM runs WHERE created_at >= ?",
             (min_created_at,),
         )
-        runs = list(self._records(rows))
-        cursors = {(s, a): hw for s, a, hw in self._db.execute("SELECT * FROM cursors")}
-        series = dict(self._db.execute("SELECT key, value FROM series").fetchall())
+        runs = list(self._kept(rows, _record))
+        cursors = dict(self._kept(self._db.execute("SELECT * FROM cursors"), checks.cursor))
+        series = dict(self._kept(self._db.execute("SELECT key, value FROM series"), checks.series))
+        if self.dropped:
+            log.error(
+                "state file %s: left out %d rows that cannot be read; the runs they held may be "
+                "counted again",
+                self.path,
+                self.dropped,
+            )
         return Snapshot(runs=runs, cursors=cursors, series=series)
 
-    @staticmethod
-    def _records(rows: Iterator[tuple[Any, ...]]) -> Iterator[RunRecord]:
-        for source, run_id, agent, created, status, counted, pending, attempts, payload in rows:
-            yield RunRecord(
-                source=source,
-                run_id=run_id,
-                agent_id=agent,
-                created_at=created,
-                status=Status(status),
-                counted=bool(counted),
-                trace_pending=bool(pending),
-                attempts=attempts,
-                run=decode_run(payload) if payload else None,
-            )
+    def _kept(
+        self, rows: Iterator[tuple[Any, ...]], decode: Callable[[tuple[Any, ...]], T]
+    ) -> Iterator[T]:
+        """Yield each row decoded, leaving out (and counting) those `decode` refuses."""
+        for row in rows:
+            try:
+                yield decode(row)
+            except checks.ROW_ERRORS as exc:
+                self.dropped += 1
+                log.warning("state file %s: dropping a bad row (%s)", self.path, str(exc)[:200])
 
     def commit(self, batch: StateBatch, *, prune_before: float | None = None) -> None:
         """Write `batch` (and drop runs created before `prune_before`) in one transaction.
@@ -256,12 +310,39 @@ class StateStore:
                 db.execute("DELETE FROM runs WHERE created_at < ?", (prune_before,))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _roll_back(db)
             raise
 
     def close(self) -> None:
         """Close the database (idempotent)."""
         self._db.close()
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    """Undo an open transaction, keeping the error that ended it as the one reported.
+
+    SQLite rolls back by itself on some errors (a full disk): a second ROLLBACK would then fail
+    with "cannot rollback - no transaction is active" and hide the real cause.
+    """
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    """Return the run record one `runs` row holds, or raise one of ROW_ERRORS."""
+    source, run_id, agent, created, status, counted, pending, attempts, payload = row
+    return RunRecord(
+        source=checks.text(source),
+        run_id=checks.text(run_id),
+        agent_id=checks.text(agent),
+        created_at=checks.finite(created),
+        status=Status(status),
+        counted=bool(counted),
+        trace_pending=bool(pending),
+        attempts=int(attempts),
+        run=decode_run(payload) if payload else None,
+    )
 
 
 def _corrupt(path: str, exc: sqlite3.DatabaseError) -> bool:

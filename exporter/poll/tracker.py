@@ -291,6 +291,19 @@ class Tracker:
         """Say whether the agent has a run seen queued or running and not yet counted."""
         return bool(self._in_flight.get((source, agent_id)))
 
+    def scrolled_off(self, source: str, agent_id: str, oldest_visible: float) -> list[RunRecord]:
+        """Give up the agent's runs in flight created before `oldest_visible`; return them.
+
+        For a platform that shows only its newest runs: one older than every visible run has
+        left the view, and its end will never be seen.
+        """
+        runs = self._in_flight.get((source, agent_id), {})
+        gone = [self._records[(source, run_id)] for run_id, t in runs.items() if t < oldest_visible]
+        for record in gone:
+            self._forget((source, record.run_id), persist=True)
+            self._on_given_up(record)
+        return gone
+
     def in_flight_counts(self) -> dict[tuple[str, str, Status], int]:
         """Return how many runs are in flight per (source, agent, status)."""
         counts: dict[tuple[str, str, Status], int] = {}

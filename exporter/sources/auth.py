@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from exporter.config import textfile
 from exporter.logs import register_secret
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,10 @@ class TokenFile:
         if stamp == self._stamp:
             return
         try:
-            token = self.path.read_text(encoding="utf-8").strip()
+            token = textfile.read_text(self.path, textfile.MAX_TOKEN_BYTES).strip()
         except (OSError, UnicodeError) as exc:
-            self._keep(f"cannot read it ({type(exc).__name__})")
+            reason = exc.strerror if isinstance(exc, OSError) else None
+            self._keep(f"cannot read it ({reason or type(exc).__name__})")
             return
         if not token:
             self._keep("it is empty")

@@ -10,7 +10,8 @@ cannot spend a fresh burst on every start.
 
 The reserve (`burst // 2` tokens) is what a list poll finds waiting, however long the detail
 backlog. A `Retry-After` from upstream drains every bucket of the source and pauses it until then:
-the upstream's word always wins over the bucket.
+the upstream's word always wins over the bucket. A source without a limit (0) still has a
+`RetryAfterGate`, so a `Retry-After` pauses all its requests, not only the one that got it.
 
 Each source has its own bucket; on platforms that limit per workspace (Conduit), sources sharing a
 workspace also share a workspace bucket, so together they stay under the largest of their limits.
@@ -91,10 +92,31 @@ class TokenBucket:
         return now
 
 
+class RetryAfterGate:
+    """The bucket of a source without a limit: no tokens to count, only a `Retry-After` pause."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._paused_until = float("-inf")
+
+    def wait_for(self, priority: Priority) -> float:
+        """Return how long the pause still lasts (0: none)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def take(self) -> None:
+        """Spend nothing: there is no limit."""
+
+    rate_per_s = math.inf  # no limit
+
+    def pause(self, seconds: float) -> None:
+        """Refuse every request for `seconds` (a `Retry-After`)."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+
 class Budget:
     """The buckets one source's requests draw from (its own, and maybe its workspace's)."""
 
-    def __init__(self, buckets: Sequence[TokenBucket] = ()) -> None:
+    def __init__(self, buckets: Sequence[TokenBucket | RetryAfterGate] = ()) -> None:
         self._buckets = tuple(buckets)
         self.spent = dict.fromkeys(Priority, 0)  # tokens taken, by priority
         self.waited_s = 0.0  # time requests spent waiting for a token
@@ -160,7 +182,9 @@ def build_budgets(
     budgets: dict[str, Budget] = {}
     for spec in specs:
         if spec.limit <= 0:
-            budgets[spec.source] = Budget()  # its own: it counts what the source spent
+            budgets[spec.source] = Budget(
+                [RetryAfterGate(clock)]
+            )  # its own: it counts what it spent
             continue
         buckets = [TokenBucket(spec.limit, clock)]
         if spec.workspace in workspaces:

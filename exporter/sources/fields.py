@@ -20,6 +20,9 @@ T = TypeVar("T")
 
 _MAX_INT = 2**63 - 1  # OTLP attributes are int64
 _MAX_EPOCH = 2.0**33  # year 2242: nanoseconds still fit in OTLP's uint64, with room to spare
+# Tokens, milliseconds or dollars of one run: above this a value is refused (as malformed), so one
+# absurd number (a cost of 1e300) never makes every later sum blind. Sums stay exact to a cent.
+MAX_QUANTITY = 1e12
 # What no id may hold to be one URL path segment: httpx refuses control characters, and '/', '?',
 # '#' or '\\' would quietly make it another path (a '#' cuts the URL short).
 _NOT_IN_ID = re.compile(r"[\x00-\x1f\x7f/?#\\]")
@@ -115,10 +118,18 @@ def optional_str(item: dict[str, Any], key: str) -> str | None:
 
 
 def optional_number(value: Any, key: str) -> float | None:
-    """Return a finite, non-negative number from a JSON number or numeric string, or None."""
+    """Return a number in [0, MAX_QUANTITY] from a JSON number or numeric string, or None."""
     kind = type(value)
-    if (kind is float or kind is int) and 0 <= value < math.inf:  # the common case first
+    if (kind is float or kind is int) and 0 <= value <= MAX_QUANTITY:  # the common case first
         return float(value)
+    number = _non_negative(value, key)
+    if number is not None and number > MAX_QUANTITY:
+        raise ParseError(f"field {key!r} is out of range (above {MAX_QUANTITY:g})")
+    return number
+
+
+def _non_negative(value: Any, key: str) -> float | None:
+    """Return a finite, non-negative float from a JSON number or numeric string, or None."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -137,9 +148,7 @@ def optional_int(value: Any, key: str) -> int | None:
     """Return a non-negative integer count from a JSON number, or None."""
     if type(value) is int and 0 <= value <= _MAX_INT:  # the common case first
         return value
-    number = optional_number(value, key)
-    if number is not None and number > _MAX_INT:
-        raise ParseError(f"field {key!r} is too large for a count")
+    number = optional_number(value, key)  # MAX_QUANTITY is far below _MAX_INT
     return None if number is None else round(number)
 
 
@@ -166,7 +175,9 @@ def optional_timestamp(value: Any, key: str) -> float | None:
 
 def optional_epoch_ms(value: Any, key: str) -> float | None:
     """Return epoch seconds from epoch milliseconds (a number or numeric string), or None."""
-    ms = optional_number(value, key)
+    ms = _non_negative(value, key)
+    if ms is not None and ms >= _MAX_EPOCH * 1000:
+        raise ParseError(f"field {key!r} is out of range")
     return None if ms is None else ms / 1000.0
 
 

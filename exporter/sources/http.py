@@ -3,6 +3,8 @@
 Every httpx exception and every non-2xx answer leaves this module as an `exporter.errors`
 `SourceError`; a body that is not JSON leaves as `MalformedPageError`. Credentials come from an
 `httpx.Auth` (see `sources.auth`); redirects and the body size cap are `sources.transfer`'s.
+`timeout_s` bounds each network step (httpx) and also the whole exchange, redirects and body
+included: an upstream dripping a byte under the read timeout still ends as a timeout.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ class HttpClient:
             verify=verify,
         )
         self._max_bytes = max_response_bytes
+        self._timeout_s = timeout_s
         self._on_response = on_response
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -207,13 +210,14 @@ class HttpClient:
         query = {k: v for k, v in params.items() if v is not None}
         try:
             request = self._client.build_request("GET", path, params=query)
-            response = await transfer.fetch(self._client, request, max_bytes=self._max_bytes)
+            async with asyncio.timeout(self._timeout_s):  # the whole exchange, body included
+                response = await transfer.fetch(self._client, request, max_bytes=self._max_bytes)
         except httpx.InvalidURL as exc:  # an id from the upstream or the config: nothing sent
             raise InvalidUrlError(f"cannot form a URL for {printable(path)[:300]}") from exc
         except SourceError as exc:  # a refused redirect or an oversized body
             self._on_response(endpoint, str(exc.status_code))
             raise
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             self._on_response(endpoint, "timeout")
             raise TransportError(f"timed out requesting {path}", timeout=True) from exc
         except httpx.TransportError as exc:

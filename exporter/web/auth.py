@@ -2,16 +2,17 @@
 
 A request without valid credentials gets 401 with `WWW-Authenticate: Basic`, is counted by reason
 (`missing`, `malformed`, `wrong_credentials`) and logged with its path and client address only:
-never the offered user name or password. bcrypt runs in a worker thread, one check at a time, so a
-flood of bad passwords cannot occupy the event loop or every core; results are cached (keyed by
-an HMAC, so no password is kept) so a scrape every few seconds costs one bcrypt check in total.
-An unknown user is checked against a dummy hash, so timing does not tell which users exist.
+never the offered user name or password. bcrypt runs in worker threads, a bounded number per
+client address (`web.hashing`), so a flood of bad passwords can neither occupy the event loop or
+every core nor queue a valid scrape behind it; a check with no place answers 503 at once (reason
+`busy`). Results are cached (keyed by an HMAC, so no password is kept) so a scrape every few
+seconds costs one bcrypt check in total. An unknown user is checked against a dummy hash of the
+users' cost, so timing does not tell which users exist.
 The users come from `webreload.LiveWebConfig`, so a changed web config file applies at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -26,14 +27,14 @@ import bcrypt
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from exporter.web.hashing import CheckQueue, dummy_hash
 from exporter.web.reload import LiveWebConfig
 
 log = logging.getLogger(__name__)
 
-FAILURE_REASONS = ("missing", "malformed", "wrong_credentials")
+FAILURE_REASONS = ("missing", "malformed", "wrong_credentials", "busy")
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 CACHE_SIZE = 1024
-_DUMMY_HASH = b"$2b$10$LmyvD2EPdyuuBTZp4mhGDuMldxmJxmZ5m00vQJkCNJ7ubkMfJ3fJa"
 _CHALLENGE = 'Basic realm="agent-runs-exporter", charset="UTF-8"'
 
 
@@ -42,14 +43,15 @@ class CredentialCheck:
 
     def __init__(self, users: Mapping[str, bytes], cache_size: int = CACHE_SIZE) -> None:
         self.users = dict(users)
+        self._dummy: bytes | None = None  # made in a worker thread when first needed
         self._cache: OrderedDict[bytes, bool] = OrderedDict()
         self._cache_size = cache_size
         self._key = os.urandom(32)
-        self._lock = asyncio.Lock()
+        self._queue = CheckQueue()
         self.bcrypt_checks = 0
 
-    async def verify(self, user: str, password: str) -> bool:
-        """Say whether `password` is `user`'s."""
+    async def verify(self, user: str, password: str, client: str = "") -> bool | None:
+        """Say whether `password` is `user`'s; None when too many checks wait already."""
         hashed = self.users.get(user)
         material = b"\0".join((user.encode(), password.encode(), hashed or b""))
         key = hmac.new(self._key, material, hashlib.sha256).digest()
@@ -57,13 +59,22 @@ class CredentialCheck:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        async with self._lock:
-            matches = await asyncio.to_thread(self._bcrypt, password, hashed or _DUMMY_HASH)
+        matches = await self._queue.run(
+            client, lambda: self._bcrypt(password, hashed or self.dummy_hash())
+        )
+        if matches is None:
+            return None
         result = matches and hashed is not None
         self._cache[key] = result
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return result
+
+    def dummy_hash(self) -> bytes:
+        """Return the hash an unknown user is checked against, at the users' highest cost."""
+        if self._dummy is None:
+            self._dummy = dummy_hash(self.users.values())  # a race only makes it twice
+        return self._dummy
 
     def _bcrypt(self, password: str, hashed: bytes) -> bool:
         self.bcrypt_checks += 1
@@ -122,6 +133,9 @@ class BasicAuth:
             await self.app(scope, receive, send)
             return
         self.on_failure(reason)
+        if reason == "busy":
+            await _busy(scope, receive, send)
+            return
         log.warning(
             "refused %s %s from %s: %s credentials",
             scope.get("method", "GET"),
@@ -140,7 +154,23 @@ class BasicAuth:
         parsed = credentials(header)
         if isinstance(parsed, str):
             return parsed
-        return None if await self.check.verify(*parsed) else "wrong_credentials"
+        verdict = await self.check.verify(*parsed, client=str(_client(scope)))
+        if verdict is None:
+            return "busy"
+        return None if verdict else "wrong_credentials"
+
+
+async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a request whose credentials could not be checked now (every lane is full)."""
+    log.warning(
+        "refused %s from %s: too many password checks waiting", scope["path"], _client(scope)
+    )
+    response = PlainTextResponse(
+        "503 Service Unavailable: too many password checks waiting\n",
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+    await response(scope, receive, send)
 
 
 def protect(

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -37,8 +36,9 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.config import textfile
 from exporter.config.env_source import key_hint, model_at
-from exporter.config.file_source import dotted, unreadable_reason, yaml_problem
+from exporter.config.file_source import dotted, read_yaml, unreadable_reason
 from exporter.errors import ConfigError, ConfigProblem
 
 CLIENT_AUTH = {
@@ -134,6 +134,14 @@ class TlsServerConfig(BaseModel):
             return {key: value for key, value in data.items() if value is not None}
         return data
 
+    @field_validator("max_version")
+    @classmethod
+    def _check_max_version(cls, value: TlsVersion | None, info: ValidationInfo) -> Any:
+        low = info.data.get("min_version")
+        if value is not None and low is not None and TLS_VERSIONS[value] < TLS_VERSIONS[low]:
+            raise ValueError(f"{value} is below min_version {low}: no TLS version would be left")
+        return value
+
     @field_validator("client_ca_file")
     @classmethod
     def _check_client_ca_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
@@ -225,17 +233,17 @@ def load_web_config(path: str | None) -> WebConfig:
 def _read(path: str) -> tuple[dict[str, Any] | None, list[ConfigProblem]]:
     """Parse the file into a mapping, or return None with the problem that prevented it."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data, duplicates = read_yaml(textfile.read_text(path, textfile.MAX_CONFIG_BYTES), path)
     except (OSError, UnicodeError) as exc:
         reason = unreadable_reason(exc)
         return None, [ConfigProblem(path, f"cannot read the web config file: {reason}")]
-    except yaml.YAMLError as exc:
-        return None, [yaml_problem(exc, path)]
+    except ConfigError as exc:  # a syntax error, an alias bomb, too deep a nesting
+        return None, exc.problems
     if data is None:
-        return {}, []
+        return {}, duplicates
     if not isinstance(data, dict):
         return None, [ConfigProblem(path, "the top level must be a mapping of settings")]
-    return data, []
+    return data, duplicates  # a repeated user name, say: a problem, not the last one winning
 
 
 def _translate(error: Any, path: str) -> ConfigProblem:

@@ -1,7 +1,8 @@
 """Serve ASGI apps inside the running asyncio loop, and stop on SIGINT or SIGTERM.
 
 Used by the exporter's own HTTP server, the simulator and the demo. uvicorn serves on a socket we
-bind ourselves, so a port in use is a plain `OSError` for the caller, and port 0 works.
+bind ourselves, so a port in use is a plain `OSError` for the caller, and port 0 works. Connections
+are bounded (`web.connections`): a deadline for request headers, keep-alive, a cap on open ones.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+
+from exporter.web.connections import (
+    HEADER_TIMEOUT_S,
+    KEEP_ALIVE_S,
+    MAX_CONNECTIONS,
+    guarded_protocol,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +100,9 @@ async def serve_in_loop(
     port: int = 0,
     log_level: str = "warning",
     tls: ssl.SSLContext | None = None,
+    *,
+    header_timeout_s: float = HEADER_TIMEOUT_S,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> RunningServer:
     """Start serving `app` in the current loop and return once it accepts connections.
 
@@ -108,6 +119,10 @@ async def serve_in_loop(
         lifespan="off",
         ws="none",
         timeout_graceful_shutdown=STOP_TIMEOUT_S,
+        http=guarded_protocol(header_timeout_s, max_connections),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        # No limit_concurrency: it answers 503 once `max_connections` are open, even to a
+        # scrape on one of them; the protocol closes connections past the cap instead.
     )
     if tls is not None:
         config.load()  # serve() skips loading a loaded config, so our context stays

@@ -225,23 +225,30 @@ class RunMetrics(Collector):
         self._unsaved.add(key)
         self._unpublished.add(key)
 
-    def restore(self, stored: Mapping[str, str]) -> None:
-        """Load the cumulative values an earlier process committed."""
+    def restore(self, stored: Mapping[str, str]) -> int:
+        """Load the cumulative values an earlier process committed; return how many were bad."""
         self._flush_touched()
         self._kinds.clear()  # they point at series this replaces
         specs = {spec.name: spec for spec in RUN_METRICS}
+        bad = 0
         for key_text, value_text in stored.items():
-            name, labels = json.loads(key_text)
+            try:
+                name, labels = _stored_key(key_text)
+                series = Series.decode(value_text)
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                log.warning("dropping a stored series that cannot be read (%s)", str(exc)[:200])
+                bad += 1
+                continue
             spec = specs.get(name)
-            series = Series.decode(value_text)
             if spec is None or not self._fits(spec, series):
                 log.warning("dropping stored series %s: its buckets changed", name)
                 continue
-            key = (name, tuple(labels))
+            key = (name, labels)
             self._remember_labels(spec, key[1])
             self._working[key] = series
             self._published[key] = series.copy()
             self._lines[name].changed(key[1])
+        return bad
 
     def _remember_labels(self, spec: MetricSpec, labels: Labels) -> None:
         """Count a restored series' upstream-chosen value against its agent's cap."""
@@ -356,3 +363,11 @@ class InProgressCollector(Collector):
         ]
 
         yield self._lines.family(rows)
+
+
+def _stored_key(text: str) -> tuple[str, Labels]:
+    """Return the (metric name, label values) a stored series key holds, or raise ValueError."""
+    name, labels = json.loads(text)
+    if not isinstance(name, str) or not all(isinstance(value, str) for value in labels):
+        raise ValueError("a series key is [name, [label values]]")
+    return name, tuple(labels)

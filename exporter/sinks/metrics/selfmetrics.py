@@ -12,10 +12,16 @@ from exporter.errors import POLL_ERROR_REASONS
 from exporter.model import Run
 
 # A status nobody listed no longer skips a run (it counts as status="unknown"): no such reason.
-SKIP_REASONS = ("malformed_item", "invalid_id", "in_flight_expired", "detail_failed")
+SKIP_REASONS = (
+    "malformed_item",
+    "invalid_id",
+    "in_flight_expired",
+    "scrolled_off",
+    "detail_failed",
+)
 DEFER_REASONS = ("retry_after", "budget")
 SPAN_RESULTS = ("success", "failure")
-WEB_AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong_credentials")
+WEB_AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong_credentials", "busy")
 POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -130,6 +136,13 @@ _SPECS = (
         (),
     ),
     _Spec(
+        "state_rows_dropped",
+        Counter,
+        "agent_runs_exporter_state_rows_dropped_total",
+        "State file rows that could not be read at start and were left out.",
+        (),
+    ),
+    _Spec(
         "shard_ordinal",
         Gauge,
         "agent_runs_exporter_shard_ordinal",
@@ -213,6 +226,7 @@ class SelfMetrics:
     trace_backlog: Gauge
     tracked_runs: Gauge
     state_resets: Counter
+    state_rows_dropped: Counter
     shard_ordinal: Gauge
     total_shards: Gauge
     web_auth_failures: Counter

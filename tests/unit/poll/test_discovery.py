@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.errors import ServerError
-from exporter.model import Run, SourceInfo
+from exporter.model import Run, SourceInfo, Status
 from exporter.poll.discovery import AgentDirectory, AgentInfoCollector, SourceRuntime
 from exporter.poll.health import SourceHealth
 from exporter.poll.poller import Poller
@@ -216,3 +216,23 @@ def test_an_unreadable_run_is_counted_and_logged_once_however_often_it_is_seen(
     assert setup.value(skipped, source="src", reason="unknown_status") == 1.0
     assert setup.value(skipped, source="src", reason="malformed_item") == 3.0  # no id: each time
     assert sum("zombie" in record.getMessage() for record in caplog.records) == 1
+
+
+def test_a_run_in_flight_that_scrolls_off_the_only_page_is_given_up_and_counted(
+    tmp_path: Path,
+) -> None:
+    setup = Setup(tmp_path, agents=["a1"])
+    setup.source.cut = True
+    long_run = make_run("long", created=START, agent_id="a1", status=Status.RUNNING)
+    setup.source.runs = {"a1": [long_run, make_run("r1", created=START + 1, agent_id="a1")]}
+    setup.poll()
+    assert setup.poller.tracker.in_flight_counts() == {("src", "a1", Status.RUNNING): 1}
+    newer = [make_run(f"n{i}", created=START + 10 + i, agent_id="a1") for i in range(2)]
+    setup.source.runs["a1"] = newer  # 5 runs/s: the long run left the page while running
+    setup.poll()
+    assert setup.poller.tracker.in_flight_counts() == {}  # was: in progress for the lookback
+    skipped = {"source": "src", "reason": "scrolled_off"}
+    assert setup.value("agent_runs_exporter_runs_skipped_total", **skipped) == 1.0
+    assert setup.value("agent_runs_exporter_page_gaps_total", source="src") == 1.0
+    setup.poll()  # counted once
+    assert setup.value("agent_runs_exporter_runs_skipped_total", **skipped) == 1.0

@@ -7,9 +7,11 @@ with a fake clock, like the simulator's fault modes, but for attacks.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import sqlite3
 import string
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -292,3 +294,125 @@ def test_a_configured_agent_id_no_url_can_hold_is_a_config_problem(
 ) -> None:
     with pytest.raises(ConfigError, match="cannot be part of a URL"):
         Hostile(tmp_path, lambda _request: page([]), agents=[agent])
+
+
+class Drip(httpx.AsyncByteStream):
+    """A body that sends one byte at a time, each well under any read timeout, for `bytes`."""
+
+    def __init__(self, count: int, gap_s: float) -> None:
+        self.count = count
+        self.gap_s = gap_s
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(self.count):
+            yield b" "
+            await asyncio.sleep(self.gap_s)
+
+
+def test_a_dripping_body_is_a_timeout_of_that_agent_alone(tmp_path: Path) -> None:
+    def upstream(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v1/agents/ag2/runs":
+            return httpx.Response(200, stream=Drip(count=200, gap_s=0.05))  # 10 s if read whole
+        if path == "/v1/agents/ag1/runs":
+            return page([run_item("r1", START), run_item("r2", START + 1)])
+        return httpx.Response(200, json={"data": {"id": "ag1", "name": "Good"}})
+
+    hostile = Hostile(tmp_path, upstream, agents=["ag1", "ag2"], request_timeout=0.2)
+    hostile.poll()
+    assert counted(hostile) == 2  # the other agent proceeds
+    assert errors(hostile, "timeout") == 1  # the drip ends as that agent's timeout
+    assert (
+        hostile.sample(
+            "agent_runs_exporter_api_requests_total",
+            source="evil",
+            endpoint="list_runs",
+            code="timeout",
+        )
+        == 3
+    )  # every attempt cut at the deadline
+    hostile.close()
+
+
+def test_bad_state_rows_are_dropped_and_counted_not_a_crash_loop(tmp_path: Path) -> None:
+    upstream = Growing()
+    hostile = Hostile(tmp_path, upstream)
+    upstream.clock = hostile.clock
+    hostile.poll(2)
+    hostile.close()
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("UPDATE runs SET status='bogus' WHERE run_id='g0'")
+        bad_payload = ("evil", "p1", "ag1", START, "completed", 1, 1, 0, "{not json")
+        db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)", bad_payload)
+        db.execute("INSERT INTO cursors VALUES ('evil', 'ag9', 'not a time')")
+        db.execute("INSERT INTO series VALUES ('not json', '{}')")
+        db.execute("INSERT INTO series VALUES ('[\"agent_runs_total\", []]', 'not json')")
+    hostile.exporter = hostile.start()  # no traceback, no exit
+    assert hostile.sample("agent_runs_exporter_state_rows_dropped_total") == 5
+    assert counted(hostile) == 20  # the good series survive
+    hostile.poll()
+    assert counted(hostile) == 31  # 10 new runs, and g0 again: its row was the bad one
+    assert hostile.exporter.store.problem is None
+    hostile.close()
+
+
+def test_a_state_file_of_the_wrong_shape_is_moved_aside(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("CREATE TABLE runs (source TEXT, something_else TEXT)")
+        db.execute("INSERT INTO runs VALUES ('a', 'b')")
+    hostile = Hostile(tmp_path, Growing())
+    assert hostile.sample("agent_runs_exporter_state_resets_total") == 1
+    assert list(tmp_path.glob("state.db.corrupt-*"))
+    hostile.close()
+
+
+def test_an_out_of_range_number_drops_the_field_not_the_run(tmp_path: Path) -> None:
+    def upstream(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/runs"):
+            items = [
+                run_item("r-huge", START, total_cost=1e300),
+                run_item("r-neg", START + 1, duration_ms=-5, total_cost=0.5),
+                run_item("r-nan", START + 2, token_usage={"input": float("nan")}),
+                run_item("r-ok", START + 3, total_cost=0.25),
+            ]
+            body = {"data": items, "has_more": False}
+            return httpx.Response(200, content=json.dumps(body))  # NaN as Python writes it
+        return httpx.Response(200, json={"data": {"id": "ag1", "name": "Good"}})
+
+    hostile = Hostile(tmp_path, upstream)
+    hostile.poll()
+    assert counted(hostile) == 4  # every run is counted
+    labels = {"source": "evil", "platform": "conduit", "agent_id": "ag1"}
+    assert hostile.sample("agent_run_cost_usd_sum", **labels) == 0.75  # the sum still sees cents
+    dropped = "agent_runs_exporter_fields_invalid_total"
+    assert hostile.sample(dropped, source="evil", field="total_cost") == 1
+    assert hostile.sample(dropped, source="evil", field="duration_ms") == 1
+    assert hostile.sample(dropped, source="evil", field="token_usage.input") == 1
+    assert skipped(hostile, "malformed_item") == 0
+    hostile.close()
+
+
+def test_retry_after_pauses_the_whole_source_when_its_budget_is_off(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/v1/agents/ag1/runs":
+            return httpx.Response(429, headers={"Retry-After": "120"}, json={"error": "slow"})
+        if request.url.path.endswith("/runs"):
+            return page([])
+        return httpx.Response(200, json={"data": {"id": "ag1", "name": "Good"}})
+
+    hostile = Hostile(tmp_path, upstream, agents=["ag1", "ag2"])  # max_requests_per_minute: 0
+    hostile.poll()
+    assert asked.count("/v1/agents/ag1/runs") == 1  # Retry-After 120 s is past the deadline
+    before = len(asked)
+    hostile.poll(10)  # 50 s later: still paused
+    assert len(asked) == before  # no request at all: 740 429s in 45 s before
+    assert errors(hostile, "rate_limited") == 1  # the one 429; the waits are deferrals, not errors
+    deferred = "agent_runs_exporter_polls_deferred_total"
+    assert hostile.sample(deferred, source="evil", reason="retry_after") >= 10
+    hostile.clock.now += 120
+    hostile.poll()
+    assert len(asked) > before  # the pause ends
+    hostile.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,39 @@ def test_wal_stays_bounded_across_many_commits(tmp_path: Path) -> None:
     wal = tmp_path / "s.db-wal"
     assert wal.stat().st_size <= WAL_LIMIT_BYTES + 512 * 1024  # the limit plus one commit
     assert len(store.load(0).runs) == 1500
+
+
+class ReadOnlyDisk(StateStore):
+    """A state store whose file cannot be opened for writing (root ignores a read-only dir)."""
+
+    def _connect(self, path: str) -> sqlite3.Connection:
+        if path != ":memory:":
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return super()._connect(path)
+
+
+def test_a_state_file_on_a_read_only_disk_is_read_not_recounted(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = StateStore(path)
+    store.commit(StateBatch(runs=[record("r1")], cursors={("s", "ag1"): T0 + 5}, series={"k": "v"}))
+    store.close()
+    read_only = ReadOnlyDisk(path)
+    assert not read_only.persistent
+    assert read_only.problem is not None
+    snapshot = read_only.load(T0 - 1)
+    assert [r.run_id for r in snapshot.runs] == ["r1"]  # was empty: the lookback recounted
+    assert snapshot.cursors == {("s", "ag1"): T0 + 5}
+    assert snapshot.series == {"k": "v"}
+    read_only.commit(StateBatch(runs=[record("r2")]))  # goes on in memory
+    assert {r.run_id for r in read_only.load(0).runs} == {"r1", "r2"}
+
+
+def test_a_full_disk_is_reported_as_a_full_disk(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path / "s.db"))
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count={pages}")  # no room for one more page
+    batch = StateBatch(runs=[record(f"run-{i:05d}" * 10) for i in range(2000)])
+    with pytest.raises(StateError, match="database or disk is full"):
+        store.commit(batch)
+    assert store.problem is not None
+    assert "full" in store.problem  # was "cannot rollback - no transaction is active"

@@ -101,6 +101,7 @@ def test_sources_of_one_workspace_share_a_bucket() -> None:
         clock,
     )
     assert budgets["d"].rate_per_s == math.inf  # no bucket: never waits
+    assert all(budgets["d"].wait_for(Priority.LIST) == 0 for _ in range(1000))  # no limit
     taken: list[float] = []
     end = 300.0
     while clock.now < end:
@@ -214,3 +215,15 @@ def test_no_token_before_the_deadline_is_a_budget_refusal_not_a_request() -> Non
         asyncio.run(client.get_json("/x", endpoint="x", params={}, priority=Priority.DETAIL))
     assert raised.value.budget
     assert sent == []
+
+
+def test_a_source_without_a_limit_still_pauses_on_retry_after_alone() -> None:
+    clock = FakeClock(0.0)
+    budgets = build_budgets([BudgetSpec("a", 0), BudgetSpec("b", 0)], clock)
+    assert budgets["a"] is not budgets["b"]
+    budgets["a"].pause(30)
+    assert budgets["a"].wait_for(Priority.LIST) == 30  # every request of the source waits
+    assert budgets["a"].wait_for(Priority.DETAIL) == 30
+    assert budgets["b"].wait_for(Priority.LIST) == 0  # another source is not paused
+    clock.advance(30)
+    assert budgets["a"].wait_for(Priority.LIST) == 0

@@ -103,6 +103,34 @@ def test_an_unknown_status_is_unknown_when_the_run_ended_else_in_flight() -> Non
     assert parse_run(pending).raw_status == "exploded"
 
 
+@pytest.mark.parametrize(
+    ("patch", "field", "attribute"),
+    [
+        ({"total_cost": 1e300}, "total_cost", "cost_usd"),
+        ({"total_cost": "1e300"}, "total_cost", "cost_usd"),
+        ({"duration_ms": -5}, "duration_ms", "duration_s"),
+        (
+            {"token_usage": {"input": float("nan"), "output": 7}},
+            "token_usage.input",
+            "input_tokens",
+        ),
+        (
+            {"token_usage": {"input": 3, "output": float("inf")}},
+            "token_usage.output",
+            "output_tokens",
+        ),
+    ],
+)
+def test_an_out_of_range_number_drops_that_field_only_and_is_named(
+    patch: dict[str, Any], field: str, attribute: str
+) -> None:
+    item = fixture("conduit_list_runs.json")["data"][0] | patch
+    run = parse_run(item)
+    assert getattr(run, attribute) is None
+    assert run.invalid_fields == (field,)
+    assert run.id == item["id"]  # the run itself is kept
+
+
 def test_list_page_skips_and_counts_bad_items() -> None:
     body = fixture("conduit_list_runs.json")
     body["data"] += [None, {"id": "x", "status": "exploded"}, "junk"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 
@@ -180,3 +181,31 @@ def test_check_config_validates_and_summarizes_the_web_config(
     out = capsys.readouterr().out
     assert f"# {web}: OK, plain HTTP, basic auth for 1 user(s)" in out
     assert HASH not in out
+
+
+def test_a_max_version_below_min_version_is_refused(pki: Pki) -> None:
+    text = (
+        f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
+        "  min_version: TLS13\n  max_version: TLS12\n"
+    )
+    (found,) = problems(write(pki.ca.parent, text))
+    assert found.endswith(
+        "tls_server_config.max_version: TLS12 is below min_version TLS13: "
+        "no TLS version would be left"
+    )
+
+
+def test_a_repeated_user_name_is_refused_not_the_last_one_winning(tmp_path: Path) -> None:
+    path = write(tmp_path, f"basic_auth_users:\n  prometheus: {HASH}\n  prometheus: {HASH}\n")
+    assert problems(path) == [
+        f"{path}:3: duplicate key 'prometheus': only the last one would count"
+    ]
+
+
+def test_hostile_web_config_files_are_problems(tmp_path: Path) -> None:
+    bomb = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    assert "expands to more than" in problems(write(tmp_path, "\n".join(bomb), "bomb.yml"))[0]
+    fifo = tmp_path / "fifo.yml"
+    os.mkfifo(fifo)
+    assert problems(str(fifo)) == [f"{fifo}: cannot read the web config file: not a regular file"]
