@@ -129,7 +129,8 @@ class Exporter:
             endpoint=traces.endpoint,
             protocol=traces.protocol,
             file_path=traces.file,
-            timeout_s=traces.timeout,
+            # Unset in the config: the OTEL_EXPORTER_OTLP_*TIMEOUT variables decide.
+            timeout_s=traces.timeout if "timeout" in traces.model_fields_set else None,
             environ=environ,
             on_result=self.metrics.count_spans,
         )

@@ -107,8 +107,13 @@ def test_spans_survive_an_unreachable_then_flapping_collector(
             receivers.append(OtlpReceiver(otlp_port))  # up
             receivers[0].wait_for(lambda spans: len(spans) > 0, timeout=15)
             receivers[0].stop()  # down again
-            time.sleep(OUTAGE_S)
-            assert sum(exported_counts(http.get("/metrics").text).values()) > counted
+            # Counting goes on while the collector is down again (a cycle's trace phase may take
+            # up to 10 s of it, so wait for a count rather than for a fixed time).
+            wait_until(
+                lambda: sum(exported_counts(http.get("/metrics").text).values()) > counted,
+                timeout=SETTLE_TIMEOUT_S,
+                what="runs counted while the collector is down again",
+            )
             receivers.append(OtlpReceiver(otlp_port))  # and back
 
             truth = pause_until_finished(simulator)

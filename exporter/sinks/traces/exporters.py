@@ -8,6 +8,7 @@ Configuration follows the OpenTelemetry SDK's environment: explicit settings win
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 _HTTP = "http/protobuf"
 _GRPC = "grpc"
+DEFAULT_TIMEOUT_S = 10.0  # traces.timeout when neither the config nor the environment sets one
 _DEFAULT_ENDPOINTS = {_HTTP: "http://127.0.0.1:4318", _GRPC: "http://127.0.0.1:4317"}
 _TRACES_PATH = "/v1/traces"
 
@@ -59,11 +61,14 @@ def build_span_exporter(
     endpoint: str | None,
     protocol: str | None,
     file_path: str,
-    timeout_s: float,
+    timeout_s: float | None,
     environ: Mapping[str, str],
     on_result: ResultCallback | None = None,
 ) -> SpanExporter | None:
-    """Build the span exporter for `kind` (otlp|file|none), or None when tracing is off."""
+    """Build the span exporter for `kind` (otlp|file|none), or None when tracing is off.
+
+    `timeout_s` None means the `OTEL_EXPORTER_OTLP_*TIMEOUT` variables decide (`resolve_timeout`).
+    """
     if kind == "none":
         return None
     if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
@@ -84,9 +89,31 @@ def build_span_exporter(
     return exporter if on_result is None else CountingSpanExporter(exporter, on_result)
 
 
+def resolve_timeout(environ: Mapping[str, str]) -> float:
+    """Return the OTLP export timeout the environment sets, else 10 s.
+
+    `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, then `OTEL_EXPORTER_OTLP_TIMEOUT`, in seconds, as
+    OpenTelemetry Python reads them; a value that is not a positive number is ignored (warned).
+    """
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and value > 0:
+            return value
+        logger.warning("ignoring %s=%r: not a positive number of seconds", name, raw[:40])
+    return DEFAULT_TIMEOUT_S
+
+
 def _otlp_exporter(
-    endpoint: str | None, protocol: str | None, timeout_s: float, environ: Mapping[str, str]
+    endpoint: str | None, protocol: str | None, timeout_s: float | None, environ: Mapping[str, str]
 ) -> SpanExporter:
+    if timeout_s is None:
+        timeout_s = resolve_timeout(environ)
     protocol = resolve_protocol(protocol, environ)
     url = resolve_endpoint(endpoint, protocol, environ)
     headers = _env_headers(environ)

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from exporter.model import Status, ToolStep
-from exporter.sinks.traces.exporters import build_span_exporter
+from exporter.sinks.traces.exporters import build_span_exporter, resolve_timeout
 from tests.e2e.otlp_receiver import OtlpReceiver, records_from_request
 from tests.unit.sinks.test_traces import T0, Harness, make_run
 
@@ -160,3 +160,19 @@ def test_the_grpc_exporter_sends_the_message_otel_builds(collector: tuple[_Colle
     [(request, metadata)] = service.requests
     assert request == encode_spans(built)
     assert metadata["x-tenant"] == "acme"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, 10.0),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "4"}, 4.0),
+        ({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2.5", "OTEL_EXPORTER_OTLP_TIMEOUT": "4"}, 2.5),
+        ({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "soon", "OTEL_EXPORTER_OTLP_TIMEOUT": "4"}, 4.0),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "-1"}, 10.0),
+    ],
+)
+def test_the_otlp_timeout_variables_set_the_export_timeout(
+    environ: dict[str, str], expected: float
+) -> None:
+    assert resolve_timeout(environ) == expected
