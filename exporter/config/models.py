@@ -183,11 +183,12 @@ class WebSettings(_Model):
 
 
 class MetricsSettings(_Model):
-    """Histogram bucket bounds for the run metrics."""
+    """Histogram bucket bounds for the run metrics, and whether histograms are per agent."""
 
     duration_buckets: Buckets = list(DURATION_BUCKETS)
     token_buckets: Buckets = list(TOKEN_BUCKETS)
     cost_buckets: Buckets = list(COST_BUCKETS)
+    per_agent_histograms: bool = True  # false: histograms without agent_id (a series budget)
 
 
 class SourceSettings(_Model):
