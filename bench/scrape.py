@@ -6,7 +6,8 @@ and in-flight runs, committed, and served by the real HTTP server on 127.0.0.1 f
 process, as the daemon would be. This process then GETs `/metrics` with httpx, in the plain text
 format and in OpenMetrics, each without and with gzip, and again after each of a series of
 commits (as polls would make them between scrapes). Last it times the CPU this process spends
-rendering the body (`exposition.render`, thread time), idle and between commits, in each format.
+rendering the body (`exposition.render`, thread time), idle and between commits, in each format,
+and counts the series with `metrics.per_agent_histograms` on (the default) and off.
 
     python -m bench.scrape [--tiny]
 """
@@ -28,7 +29,13 @@ import httpx
 
 from bench.common import Report, free_port, median, parser, percentile
 from exporter.app import Exporter
-from exporter.config.models import Settings, SourceSettings, StateSettings, TracesSettings
+from exporter.config.models import (
+    MetricsSettings,
+    Settings,
+    SourceSettings,
+    StateSettings,
+    TracesSettings,
+)
 from exporter.model import Run, Status, ToolStep
 from exporter.simulator import catalogue
 from exporter.sinks.metrics.exposition import render
@@ -99,13 +106,14 @@ class Fleet:
         return step
 
 
-def build(agents: int, seed: int = 7) -> Fleet:
+def build(agents: int, seed: int = 7, *, per_agent_histograms: bool = True) -> Fleet:
     """Return an exporter of one Conduit source of `agents` agents, with runs committed."""
     ids = [f"ag_{index:05d}" for index in range(agents)]
     settings = Settings(
         listen=f"127.0.0.1:{free_port()}",
         state=StateSettings(path=":memory:"),
         traces=TracesSettings(exporter="none"),
+        metrics=MetricsSettings(per_agent_histograms=per_agent_histograms),
         sources=[
             SourceSettings(
                 name=SOURCE, platform="conduit", base_url="http://127.0.0.1:9", agents=ids
@@ -235,6 +243,15 @@ def samples(body: str) -> int:
     return sum(1 for line in body.splitlines() if line and not line.startswith("#"))
 
 
+def series_counts(agents: int) -> tuple[int, int]:
+    """Return the series (text-format samples) with per-agent histograms on and off."""
+    counts = []
+    for per_agent in (True, False):
+        exporter = build(agents, per_agent_histograms=per_agent).exporter
+        counts.append(samples(render(exporter.registry, "text/plain").body.decode()))
+    return counts[0], counts[1]
+
+
 def in_process(exporter: Exporter, accept: str, count: int) -> list[float]:
     """Time the /metrics handler without a socket (through httpx's ASGI transport)."""
     app = create_app(exporter.registry, exporter.health, exporter.clock)
@@ -299,6 +316,9 @@ def main(argv: list[str]) -> int:
     report.add("agents", f"{agents:,}")
     report.add("runs recorded", f"{fleet.runs:,}")
     report.add("build and commit", _ms(time.perf_counter() - started))
+    on, off = series_counts(agents)
+    report.add("series, per_agent_histograms: true", f"{on:,}")
+    report.add("series, per_agent_histograms: false", f"{off:,}")
     with serving(fleet) as (url, churn), httpx.Client(base_url=url, timeout=60) as client:
         first = time.perf_counter()
         client.get("/metrics", headers=dict(FORMATS[1][1])).raise_for_status()

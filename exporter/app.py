@@ -85,7 +85,8 @@ class Exporter:
                 "duration": settings.metrics.duration_buckets,
                 "tokens": settings.metrics.token_buckets,
                 "cost": settings.metrics.cost_buckets,
-            }
+            },
+            per_agent_histograms=settings.metrics.per_agent_histograms,
         )
         self.budgets = build_budgets(
             map(budget_spec, settings.sources), clock, shards=settings.sharding.total_shards

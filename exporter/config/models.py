@@ -209,11 +209,12 @@ class OtlpMetricsSettings(_Model):
 
 
 class MetricsSettings(_Model):
-    """Histogram bucket bounds for the run metrics, and the optional OTLP push."""
+    """Histogram bucket bounds for the run metrics, whether histograms are per agent, OTLP push."""
 
     duration_buckets: Buckets = list(DURATION_BUCKETS)
     token_buckets: Buckets = list(TOKEN_BUCKETS)
     cost_buckets: Buckets = list(COST_BUCKETS)
+    per_agent_histograms: bool = True  # false: histograms without agent_id (a series budget)
     otlp: OtlpMetricsSettings = OtlpMetricsSettings()
 
 

@@ -107,11 +107,18 @@ async def refresh(directory: AgentDirectory, source: Source, now: float) -> list
     return directory.adopt(entries, now)
 
 
-async def learn_names(directory: AgentDirectory, source: Source, label: str) -> None:
-    """Ask the platform for each unnamed agent's name, once; a failure is retried next poll."""
+async def learn_names(
+    directory: AgentDirectory, source: Source, label: str, limit: int | None = None
+) -> int:
+    """Ask the platform for each unnamed agent's name, once, at most `limit` of them this time;
+    a failure is retried next poll. Return how many were asked."""
+    asked = 0
     for agent_id in directory.ids:
         if agent_id in directory.names:
             continue
+        if limit is not None and asked >= limit:
+            break
+        asked += 1
         try:
             name = await source.agent_name(agent_id)
         except PermanentError as exc:
@@ -121,6 +128,7 @@ async def learn_names(directory: AgentDirectory, source: Source, label: str) -> 
             log.debug("no name for agent %s of %s yet: %s", agent_id, label, exc)
             continue
         directory.names[agent_id] = clean_text(name or agent_id, _MAX_NAME_CHARS)
+    return asked
 
 
 class AgentInfoCollector(Collector):

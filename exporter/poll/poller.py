@@ -21,7 +21,7 @@ from exporter.errors import (
 from exporter.poll import discovery
 from exporter.poll.discovery import SourceRuntime
 from exporter.poll.outcome_phase import OutcomePhase, outcome_in_detail, stuck_after
-from exporter.poll.schedule import ListShare, Plan
+from exporter.poll.schedule import PLANNED_SHARE, ListShare, Plan
 from exporter.poll.state import StateBatch, StateStore
 from exporter.poll.throttle import ThrottleLog
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
@@ -63,6 +63,7 @@ class Poller:
         self.skips = SkipLedger()
         self._shares: dict[str, ListShare] = {}
         self._waited: dict[str, float] = {}
+        self._name_allowance: dict[str, float] = {}  # name lookups earned, within a tight budget
         self._shown: dict[str, set[str]] = {}  # agents with a poll interval series
         self.throttle = ThrottleLog(self_metrics, clock)
         self.outcomes = OutcomePhase(
@@ -125,7 +126,7 @@ class Poller:
         await self.outcomes.run(runtime)  # runs whose outcome only their detail tells
         await self.outcomes.recheck_stuck(runtime)  # runs in flight too long: their detail
         self.commit()  # counts are durable and published before the (budget-bound) trace phase
-        await discovery.learn_names(runtime.directory, runtime.source, runtime.info.name)
+        await self._learn_names(runtime)
         traced = await self._export_traces(runtime, started)
         self.commit()
         self._report(runtime, runtime.counted - counted_before, traced, started)
@@ -147,6 +148,20 @@ class Poller:
         if changed and not plan.fits:
             _warn_behind(runtime.info.name, plan, schedule.poll_interval_s)
         return schedule.due(now)
+
+    async def _learn_names(self, runtime: SourceRuntime) -> None:
+        """Look up unnamed agents' names: all at once when the budget covers every agent, else
+        only the share of the budget the plan leaves them (a cycle never waits on a thousand)."""
+        name = runtime.info.name
+        limit = None
+        if not runtime.schedule.plan.fits:
+            earned = (1 - PLANNED_SHARE) * runtime.budget.rate_per_s * self.poll_interval_s
+            allowance = min(self._name_allowance.get(name, 0.0) + earned, 10.0)
+            self._name_allowance[name] = allowance
+            limit = int(allowance)
+        asked = await discovery.learn_names(runtime.directory, runtime.source, name, limit)
+        if limit is not None:
+            self._name_allowance[name] -= asked
 
     def _report_schedule(self, runtime: SourceRuntime) -> None:
         name = runtime.info.name

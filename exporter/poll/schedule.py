@@ -28,6 +28,7 @@ from dataclasses import dataclass
 RATE_WINDOW_S = 3600.0  # completion rates are learned over about an hour
 PRIOR_RATE = 1 / 86400  # every agent is assumed to run about once a day: idle ones share leftovers
 _SEARCH_STEPS = 60
+OVERDUE_FACTOR = 1.45  # unseen this long (x the longest interval): before the busy agents
 
 
 @dataclass(slots=True)
@@ -45,6 +46,10 @@ class Pace:
     def new(self) -> bool:
         """Say whether the agent was never polled successfully."""
         return self.seen_at is None
+
+    def unseen_for(self, now: float) -> float:
+        """Return how long the agent has gone without a successful poll (since added, if never)."""
+        return now - (self.added_at if self.seen_at is None else self.seen_at)
 
     def next_at(self) -> float:
         """Return when the agent is due (never polled: as soon as it is added)."""
@@ -182,10 +187,18 @@ class Schedule:
         """Return the due agents: in flight first, then new and known ones taking turns.
 
         Taking turns keeps the agents already known (the busy ones among them) polled while a
-        thousand newly discovered agents wait for their first poll.
+        thousand newly discovered agents wait for their first poll. A known agent unseen for
+        more than OVERDUE_FACTOR x the longest interval in force goes before the other known
+        ones, however busy: the quiet tail is not starved when the budget runs short.
         """
         due = [(agent, pace) for agent, pace in self.paces.items() if pace.next_at() <= now]
-        due.sort(key=lambda item: -(now - item[1].next_at()) / item[1].interval)  # most late
+        stale = OVERDUE_FACTOR * self.plan.longest_s  # unseen this long: first of the known
+        due.sort(  # the stale first, then the most late for their interval
+            key=lambda item: (
+                item[1].unseen_for(now) < stale,
+                -(now - item[1].next_at()) / item[1].interval,
+            )
+        )
         in_flight = [agent for agent, pace in due if pace.in_flight]
         new = [agent for agent, pace in due if pace.new and not pace.in_flight]
         known = [agent for agent, pace in due if not pace.new and not pace.in_flight]

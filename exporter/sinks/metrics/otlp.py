@@ -104,9 +104,15 @@ def read_families(metrics: Iterable[PrometheusMetric]) -> list[Family]:
 
 
 def run_families(
-    published: Mapping[SeriesKey, Series], buckets: Mapping[str, Sequence[float]]
+    published: Mapping[SeriesKey, Series],
+    buckets: Mapping[str, Sequence[float]],
+    label_names: Mapping[str, Sequence[str]],
 ) -> list[Family]:
-    """Return the run metrics from a copy of their published series (call on any thread)."""
+    """Return the run metrics from a copy of their published series (call on any thread).
+
+    `label_names` gives each metric's label names in force (`per_agent_histograms` off drops
+    `agent_id` from the histograms).
+    """
     by_name: dict[str, list[tuple[Labels, Series]]] = {spec.name: [] for spec in RUN_METRICS}
     for (name, labels), series in published.items():
         if name in by_name:
@@ -115,12 +121,13 @@ def run_families(
     for spec in RUN_METRICS:
         rows = by_name[spec.name]
         if spec.buckets is None:
-            values = {_key(dict(zip(spec.labels, k, strict=True))): s.value for k, s in rows}
+            names = label_names[spec.name]
+            values = {_key(dict(zip(names, k, strict=True))): s.value for k, s in rows}
             out.append(Family(spec.family, spec.kind, spec.help, values=values))
             continue
-        bounds = list(buckets[spec.buckets])
+        bounds, names = list(buckets[spec.buckets]), label_names[spec.name]
         points = {
-            _key(dict(zip(spec.labels, labels, strict=True))): _run_point(bounds, series)
+            _key(dict(zip(names, labels, strict=True))): _run_point(bounds, series)
             for labels, series in rows
         }
         out.append(Family(spec.name, spec.kind, spec.help, points=points))

@@ -130,7 +130,8 @@ class RegistryReader:
 
     def _build(self, read: tuple[list[Family], dict[SeriesKey, Series]]) -> list[Family]:
         others, published = read
-        return others + run_families(published, self.run_metrics.buckets)
+        run_metrics = self.run_metrics
+        return others + run_families(published, run_metrics.buckets, run_metrics.label_names)
 
 
 class MetricsPush:

@@ -1,6 +1,10 @@
 """Run metrics: counters and histograms of terminal runs, persisted with the state and published
 only once committed, so a scrape never sees a value that a crash could take back.
 `agent_runs_in_progress` (runs in flight per agent) is read from the tracker at scrape time.
+With `per_agent_histograms` off the three histograms (duration, tokens, cost) have no `agent_id`:
+one series set per source and platform instead of per agent; the counters stay per agent. Stored
+histogram series of the other mode are left in the state file and not shown (each mode's series
+go on from their own values, a switch never adds one mode's counts to the other's).
 
 Exposition (OpenMetrics, as scraped with exemplars):
 
@@ -57,8 +61,17 @@ log = logging.getLogger(__name__)
 class RunMetrics(Collector):
     """The run metrics of every source, kept cumulative across restarts."""
 
-    def __init__(self, buckets: Mapping[str, Sequence[float]]) -> None:
+    def __init__(
+        self, buckets: Mapping[str, Sequence[float]], *, per_agent_histograms: bool = True
+    ) -> None:
         self._buckets = {name: tuple(float(b) for b in values) for name, values in buckets.items()}
+        self._per_agent = per_agent_histograms
+        self._names = {  # each metric's label names in this mode
+            spec.name: spec.labels
+            if per_agent_histograms or spec.buckets is None
+            else tuple(label for label in spec.labels if label != "agent_id")
+            for spec in RUN_METRICS
+        }
         self._working: dict[SeriesKey, Series] = {}
         self._published: dict[SeriesKey, Series] = {}
         self._unsaved: set[SeriesKey] = set()
@@ -78,9 +91,9 @@ class RunMetrics(Collector):
         }
         self._touched: set[RunKind] = set()
         self._histograms = {
-            spec.name: HistogramLines(spec.name, spec.labels, self._buckets[spec.buckets])
+            spec.name: HistogramLines(spec.name, names, self._buckets[spec.buckets])
             for spec in RUN_METRICS
-            if spec.buckets is not None
+            if spec.buckets is not None and (names := self._names[spec.name])
         }
         self._lines = {spec.name: SeriesLines(partial(self._render, spec)) for spec in RUN_METRICS}
 
@@ -105,11 +118,15 @@ class RunMetrics(Collector):
         for status in statuses:
             for disposition in (*declared, "none"):
                 self._series(RUNS, (*agent, status, disposition))
-            self._series(DURATION, (*agent, status))
+            self._series(DURATION, self._histogram_labels((*agent, status)))
         for kind in token_types:
-            self._series(TOKENS, (*agent, kind))
+            self._series(TOKENS, self._histogram_labels((*agent, kind)))
         if has_cost:
-            self._series(COST, agent)
+            self._series(COST, self._histogram_labels(agent))
+
+    def _histogram_labels(self, labels: Labels) -> Labels:
+        """Return a histogram's label values (source, platform, agent_id, ...) in this mode."""
+        return labels if self._per_agent else labels[:2] + labels[3:]
 
     def record_run(self, source: str, platform: str, run: Run, trace_id: str, now: float) -> None:
         """Count a run that just reached a terminal state."""
@@ -152,6 +169,7 @@ class RunMetrics(Collector):
             spec, labels = COST, kind.agent
         else:
             spec, labels = TOKENS, (*kind.agent, name)
+        labels = self._histogram_labels(labels)
         series = kind.observed[name] = self._series(spec, labels)
         kind.keys.append((spec.name, labels))
         return series
@@ -216,6 +234,7 @@ class RunMetrics(Collector):
         exemplar: tuple[str, float] | None = None,
     ) -> None:
         assert spec.buckets is not None
+        labels = self._histogram_labels(labels)
         key = (spec.name, labels)
         series = self._working.get(key) or self._series(spec, labels)
         index = add_value(series, self._buckets[spec.buckets], value)
@@ -243,7 +262,9 @@ class RunMetrics(Collector):
             if spec is None or not self._fits(spec, series):
                 log.warning("dropping stored series %s: its buckets changed", name)
                 continue
-            key = (name, labels)
+            if len(labels) != len(self._names[name]):  # the other per_agent_histograms mode
+                continue
+            key = (name, tuple(labels))
             self._remember_labels(spec, key[1])
             self._working[key] = series
             self._published[key] = series.copy()
@@ -284,6 +305,11 @@ class RunMetrics(Collector):
         return dict(self._published)
 
     @property
+    def label_names(self) -> Mapping[str, tuple[str, ...]]:
+        """Return each run metric's label names in this mode (see `per_agent_histograms`)."""
+        return self._names
+
+    @property
     def buckets(self) -> Mapping[str, tuple[float, ...]]:
         """Return the bucket bounds of each bucket set (duration, tokens, cost)."""
         return self._buckets
@@ -300,18 +326,18 @@ class RunMetrics(Collector):
         series = self._published[(spec.name, labels)]
         histogram = self._histograms.get(spec.name)
         if histogram is None:
-            line = counter_line(spec.name, spec.labels, labels, series.value)
+            line = counter_line(spec.name, self._names[spec.name], labels, series.value)
             return line, line
         return histogram.lines(labels, series.counts, series.value, series.exemplars)
 
     def _family(self, spec: MetricSpec) -> Metric:
         items = sorted((k[1], s) for k, s in self._published.items() if k[0] == spec.name)
         if spec.buckets is None:
-            counter = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+            counter = CounterMetricFamily(spec.name, spec.help, labels=self._names[spec.name])
             for labels, series in items:
                 counter.add_metric(labels, series.value)
             return counter
-        histogram = HistogramMetricFamily(spec.name, spec.help, labels=spec.labels)
+        histogram = HistogramMetricFamily(spec.name, spec.help, labels=self._names[spec.name])
         bounds = self._buckets[spec.buckets]
         for labels, series in items:
             histogram.add_metric(labels, _buckets(bounds, series), series.value)

@@ -27,9 +27,11 @@ MINUTES = 30
 class Recording(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, clock: FakeClock) -> None:
         self.inner, self.clock, self.times = inner, clock, list[float]()
+        self.paths: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.times.append(self.clock())
+        self.paths.append(request.url.path)
         return await self.inner.handle_async_request(request)
 
 
@@ -160,3 +162,17 @@ def test_it_says_once_that_the_budget_cannot_poll_every_agent_at_poll_interval(
     waited = sample(target, "agent_runs_exporter_budget_wait_seconds_total", source="fleet")
     assert waited is not None
     assert waited > 0
+
+
+def test_name_lookups_take_only_their_share_of_a_tight_budget(polled: Polled) -> None:
+    transport = polled.transport
+    lookups = [
+        at - START
+        for at, path in zip(transport.times, transport.paths, strict=True)
+        if path.startswith("/v1/agents/") and not path.endswith("/runs")
+    ]
+    # 5% of 18 a minute: about one lookup a minute, not 30 holding up the first rounds
+    assert sum(1 for at in lookups if at < 120) <= 3
+    assert len(lookups) >= 20  # and the names are learned all the same, in half an hour
+    named = polled.target.runtimes[0].directory.names
+    assert len(named) >= 20

@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from exporter.poll.schedule import RATE_WINDOW_S, ListShare, Schedule, allocate
+from exporter.poll.schedule import (
+    OVERDUE_FACTOR,
+    RATE_WINDOW_S,
+    ListShare,
+    Schedule,
+    allocate,
+)
 
 POLL = 5.0
 LONGEST = 600.0
@@ -173,3 +179,20 @@ def test_detail_fetches_keep_their_share_of_the_budget() -> None:
     assert capacity < 0.95 * 2.0
     assert capacity >= 0.95 * 1.0  # list polls keep at least half
     assert share.capacity(math.inf, 600, 0, 700.0) == math.inf
+
+
+def test_a_quiet_agent_unseen_past_the_longest_interval_goes_before_busy_ones() -> None:
+    schedule = started(100, capacity=0.5)
+    for agent in list(schedule.paces):
+        schedule.polled(agent, 0.0, ok=True)
+    schedule.polled("a1", 0.0, ok=True, completed=60)  # busy: a short interval
+    schedule.replan(0.5)
+    longest = schedule.plan.longest_s
+    now = OVERDUE_FACTOR * longest + 1.0  # a1 is late for its short interval, a0 is stale
+    schedule.polled("a1", now - 101.0, ok=True, completed=1)
+    schedule.polled("a0", 0.0, ok=True)
+    for agent in list(schedule.paces)[2:]:
+        schedule.polled(agent, now - 1.0, ok=True)
+    assert schedule._waiting(now)[:2] == ["a0", "a1"]
+    schedule.polled("a0", now, ok=True)  # seen: back among the others, by lateness
+    assert schedule._waiting(now + 100.0)[0] == "a1"

@@ -220,3 +220,55 @@ def test_label_cap_cleans_and_bounds() -> None:
     assert cap.value("s", "a", "x\x00y") == "other"
     assert [cap.value("s", "a", v) for v in ("p", "q", "r", "p")] == ["p", "q", "other", "p"]
     assert clean_text("Na\x00me\n\x9b", 3) == "Nam"
+
+
+def aggregated() -> tuple[RunMetrics, CollectorRegistry]:
+    metrics = RunMetrics(BUCKETS, per_agent_histograms=False)
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    return metrics, registry
+
+
+def test_without_per_agent_histograms_they_sum_over_agents_and_counters_stay_per_agent() -> None:
+    metrics, registry = aggregated()
+    metrics.declare_agent("s", "conduit", "ag2", statuses=["completed"], dispositions=[])
+    metrics.record_run("s", "conduit", make_run("r1"), TRACE, T0)
+    metrics.record_run("s", "conduit", make_run("r2", agent_id="ag2"), TRACE, T0)
+    metrics.publish()
+    get = registry.get_sample_value
+    source = {"source": "s", "platform": "conduit"}
+    assert get("agent_runs_total", AGENT | {"status": "completed", "disposition": "resolved"}) == 1
+    ag2 = source | {"agent_id": "ag2", "status": "completed", "disposition": "resolved"}
+    assert get("agent_runs_total", ag2) == 1
+    assert get("agent_run_duration_seconds_count", source | {"status": "completed"}) == 2
+    assert get("agent_run_duration_seconds_sum", source | {"status": "completed"}) == 8.0
+    assert get("agent_run_tokens_count", source | {"type": "input"}) == 2
+    assert get("agent_run_cost_usd_sum", source) == 0.02
+    assert get("agent_run_duration_seconds_count", AGENT | {"status": "completed"}) is None
+    text = generate_latest(registry).decode()
+    assert "agent_run_cost_usd_count{" in text
+    assert not any("agent_id" in line for line in text.splitlines() if "agent_run_" in line)
+
+
+def test_switching_per_agent_histograms_keeps_each_modes_series_apart() -> None:
+    first, _ = fresh()  # per agent
+    first.record_run("s", "conduit", make_run("r1"), TRACE, T0)
+    batch = StateBatch()
+    first.drain(batch)
+    second, registry = aggregated()  # restarted with per_agent_histograms: false
+    second.restore(batch.series)
+    second.record_run("s", "conduit", make_run("r2"), TRACE, T0)
+    second.publish()
+    source = {"source": "s", "platform": "conduit", "status": "completed"}
+    get = registry.get_sample_value
+    assert get("agent_run_duration_seconds_count", source) == 1  # not 2: nothing folded in
+    assert get("agent_run_duration_seconds_count", AGENT | {"status": "completed"}) is None
+    labels = AGENT | {"status": "completed", "disposition": "resolved"}
+    assert get("agent_runs_total", labels) == 2  # counters go on as before
+    second.drain(batch)  # both modes' rows now in the state
+    third, registry = fresh()  # and back: the per-agent series go on from their own value
+    third.restore(batch.series)
+    third.publish()
+    per_agent = AGENT | {"status": "completed"}
+    assert registry.get_sample_value("agent_run_duration_seconds_count", per_agent) == 1
+    assert registry.get_sample_value("agent_runs_total", labels) == 2

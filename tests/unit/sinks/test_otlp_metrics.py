@@ -71,8 +71,8 @@ class MemoryExporter(MetricExporter):
         pass
 
 
-def fresh() -> tuple[RunMetrics, CollectorRegistry]:
-    metrics = RunMetrics(BUCKETS)
+def fresh(per_agent_histograms: bool = True) -> tuple[RunMetrics, CollectorRegistry]:
+    metrics = RunMetrics(BUCKETS, per_agent_histograms=per_agent_histograms)
     registry = CollectorRegistry()
     registry.register(metrics)
     metrics.declare_agent("s", "conduit", "ag2", statuses=("completed", "failed"), dispositions=())
@@ -357,12 +357,15 @@ def test_otel_exporter_for_each_protocol_with_the_chosen_temporality(protocol: s
     exporter.shutdown()
 
 
-def test_run_families_from_the_published_index_equal_the_registry_read() -> None:
-    metrics, registry = fresh()
+@pytest.mark.parametrize("per_agent_histograms", [True, False])
+def test_run_families_from_the_published_index_equal_the_registry_read(
+    per_agent_histograms: bool,
+) -> None:
+    metrics, registry = fresh(per_agent_histograms)
     record(metrics, ("r1", "completed"), ("r2", "failed"), ("r3", "timeout"))
     metrics.record_detail("s", "conduit", make_run("r1", input_tokens=7), make_run("r1"))
     metrics.publish()
-    fast = run_families(metrics.published(), metrics.buckets)
+    fast = run_families(metrics.published(), metrics.buckets, metrics.label_names)
     slow = read_families(registry.collect())
     assert {f.name: f for f in fast} == {f.name: f for f in slow}
     assert any(p.exemplars for f in fast for p in f.points.values())
