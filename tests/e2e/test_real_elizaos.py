@@ -30,11 +30,60 @@ MESSAGES = ["hello", "what can you do?", "please FAIL_MODEL now", "thanks", "FAI
 TIMEOUT_S = 60.0
 
 
-@pytest.fixture
-def eliza(tmp_path: Path) -> Any:
-    """Run a real ElizaOS server for the test; stop it afterwards."""
-    with ElizaServer.start(tmp_path) as server:
+@pytest.fixture(scope="module")
+def eliza(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Run one real ElizaOS server for this module's tests (it takes ~30 s to start)."""
+    with ElizaServer.start(tmp_path_factory.mktemp("elizaos")) as server:
         yield server
+
+
+def drive(eliza: ElizaServer) -> tuple[dict[str, dict[str, Any]], Counter[str]]:
+    """Send MESSAGES in a new session; return every run the server ended, and their true statuses.
+
+    The server is shared by the module's tests, so its truth holds the earlier tests' runs too:
+    each test's exporter starts with fresh state and must count all of them.
+    """
+    before = len(ended_runs(eliza, 0) or {})
+    session = eliza.session()
+    for text in MESSAGES:
+        eliza.send(session, text)
+    truth = wait_until(
+        lambda: ended_runs(eliza, before + len(MESSAGES)),
+        timeout=TIMEOUT_S,
+        what="the server's runs",
+    )
+    return truth, true_statuses(eliza, truth)
+
+
+def run_exporter(
+    eliza: ElizaServer, workdir: Path, truth: dict[str, Any], *, traces: bool
+) -> dict[tuple[str, str], float]:
+    """Run `agent-runs-exporter run` on the server until it counted (and traced) every run."""
+    port = free_port()
+    config = write_config(workdir / "config.yaml", eliza, f"127.0.0.1:{port}", traces=traces)
+    args = ["run", "--config", str(config), "--log-format", "json"]
+    url = f"http://127.0.0.1:{port}/metrics"
+    with (
+        CliProcess.start("exporter", args, workdir, env={"E2E_TOKEN": TOKEN}) as exporter,
+        httpx.Client(timeout=5) as http,
+    ):
+        wait_until(
+            lambda: _get(http, url) and counted(samples(http, url)) >= len(truth),
+            timeout=TIMEOUT_S,
+            interval=0.5,
+            what=f"{len(truth)} runs counted",
+        )
+        if traces:
+            wait_until(
+                lambda: set(root_spans(workdir)) >= set(truth),
+                timeout=TIMEOUT_S,
+                interval=0.5,
+                what="a root span for every run",
+            )
+        time.sleep(3.0)  # three more polls: nothing may be counted twice
+        values = samples(http, url)
+        assert exporter.stop() == 0, exporter.describe()
+    return values
 
 
 def ended_runs(eliza: ElizaServer, expected: int) -> dict[str, dict[str, Any]] | None:
@@ -98,37 +147,9 @@ def counted(values: dict[tuple[str, str], float]) -> int:
 def test_every_run_the_real_server_ended_is_counted_once_and_traced(
     eliza: ElizaServer, tmp_path: Path
 ) -> None:
-    session = eliza.session()
-    for text in MESSAGES:
-        eliza.send(session, text)
-    truth = wait_until(
-        lambda: ended_runs(eliza, len(MESSAGES)), timeout=TIMEOUT_S, what="the server's runs"
-    )
-    statuses = true_statuses(eliza, truth)
+    truth, statuses = drive(eliza)
     assert statuses["failed"] >= 2  # the two FAIL_MODEL messages, listed `completed`
-    port = free_port()
-    config = write_config(tmp_path / "config.yaml", eliza, f"127.0.0.1:{port}")
-    args = ["run", "--config", str(config), "--log-format", "json"]
-    url = f"http://127.0.0.1:{port}/metrics"
-    with (
-        CliProcess.start("exporter", args, tmp_path, env={"E2E_TOKEN": TOKEN}) as exporter,
-        httpx.Client(timeout=5) as http,
-    ):
-        wait_until(
-            lambda: _get(http, url) and counted(samples(http, url)) >= len(truth),
-            timeout=TIMEOUT_S,
-            interval=0.5,
-            what=f"{len(truth)} runs counted",
-        )
-        wait_until(
-            lambda: set(root_spans(tmp_path)) >= set(truth),
-            timeout=TIMEOUT_S,
-            interval=0.5,
-            what="a root span for every run",
-        )
-        time.sleep(3.0)  # three more polls: nothing may be counted twice
-        values = samples(http, url)
-        assert exporter.stop() == 0, exporter.describe()
+    values = run_exporter(eliza, tmp_path, truth, traces=True)
     assert counted(values) == len(truth)
     print(f"real ElizaOS: {len(truth)} runs, server {dict(statuses)}, counted {by_status(values)}")
     assert by_status(values) == statuses
@@ -159,29 +180,8 @@ def _get(http: httpx.Client, url: str) -> bool:
 def test_with_traces_off_failures_are_still_counted_failed(
     eliza: ElizaServer, tmp_path: Path
 ) -> None:
-    session = eliza.session()
-    for text in MESSAGES:
-        eliza.send(session, text)
-    truth = wait_until(
-        lambda: ended_runs(eliza, len(MESSAGES)), timeout=TIMEOUT_S, what="the server's runs"
-    )
-    statuses = true_statuses(eliza, truth)
-    port = free_port()
-    config = write_config(tmp_path / "config.yaml", eliza, f"127.0.0.1:{port}", traces=False)
-    args = ["run", "--config", str(config), "--log-format", "json"]
-    url = f"http://127.0.0.1:{port}/metrics"
-    with (
-        CliProcess.start("exporter", args, tmp_path, env={"E2E_TOKEN": TOKEN}) as exporter,
-        httpx.Client(timeout=5) as http,
-    ):
-        wait_until(
-            lambda: _get(http, url) and counted(samples(http, url)) >= len(truth),
-            timeout=TIMEOUT_S,
-            interval=0.5,
-            what=f"{len(truth)} runs counted",
-        )
-        time.sleep(2.0)  # two more polls: nothing may be counted twice
-        values = samples(http, url)
-        assert exporter.stop() == 0, exporter.describe()
+    truth, statuses = drive(eliza)
+    values = run_exporter(eliza, tmp_path, truth, traces=False)
+    assert counted(values) == len(truth)
     assert by_status(values) == statuses
     assert statuses["failed"] >= 2
