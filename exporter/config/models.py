@@ -121,6 +121,14 @@ def _read_token_file(path: str) -> str:
     return textfile.read_text(path, textfile.MAX_TOKEN_BYTES).strip()
 
 
+def _refuse_unsendable(token: str, what: str) -> None:
+    """Raise ValueError (never quoting the token, which is masked from now on) if no header can
+    carry it."""
+    if problem := token_problem(token):
+        register_secret(token)
+        raise ValueError(f"{what} {problem}")
+
+
 def check_ca_file(path: str) -> None:
     """Raise ValueError unless `path` is a readable PEM bundle of CA certificates."""
     try:
@@ -260,9 +268,7 @@ class SourceSettings(_Model):
         token = value.get_secret_value().strip()
         if not token:
             raise ValueError("must not be empty (remove the key for an unauthenticated upstream)")
-        if problem := token_problem(token):
-            register_secret(token)
-            raise ValueError(f"the token of source {info.data.get('name', '?')} {problem}")
+        _refuse_unsendable(token, f"the token of source {info.data.get('name', '?')}")
         return value
 
     @field_validator("token_file")
@@ -278,9 +284,7 @@ class SourceSettings(_Model):
             raise ValueError(f"cannot read token file {value}: {unreadable_reason(exc)}") from None
         if not content:
             raise ValueError(f"token file {value} is empty")
-        if problem := token_problem(content):
-            register_secret(content)
-            raise ValueError(f"token file {value} of source {info.data.get('name', '?')} {problem}")
+        _refuse_unsendable(content, f"token file {value} of source {info.data.get('name', '?')}")
         return value
 
     @field_validator("ca_file")
