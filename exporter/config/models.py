@@ -122,8 +122,7 @@ def _read_token_file(path: str) -> str:
 
 
 def _refuse_unsendable(token: str, what: str) -> None:
-    """Raise ValueError (never quoting the token, which is masked from now on) if no header can
-    carry it."""
+    """Raise ValueError if no HTTP header can carry `token` (masked from now on, never quoted)."""
     if problem := token_problem(token):
         register_secret(token)
         raise ValueError(f"{what} {problem}")
