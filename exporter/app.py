@@ -34,7 +34,8 @@ from exporter.sinks.traces.queue import SpanQueue
 from exporter.sinks.traces.redaction import Redactor
 from exporter.sinks.traces.sink import TraceSink
 from exporter.sources.budget import build_budgets
-from exporter.sources.registry import budget_spec, build_source, spec
+from exporter.sources.configured import budget_spec, build_source
+from exporter.sources.registry import spec
 from exporter.web.app import create_app
 from exporter.web.auth import protect
 from exporter.web.config import WebConfig

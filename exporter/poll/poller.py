@@ -30,8 +30,9 @@ from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.ids import run_trace_id
 from exporter.sinks.traces.sink import TraceSink
-from exporter.sources.base import Page, Skip, printable
+from exporter.sources.base import Page, Skip
 from exporter.sources.budget import Priority
+from exporter.sources.fields import printable
 
 log = logging.getLogger(__name__)
 

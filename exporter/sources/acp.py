@@ -27,13 +27,13 @@ from exporter.sources.base import (
     Page,
     PlatformSpec,
     RateLimit,
+    SourceOptions,
 )
 from exporter.sources.http import HttpClient
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from exporter.config.models import SourceSettings
 
 STATUS_MAP = {
     "queued": Status.QUEUED,
@@ -135,7 +135,7 @@ class AcpSource:
         await self._client.aclose()
 
 
-def build(settings: SourceSettings, client: HttpClient, clock: Callable[[], float]) -> AcpSource:
+def build(settings: SourceOptions, client: HttpClient, clock: Callable[[], float]) -> AcpSource:
     """Return the ACP source for `settings` (its agents are the configured server ids)."""
     return AcpSource(settings.name, client, page_size=settings.page_size)
 

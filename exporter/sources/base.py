@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from exporter.errors import ParseError
 from exporter.model import Run
+from exporter.sources.fields import printable
 
-if TYPE_CHECKING:  # the config imports the registry, which imports this module
-    from exporter.config.models import SourceSettings
+if TYPE_CHECKING:
     from exporter.sources.http import HttpClient
 
 UNDOCUMENTED_DEFAULT = 60  # requests a minute on a platform whose limit we do not know: stay modest
@@ -49,13 +49,6 @@ class Page:
         raw = item.get(id_key) if isinstance(item, dict) else None
         item_id = printable(raw[:200]) if isinstance(raw, str) and raw else None
         self.skips.append(Skip(error.reason, item_id, str(error)))
-
-
-def printable(text: str) -> str:
-    """Return `text` with control characters escaped (`\\n`, `\\x00`), fit for one log line."""
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +107,20 @@ class Source(Protocol):
         ...
 
 
-SourceBuilder = Callable[["SourceSettings", "HttpClient", Callable[[], float]], Source]
+class SourceOptions(Protocol):
+    """The settings a platform's `build` reads (the config's `SourceSettings` has them)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def page_size(self) -> int: ...
+
+    @property
+    def workspace_id(self) -> str | None: ...
+
+
+SourceBuilder = Callable[[SourceOptions, "HttpClient", Callable[[], float]], Source]
 
 
 @dataclass(frozen=True, slots=True)

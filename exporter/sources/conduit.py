@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status, ToolStep
 from exporter.sources import fields
-from exporter.sources.base import BEARER, AgentEntry, Page, PlatformSpec, RateLimit, agent_entry
+from exporter.sources.base import (
+    BEARER,
+    AgentEntry,
+    Page,
+    PlatformSpec,
+    RateLimit,
+    SourceOptions,
+    agent_entry,
+)
 from exporter.sources.budget import Priority
 from exporter.sources.http import HttpClient
 from exporter.sources.paging import collect, cursor_of, cursor_pages
@@ -29,7 +37,6 @@ from exporter.sources.paging import collect, cursor_of, cursor_pages
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from exporter.config.models import SourceSettings
 
 STATUS_MAP = {
     "accepted": Status.QUEUED,
@@ -230,9 +237,7 @@ class ConduitSource:
         await self._client.aclose()
 
 
-def build(
-    settings: SourceSettings, client: HttpClient, clock: Callable[[], float]
-) -> ConduitSource:
+def build(settings: SourceOptions, client: HttpClient, clock: Callable[[], float]) -> ConduitSource:
     """Return the Conduit source for `settings`, scoped to its workspace when one is set."""
     return ConduitSource(
         settings.name, client, page_size=settings.page_size, workspace_id=settings.workspace_id

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from exporter.errors import MalformedPageError, NotFoundError, ParseError
 from exporter.model import Run, Status
@@ -38,14 +38,12 @@ from exporter.sources.base import (
     Page,
     PlatformSpec,
     RateLimit,
+    SourceOptions,
     agent_entry,
 )
 from exporter.sources.budget import Priority
 from exporter.sources.elizaos_events import event_type, steps_of, usage_of
 from exporter.sources.http import HttpClient
-
-if TYPE_CHECKING:
-    from exporter.config.models import SourceSettings
 
 STATUS_MAP = {
     "started": Status.RUNNING,
@@ -289,7 +287,7 @@ def _oldest_start_ms(page: Page) -> int | None:
     return round(min(starts) * 1000) if starts else None
 
 
-def build(settings: SourceSettings, client: HttpClient, clock: Callable[[], float]) -> ElizaSource:
+def build(settings: SourceOptions, client: HttpClient, clock: Callable[[], float]) -> ElizaSource:
     """Return the ElizaOS source for `settings`; `clock` sets the first page's `to`."""
     return ElizaSource(settings.name, client, page_size=settings.page_size, clock=clock)
 

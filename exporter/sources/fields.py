@@ -28,6 +28,13 @@ MAX_QUANTITY = 1e12
 _NOT_IN_ID = re.compile(r"[\x00-\x1f\x7f/?#\\]")
 
 
+def printable(text: str) -> str:
+    """Return `text` with control characters escaped (`\\n`, `\\x00`), fit for one log line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def url_safe_id(value: str) -> bool:
     """Say whether `value` can be one segment of a request path, as an agent or run id."""
     return bool(value) and _NOT_IN_ID.search(value) is None

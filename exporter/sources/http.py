@@ -36,8 +36,8 @@ from exporter.errors import (
 )
 from exporter.logs import redact
 from exporter.sources import decoding, transfer
-from exporter.sources.base import printable
 from exporter.sources.budget import UNLIMITED, Budget, Priority
+from exporter.sources.fields import printable
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The platform registry: each platform's spec by name, and the source built from a spec.
+"""The platform registry: each platform's spec by name (`configured` builds sources from them).
 
     PLATFORMS["conduit"]   the `SPEC` declared in exporter/sources/conduit.py
     spec("nope")           ValueError naming the known platforms: never a silent default
@@ -10,22 +10,11 @@ registry by tests (tests/unit/sources/test_registry.py). See "Adding a platform"
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
-
-import httpx
 
 from exporter.sources import acp, conduit, elizaos, runtype
-from exporter.sources.auth import HeaderAuth, TokenFile, TokenGetter, static_token
-from exporter.sources.base import PlatformSpec, Source
-from exporter.sources.budget import UNLIMITED, Budget, BudgetSpec, workspace_key
-from exporter.sources.http import HttpClient, ResponseHook
-from exporter.sources.transfer import tls_verify
-
-if TYPE_CHECKING:  # the config validates platforms through this registry
-    from exporter.config.models import SourceSettings
+from exporter.sources.base import PlatformSpec
 
 PLATFORMS: Mapping[str, PlatformSpec] = MappingProxyType(
     {
@@ -46,63 +35,3 @@ def spec(name: str) -> PlatformSpec:
     if found is None:
         raise ValueError(f"unknown platform {name!r}: known platforms are {', '.join(PLATFORMS)}")
     return found
-
-
-def auth_headers(platform: str, token: str | None) -> dict[str, str]:
-    """Return the headers that carry `token` on `platform` (ElizaOS: X-API-KEY; others: Bearer)."""
-    return spec(platform).auth.headers(token)
-
-
-def source_auth(settings: SourceSettings) -> HeaderAuth:
-    """Return the auth that puts the source's current token in its platform's header."""
-    header = spec(settings.platform).auth
-    return HeaderAuth(token_getter(settings), header.name, header.scheme)
-
-
-def token_getter(settings: SourceSettings) -> TokenGetter:
-    """Return where the source's token comes from: token_file (watched for rotation) or token."""
-    if settings.token_file is not None:
-        return TokenFile(settings.token_file).current
-    return static_token(settings.token.get_secret_value().strip() if settings.token else None)
-
-
-def build_source(
-    settings: SourceSettings,
-    *,
-    on_response: ResponseHook,
-    transport: httpx.AsyncBaseTransport | None = None,
-    clock: Callable[[], float] = time.time,
-    budget: Budget = UNLIMITED,
-) -> Source:
-    """Return the platform source for `settings`, with its own HTTP client."""
-    platform = spec(settings.platform)
-    client = HttpClient(
-        base_url=settings.base_url,
-        headers={},
-        timeout_s=settings.request_timeout,
-        on_response=on_response,
-        auth=source_auth(settings),
-        verify=tls_verify(settings.ca_file, settings.insecure_skip_verify, settings.name),
-        max_response_bytes=settings.max_response_bytes,
-        transport=transport,
-        clock=clock,
-        budget=budget,
-    )
-    return platform.build(settings, client, clock)
-
-
-def budget_spec(settings: SourceSettings) -> BudgetSpec:
-    """Return the request budget `settings` asks for, with the workspace it counts against."""
-    limit = spec(settings.platform).rate_limit
-    workspace = None
-    if limit.per_workspace:
-        token = settings.resolved_token()
-        workspace = workspace_key(
-            settings.platform, settings.base_url, settings.workspace_id, token
-        )
-    requested = settings.max_requests_per_minute
-    return BudgetSpec(
-        source=settings.name,
-        limit=limit.default if requested is None else requested,
-        workspace=workspace,
-    )

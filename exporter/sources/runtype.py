@@ -32,6 +32,7 @@ from exporter.sources.base import (
     Page,
     PlatformSpec,
     RateLimit,
+    SourceOptions,
     agent_entry,
 )
 from exporter.sources.budget import Priority
@@ -41,7 +42,6 @@ from exporter.sources.paging import collect, cursor_of, cursor_pages
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from exporter.config.models import SourceSettings
 
 log = logging.getLogger(__name__)
 
@@ -231,9 +231,7 @@ class RuntypeSource:
         await self._client.aclose()
 
 
-def build(
-    settings: SourceSettings, client: HttpClient, clock: Callable[[], float]
-) -> RuntypeSource:
+def build(settings: SourceOptions, client: HttpClient, clock: Callable[[], float]) -> RuntypeSource:
     """Return the Runtype source for `settings`."""
     return RuntypeSource(settings.name, client, page_size=settings.page_size)
 

@@ -10,6 +10,7 @@ import pytest
 
 from exporter.errors import AuthError, MalformedPageError, NotFoundError
 from exporter.model import Run, Status
+from exporter.sources.configured import auth_headers
 from exporter.sources.elizaos import (
     FIRST_PAGE_AHEAD_MS,
     ElizaSource,
@@ -19,7 +20,6 @@ from exporter.sources.elizaos import (
     parse_run,
     unwrap,
 )
-from exporter.sources.registry import auth_headers
 from tests.unit.sourcekit import collect_pages, fixture, mock_client, run_async
 
 AGENT = "aa0e8400-e29b-41d4-a716-446655440000"
