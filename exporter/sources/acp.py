@@ -13,9 +13,9 @@ and cancelled are terminal. A "agent" of this source is a server id.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status
@@ -30,10 +30,6 @@ from exporter.sources.base import (
     SourceOptions,
 )
 from exporter.sources.http import HttpClient
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 
 STATUS_MAP = {
     "queued": Status.QUEUED,

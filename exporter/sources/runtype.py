@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from exporter.errors import MalformedPageError, ParseError
 from exporter.model import Run, Status, ToolStep
@@ -38,10 +38,6 @@ from exporter.sources.base import (
 from exporter.sources.budget import Priority
 from exporter.sources.http import HttpClient
 from exporter.sources.paging import collect, cursor_of, cursor_pages
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 
 log = logging.getLogger(__name__)
 
