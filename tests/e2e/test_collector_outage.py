@@ -105,7 +105,8 @@ def test_spans_survive_an_unreachable_then_flapping_collector(
             assert http.get("/readyz").status_code == 200
 
             receivers.append(OtlpReceiver(otlp_port))  # up
-            receivers[0].wait_for(lambda spans: len(spans) > 0, timeout=15)
+            # The span queue backs off up to 30 s between retries: wait past one whole backoff.
+            receivers[0].wait_for(lambda spans: len(spans) > 0, timeout=SETTLE_TIMEOUT_S)
             receivers[0].stop()  # down again
             # Counting goes on while the collector is down again (a cycle's trace phase may take
             # up to 10 s of it, so wait for a count rather than for a fixed time).
