@@ -3,8 +3,10 @@
 Every formatter replaces the strings given to `register_secret` with `****`, so a token cannot
 reach a log line even by accident, in any form it takes there: raw, escaped as `repr` or JSON
 writes it (a newline as `\\n`), URL-quoted, each line of a multi-line one, or cut short at the end
-of a truncated text (its first `CUT_MIN` characters or more). This module imports nothing from
-the package.
+of a truncated text (its first `CUT_MIN` characters or more). A form shorter than `SHORT_SECRET`
+characters is masked only where it stands alone, between characters that cannot be part of a word,
+so a one-letter token cannot turn `exporter.app` into `expor****er.app`. This module imports nothing
+from the package.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
@@ -29,8 +31,10 @@ LEVELS = {
 }
 _QUIET_LOGGERS = ("httpx", "httpcore")  # one INFO line per request is noise at 15 s polls
 CUT_MIN = 8  # the shortest start of a secret masked at the end of a cut text
+SHORT_SECRET = 8  # a form shorter than this is masked only as a whole word
 _SECRETS: set[str] = set()
-_FORMS: list[str] = []  # every form of every secret, longest first
+_FORMS: list[str] = []  # every form of every secret at least SHORT_SECRET long, longest first
+_SHORT: list[re.Pattern[str]] = []  # one pattern: the shorter forms as whole words, if any
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
@@ -42,8 +46,18 @@ def register_secret(value: str) -> None:
     """Mask `value` as `****` wherever it would appear in a formatted log record."""
     if value and value not in _SECRETS:
         _SECRETS.add(value)
-        forms = {form for secret in _SECRETS for form in secret_forms(secret)}
-        _FORMS[:] = sorted(forms, key=len, reverse=True)
+        forms = sorted(
+            {form for secret in _SECRETS for form in secret_forms(secret)}, key=len, reverse=True
+        )
+        _FORMS[:] = [form for form in forms if len(form) >= SHORT_SECRET]
+        short = [form for form in forms if len(form) < SHORT_SECRET]
+        _SHORT[:] = [_whole_words(short)] if short else []
+
+
+def _whole_words(forms: list[str]) -> re.Pattern[str]:
+    """Match any of `forms` (longest first) where no word character nor `*` touches it."""
+    alternatives = "|".join(map(re.escape, forms))
+    return re.compile(rf"(?<![\w*])(?:{alternatives})(?![\w*])")
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -69,6 +83,18 @@ def redact(text: str) -> str:
             text = text.replace(form, MASK)
         if len(form) > CUT_MIN and form[:CUT_MIN] in text:
             text = _mask_cut(text, form)
+    for pattern in _SHORT:
+        text = pattern.sub(MASK, text)
+    return text
+
+
+def mask_values(text: str, secrets: Iterable[str]) -> str:
+    """Replace each of `secrets` as written in `text` with `****` (a short one as a whole word)."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        if len(secret) >= SHORT_SECRET:
+            text = text.replace(secret, MASK)
+        else:
+            text = _whole_words([secret]).sub(MASK, text)
     return text
 
 

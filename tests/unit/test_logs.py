@@ -314,3 +314,67 @@ def test_a_cut_secret_is_masked_only_at_the_end_of_a_text() -> None:
     assert logs.redact("body: tok-cut-a1b2") == "body: ****"
     assert logs.redact("body: tok-cut") == "body: tok-cut"  # shorter than CUT_MIN
     assert logs.redact("tok-cut-a1b2 and more") == "tok-cut-a1b2 and more"  # not a cut
+
+
+# --- short secrets -----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("fresh_secrets")
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_a_one_character_token_never_rewrites_other_words(fmt: str) -> None:
+    register_secret("t")
+    register_secret(MULTILINE)  # a real token still masked in every form, beside the short one
+    stream = configured(fmt)
+    log = logging.getLogger("exporter.app")
+    log.warning("exporter.app started on %s", "http://0.0.0.0:9464/metrics")
+    log.warning("rejected token t for source support")
+    for message in secret_forms_in_messages(MULTILINE):
+        log.warning("poll failed: %s", message)
+    text = stream.getvalue()
+    first = text.splitlines()[0]
+    assert "exporter.app started on http://0.0.0.0:9464/metrics" in first
+    assert first.count("exporter.app") == 2  # the logger name survives too
+    assert f"rejected token {logs.MASK} for source support" in text
+    for piece in ("tok-twoline", "7Qx9PzR4vW", "second-line", "2mK8sT"):
+        assert piece not in text
+    assert text.count(logs.MASK) >= 8
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("exporter.app", "exporter.app"),
+        ("Authorization: Bearer q7", f"Authorization: Bearer {logs.MASK}"),
+        ('{"token": "q7"}', f'{{"token": "{logs.MASK}"}}'),
+        ("https://u.test/?token=q7&x=1", f"https://u.test/?token={logs.MASK}&x=1"),
+        ("q7", logs.MASK),
+        ("q7q7 aq7 q7a q7_1 _q7", "q7q7 aq7 q7a q7_1 _q7"),  # inside words: left alone
+        ("é q7é", "é q7é"),  # letters beyond ASCII are word characters too
+    ],
+)
+@pytest.mark.usefixtures("fresh_secrets")
+def test_a_short_secret_is_masked_only_where_it_stands_alone(text: str, masked: str) -> None:
+    register_secret("q7")
+    assert logs.redact(text) == masked
+
+
+@pytest.mark.usefixtures("fresh_secrets")
+def test_a_short_secret_is_masked_in_its_escaped_forms_as_whole_words() -> None:
+    register_secret("a\nb")
+    assert logs.redact("token 'a\\nb' refused") == f"token '{logs.MASK}' refused"
+    assert logs.redact("url ?t=a%0Ab&x") == f"url ?t={logs.MASK}&x"
+    assert logs.redact("banana\\nboat") == "banana\\nboat"
+
+
+@pytest.mark.usefixtures("fresh_secrets")
+def test_a_short_secret_leaves_masks_of_longer_ones_alone() -> None:
+    register_secret("*")
+    register_secret("tok-long-3e8a1f5c")
+    assert logs.redact("a tok-long-3e8a1f5c b") == f"a {logs.MASK} b"
+
+
+def test_mask_values_masks_short_values_as_whole_words_only() -> None:
+    assert logs.mask_values("port t must be text", ["t"]) == f"port {logs.MASK} must be text"
+    assert logs.mask_values("key tok-long-9a8b7c6d5e", ["tok-long-9a8b7c6d5e", ""]) == (
+        f"key {logs.MASK}"
+    )
