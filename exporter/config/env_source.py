@@ -4,6 +4,7 @@
     AGENT_RUNS_EXPORTER_TRACES__EXPORTER=none     a nested key (`__`, from the model_config)
     AGENT_RUNS_EXPORTER_TRACES='{"timeout": "3s"}'  a section or list as JSON
     AGENT_RUNS_EXPORTER_SOURCES__0__TOKEN=...     one list item, by its number from 0
+    AGENT_RUNS_EXPORTER_SOURCES__0__HEADERS='{"X-Org": "o1"}'  a mapping (headers) as JSON
 
 `EnvironmentSource` is an `EnvSettingsSource` that reads a given mapping instead of os.environ,
 sets list items by number (which pydantic-settings does not), and keeps a problem, named by the
@@ -165,6 +166,8 @@ def _annotation_at(root: type[BaseModel], path: Loc) -> tuple[Any, str | None]:
             return None, f"{where} is a list: name an item by its number, from 0"
         elif get_origin(annotation) is list:
             return None, f"{where} is a list: set it whole, as JSON"
+        elif get_origin(annotation) is dict:  # a variable name cannot spell `X-Org` (case, dash)
+            return None, f"{where} is a mapping: set it whole, as a JSON object"
         else:
             return None, f"{where} has no nested keys"
     return annotation, None

@@ -22,7 +22,7 @@ from pydantic_settings.exceptions import SettingsError
 from exporter.config.env_source import EnvironmentSource, key_hint, model_at
 from exporter.config.file_source import ConfigFileSource, Loc, dotted
 from exporter.errors import ConfigError, ConfigProblem
-from exporter.logs import MASK
+from exporter.logs import SHORT_SECRET, mask_values
 
 __all__ = ["load"]
 
@@ -89,6 +89,8 @@ def _translate(
 ) -> ConfigProblem:
     """Turn one pydantic error into a problem with a location and a human message."""
     loc: Loc = tuple(error["loc"])
+    if loc and loc[-1] == "[key]":  # a mapping's key (a header name): the key path names it
+        loc = loc[:-1]
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "extra_forbidden":
         model = model_at(root, loc[:-1])
@@ -114,20 +116,23 @@ def _where(loc: Loc, origin: str, env_origins: dict[Loc, str]) -> str:
 
 
 def _token_values(values: Mapping[str, Any]) -> list[str]:
-    """Return every token string present in the raw settings values."""
+    """Return every token and header value string present in the raw settings values."""
     sources = values.get("sources")
     if not isinstance(sources, list):
         return []
-    tokens = (source.get("token") for source in sources if isinstance(source, dict))
-    return [token for token in tokens if isinstance(token, str) and token.strip()]
+    found: list[Any] = []
+    for source in sources:
+        if isinstance(source, dict):
+            headers = source.get("headers")
+            found += [source.get("token"), *(headers.values() if isinstance(headers, dict) else ())]
+    return [value for value in found if isinstance(value, str) and value.strip()]
 
 
 def _scrubbed(problems: list[ConfigProblem], secrets: list[str]) -> list[ConfigProblem]:
     """Return the problems with any secret value masked out of their text."""
+    long = [secret for secret in secrets if len(secret) >= SHORT_SECRET]  # short: `[0]` is a word
     result = []
     for problem in problems:
-        location, message = problem.location, problem.message
-        for secret in sorted(secrets, key=len, reverse=True):
-            location, message = location.replace(secret, MASK), message.replace(secret, MASK)
-        result.append(ConfigProblem(location, message))
+        location = mask_values(problem.location, long)
+        result.append(ConfigProblem(location, mask_values(problem.message, secrets)))
     return result

@@ -35,11 +35,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from exporter.config import loading, textfile
 from exporter.config.durations import Duration, format_duration, parse_duration
 from exporter.config.file_source import unreadable_reason
+from exporter.config.headers import HeaderName, HeaderValue, source_name
 from exporter.config.sharding import ShardingSettings
-from exporter.logs import MASK, register_secret
+from exporter.logs import MASK, SHORT_SECRET, register_secret
 from exporter.sinks.traces.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
 from exporter.sources.auth import token_problem
 from exporter.sources.fields import url_safe_id
+from exporter.sources.headers import duplicate_names
 from exporter.sources.registry import spec as platform_spec
 
 __all__ = [
@@ -233,6 +235,7 @@ class SourceSettings(_Model):
     base_url: str
     token: SecretStr | None = None
     token_file: str | None = None
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
     agents: list[str] | None = Field(default=None, min_length=1)
     discovery_interval: Duration = Field(default=600.0, gt=0)
     max_poll_interval: Duration = Field(default=600.0, gt=0)  # the budget's longest interval
@@ -284,6 +287,18 @@ class SourceSettings(_Model):
         if not content:
             raise ValueError(f"token file {value} is empty")
         _refuse_unsendable(content, f"token file {value} of source {info.data.get('name', '?')}")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(
+        cls, value: dict[str, SecretStr], info: ValidationInfo
+    ) -> dict[str, SecretStr]:
+        if repeats := duplicate_names(list(value)):
+            raise ValueError(
+                f"header {repeats[0]!r} of source {source_name(info)} is set twice "
+                "(header names ignore case): keep one"
+            )
         return value
 
     @field_validator("ca_file")
@@ -340,6 +355,16 @@ class SourceSettings(_Model):
         if self.token_file is not None:
             return _read_token_file(self.token_file)
         return None
+
+    def resolved_headers(self) -> dict[str, str]:
+        """Return the extra headers sent on every request of this source."""
+        return {name: value.get_secret_value() for name, value in self.headers.items()}
+
+    def secrets(self) -> list[tuple[str, str]]:
+        """Return (what, value) for the token and every header value of this source."""
+        found = [(f"value of header {name}", v) for name, v in self.resolved_headers().items()]
+        token = self.resolved_token()
+        return [("token", token), *found] if token else found
 
 
 class Settings(BaseSettings):
@@ -404,8 +429,16 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
     environ = os.environ if environ is None else environ
     settings = loading.load(Settings, path, environ, checks=repeated_source_names)
     for source in settings.sources:
-        if token := source.resolved_token():
-            register_secret(token)
+        for what, secret in source.secrets():
+            register_secret(secret)
+            if len(secret) < SHORT_SECRET:
+                logger.warning(
+                    "source %s: the %s is shorter than %d characters: log lines mask it only "
+                    "where it stands alone as a word, never inside other words",
+                    source.name,
+                    what,
+                    SHORT_SECRET,
+                )
     if not settings.state.persistent:
         logger.warning("state.path is %s: runs are counted again after a restart", ":memory:")
     return settings
@@ -428,11 +461,12 @@ def repeated_source_names(values: Mapping[str, Any]) -> list[tuple[tuple[str | i
 
 
 def render_effective(settings: Settings) -> str:
-    """Render the effective settings as YAML, durations compact and the token masked."""
+    """Render the effective settings as YAML, durations compact, tokens and header values masked."""
     data = settings.model_dump(mode="json")
     for source in data["sources"]:
         if source["token"] is not None:
             source["token"] = MASK
+        source["headers"] = dict.fromkeys(source["headers"], MASK)
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 

@@ -1,5 +1,7 @@
 """Build a configured source from its settings and its platform's spec: HTTP client, auth, budget.
 
+The client sends the source's `headers:` on every request, beside the token's auth header.
+
 The configuration validates platforms through the registry, so this module (which reads the
 settings) sits beside the registry rather than in it: nothing the config imports imports the
 config back.
@@ -16,6 +18,7 @@ import httpx
 from exporter.sources.auth import HeaderAuth, TokenFile, TokenGetter, static_token
 from exporter.sources.base import Source
 from exporter.sources.budget import UNLIMITED, Budget, BudgetSpec, workspace_key
+from exporter.sources.headers import static_headers
 from exporter.sources.http import HttpClient, ResponseHook
 from exporter.sources.registry import spec
 from exporter.sources.transfer import tls_verify
@@ -54,7 +57,7 @@ def build_source(
     platform = spec(settings.platform)
     client = HttpClient(
         base_url=settings.base_url,
-        headers={},
+        headers=static_headers(settings.resolved_headers()),
         timeout_s=settings.request_timeout,
         on_response=on_response,
         auth=source_auth(settings),

@@ -267,6 +267,7 @@ def test_contradictory_values_fail_with_a_clear_message(
         ({"sources": [{"name": "x", "platform": "conduit", "agents": ["a"]}]}, "base_url"),
         (BASE | {"config": {"listen": "0.0.0.0:1"}}, "/config"),
         (BASE | {"alerts": {"failureRatio": {"enabled": True, "threshold": 2}}}, "threshold"),
+        ({"sources": [SOURCE | {"headers": {"X-Org": 1}}]}, "/headers/X-Org"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
@@ -283,6 +284,36 @@ def test_notes_say_what_to_do_next() -> None:
     assert 'include "agent-runs-exporter.container"' in sidecar
     assert "pod ordinal" not in sidecar
     assert "each polling the agents its ordinal owns" in notes(SHARDED)
+
+
+def test_a_header_value_comes_from_a_secret_through_extra_env(tmp_path: Path) -> None:
+    acp = {
+        "name": "computer",
+        "platform": "acp",
+        "base_url": "https://api.computer-agents.com",
+        "agents": ["srv_7f3a9c"],
+        "headers": {"X-Computer-Agents-Organization": "${ACP_ORGANIZATION}"},
+    }
+    from_secret = {"secretKeyRef": {"name": "acp-organization", "key": "id"}}
+    values = {
+        "sources": [acp],
+        "tokens": {"values": {"computer": "tb_chart_token_1"}},
+        "extraEnv": [{"name": "ACP_ORGANIZATION", "valueFrom": from_secret}],
+    }
+    docs = render(values)
+    validate(docs)
+    config = one(docs, "ConfigMap", "are-agent-runs-exporter")["data"]["config.yaml"]
+    assert "X-Computer-Agents-Organization: ${ACP_ORGANIZATION}" in config  # expanded in the pod
+    env = {item["name"]: item for item in container(pod_spec(one(docs, "Deployment")))["env"]}
+    assert env["ACP_ORGANIZATION"]["valueFrom"] == from_secret
+    settings = config_of(
+        docs,
+        tmp_path,
+        {"SOURCE_TOKEN_COMPUTER": "tb_chart_token_1", "ACP_ORGANIZATION": "org_from_secret"},
+    )
+    assert settings.sources[0].resolved_headers() == {
+        "X-Computer-Agents-Organization": "org_from_secret"
+    }
 
 
 def test_a_discovering_source_needs_no_agents(tmp_path: Path) -> None:
