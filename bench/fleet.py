@@ -268,6 +268,8 @@ WORLDS = (  # label, shards, traces, spread
     ("scheduler, 1 shard, traces off", 1, False, True),
     ("round-robin, 4 shards, traces on", 4, True, False),
     ("scheduler, 4 shards, traces on", 4, True, True),
+    ("round-robin, 4 shards, traces off", 4, False, False),
+    ("scheduler, 4 shards, traces off", 4, False, True),
 )
 
 

@@ -137,8 +137,10 @@ class Poller:
     def _due(self, runtime: SourceRuntime, now: float) -> list[str]:
         """Follow discovery, give every agent its interval, return the agents to poll now."""
         schedule = runtime.schedule
-        changed = schedule.sync(runtime.directory.ids, now)
+        directory = runtime.directory
+        changed = schedule.sync(directory.ids, now)
         budget = runtime.budget
+        budget.follow_agents(len(directory.ids), len(directory.ids) + directory.others, now)
         capacity = self._shares.setdefault(runtime.info.name, ListShare()).capacity(
             budget.rate_per_s,
             budget.spent[Priority.DETAIL],

@@ -18,8 +18,10 @@ workspace also share a workspace bucket, so together they stay under the largest
 Each platform's limit and default are in its spec (`RateLimit`, read through `sources.registry`).
 
 A limit is the budget of the whole deployment for that account: with `total_shards: M` every
-shard's buckets (the source's and the workspace's) hold 1/M of it, rounded down, at least 1, so M
-shards together never exceed it. Each shard polls about 1/M of the agents, so the shares match.
+shard's buckets (the source's and the workspace's) start at 1/M of it, rounded down, at least 1,
+then hold the part the shard's agents give, floor(limit x owned / total) (`Share`): every shard
+sees the whole agent list, so the parts add up to the limit without any talk between shards, and
+a shard that polls 288 of 1,000 agents is not held to 250's worth.
 """
 
 from __future__ import annotations
@@ -49,14 +51,21 @@ class TokenBucket:
     def __init__(self, limit: int, clock: Clock) -> None:
         if limit < 1:
             raise ValueError("a bucket needs a limit of at least 1 request per minute")
-        self.limit = limit
-        self.burst = max(1, limit // 10)
-        self.reserve = self.burst // 2
-        self._rate = (limit - self.burst) / 60.0 if limit > self.burst else limit / 60.0
         self._clock = clock
         self._tokens = 0.0
         self._updated = clock()
         self._paused_until = float("-inf")
+        self._rate, self.burst = 0.0, 1  # nothing earned before the first size
+        self.resize(limit)
+
+    def resize(self, limit: int) -> None:
+        """Take `limit` requests per minute from now on (a shard's share that moved)."""
+        self._refill()  # the tokens earned so far, at the old rate
+        self.limit = limit
+        self.burst = max(1, limit // 10)
+        self.reserve = self.burst // 2
+        self._rate = (limit - self.burst) / 60.0 if limit > self.burst else limit / 60.0
+        self._tokens = min(self._tokens, float(self.burst))
 
     def wait_for(self, priority: Priority) -> float:
         """Return how long until a request of `priority` may take a token (0: one is there)."""
@@ -116,8 +125,15 @@ class RetryAfterGate:
 class Budget:
     """The buckets one source's requests draw from (its own, and maybe its workspace's)."""
 
-    def __init__(self, buckets: Sequence[TokenBucket | RetryAfterGate] = ()) -> None:
+    def __init__(
+        self,
+        buckets: Sequence[TokenBucket | RetryAfterGate] = (),
+        shares: Sequence[Share] = (),
+        source: str = "",
+    ) -> None:
         self._buckets = tuple(buckets)
+        self._shares = tuple(shares)  # with shards: the parts of account limits this shard takes
+        self.source = source
         self.spent = dict.fromkeys(Priority, 0)  # tokens taken, by priority
         self.waited_s = 0.0  # time requests spent waiting for a token
 
@@ -144,6 +160,49 @@ class Budget:
         for bucket in self._buckets:
             bucket.pause(seconds)
 
+    def follow_agents(self, owned: int, total: int, now: float) -> None:
+        """Take this shard's part of the account limits: `owned` of the source's `total` agents."""
+        for share in self._shares:
+            share.update(self.source, owned, total, now)
+
+
+class Share:
+    """One bucket's part of an account limit, in proportion to the agents this shard polls.
+
+    Every shard sees the whole agent list (its own agents and how many the others have), so
+    each computes the same split without talking to the others: floor(limit x owned / total),
+    at least 1. A share that falls applies at once; one that rises waits `settle_s` (two
+    discovery intervals), by which time every other shard has read the same list and lowered
+    its own: the shards together stay within the limit while their lists differ. Until a
+    shard knows its agents it holds the even share, limit / shards.
+    """
+
+    def __init__(self, bucket: TokenBucket, limit: int, members: Iterable[str], settle_s: float):
+        self.bucket = bucket
+        self.limit = limit  # the whole deployment's
+        self.members = frozenset(members)  # the sources drawing on this bucket
+        self.settle_s = settle_s
+        self._counts: dict[str, tuple[int, int]] = {}  # source: (owned, total)
+        self._rise: tuple[int, float] | None = None  # a larger share, and since when it is due
+
+    def update(self, source: str, owned: int, total: int, now: float) -> None:
+        """Note a source's agents; resize the bucket to the share they give, rises delayed."""
+        self._counts[source] = (owned, total)
+        everyone = sum(counted[1] for counted in self._counts.values())
+        if self._counts.keys() != self.members or everyone == 0:
+            return  # a member's agents are not known yet: hold
+        mine = sum(counted[0] for counted in self._counts.values())
+        target = max(1, self.limit * mine // everyone)
+        if target <= self.bucket.limit:
+            self._rise = None
+            if target < self.bucket.limit:
+                self.bucket.resize(target)
+        elif self._rise is None or self._rise[0] != target:
+            self._rise = (target, now)
+        elif now - self._rise[1] >= self.settle_s:
+            self.bucket.resize(target)
+            self._rise = None
+
 
 UNLIMITED = Budget()
 
@@ -155,6 +214,7 @@ class BudgetSpec:
     source: str
     limit: int
     workspace: str | None = None
+    discovery_interval_s: float = 600.0  # how soon every shard sees a changed agent list
 
 
 def workspace_key(platform: str, base_url: str, workspace_id: str | None, token: str | None) -> str:
@@ -168,36 +228,50 @@ def build_budgets(
 ) -> dict[str, Budget]:
     """Return each source's budget, sharing one bucket between sources of one workspace.
 
-    With `shards` exporters sharing the agents, each gets 1/`shards` of every limit.
+    With `shards` exporters sharing the agents, each starts with 1/`shards` of every limit and
+    then takes the part its agents give (`Share`).
     """
-    specs = [shard_share(spec, shards) for spec in specs]
+    specs = list(specs)
     shared: dict[str, int] = {}
     for spec in specs:
         if spec.workspace is not None and spec.limit > 0:
             shared[spec.workspace] = max(shared.get(spec.workspace, 0), spec.limit)
-    members = [spec.workspace for spec in specs if spec.workspace in shared]
+    members = {key: [spec for spec in specs if spec.workspace == key] for key in shared}
     workspaces = {
-        key: TokenBucket(limit, clock) for key, limit in shared.items() if members.count(key) > 1
+        key: _sized(limit, shards, clock, members[key])
+        for key, limit in shared.items()
+        if len(members[key]) > 1
     }
     budgets: dict[str, Budget] = {}
     for spec in specs:
-        if spec.limit <= 0:
-            budgets[spec.source] = Budget(
-                [RetryAfterGate(clock)]
-            )  # its own: it counts what it spent
+        if spec.limit <= 0:  # its own gate: it counts what it spent
+            budgets[spec.source] = Budget([RetryAfterGate(clock)], source=spec.source)
             continue
-        buckets = [TokenBucket(spec.limit, clock)]
+        parts = [_sized(spec.limit, shards, clock, [spec])]
         if spec.workspace in workspaces:
-            buckets.append(workspaces[spec.workspace])
-        budgets[spec.source] = Budget(buckets)
+            parts.append(workspaces[spec.workspace])
+        budgets[spec.source] = Budget(
+            [bucket for bucket, _ in parts],
+            [share for _, share in parts if share is not None],
+            source=spec.source,
+        )
     return budgets
 
 
-def shard_share(spec: BudgetSpec, shards: int) -> BudgetSpec:
-    """Return `spec` with this shard's share of its limit: 1/`shards`, at least 1."""
-    if spec.limit <= 0 or shards <= 1:
-        return spec
-    return BudgetSpec(spec.source, max(1, spec.limit // shards), spec.workspace)
+def _sized(
+    limit: int, shards: int, clock: Clock, specs: Sequence[BudgetSpec]
+) -> tuple[TokenBucket, Share | None]:
+    """Return a bucket for this shard's even part of `limit`, and its share when sharded."""
+    bucket = TokenBucket(shard_limit(limit, shards), clock)
+    if shards <= 1:
+        return bucket, None
+    settle = 2 * max(spec.discovery_interval_s for spec in specs)
+    return bucket, Share(bucket, limit, (spec.source for spec in specs), settle)
+
+
+def shard_limit(limit: int, shards: int) -> int:
+    """Return one shard's even part of `limit`: 1/`shards`, at least 1."""
+    return limit if shards <= 1 else max(1, limit // shards)
 
 
 def _fingerprint(secret: str) -> str:

@@ -84,4 +84,5 @@ def budget_spec(settings: SourceSettings) -> BudgetSpec:
         source=settings.name,
         limit=limit.default if requested is None else requested,
         workspace=workspace,
+        discovery_interval_s=settings.discovery_interval,
     )

@@ -68,3 +68,21 @@ def test_our_own_budget_is_said_once_per_wait(
     assert setup.value(errors, source="src", reason="rate_limited") == 0
     assert setup.value("agent_runs_exporter_polls_deferred_total", source="src", reason="budget")
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+
+
+def test_a_budget_short_all_day_is_said_every_ten_minutes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup = throttled(tmp_path, budget_only=True)
+    throttle = setup.poller.throttle
+    short = RateLimitedError("budget", retry_after=3.0, budget=True)
+    with caplog.at_level("WARNING"):
+        for _ in range(400):  # a 3 s wait every 3 s for 20 minutes: 400 waits
+            assert throttle.deferred("src", short)
+            setup.clock.advance(3.0)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2  # at 0 and 600 s
+    assert (
+        setup.value("agent_runs_exporter_polls_deferred_total", source="src", reason="budget")
+        == 400
+    )

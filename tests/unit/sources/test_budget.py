@@ -124,6 +124,81 @@ def test_shards_share_one_budget_per_account() -> None:
     assert len(taken) > 0.85 * 100 * 10
 
 
+def shard_limits(budgets: list[Budget]) -> list[int]:
+    """Return each shard's source bucket limit (requests a minute)."""
+    return [budget._buckets[0].limit for budget in budgets]  # type: ignore[union-attr]
+
+
+def test_a_shard_takes_the_part_its_agents_give() -> None:
+    clock = FakeClock(0.0)
+    spec = BudgetSpec("a", 100, discovery_interval_s=600)
+    budgets = [build_budgets([spec], clock, shards=4)["a"] for _ in range(4)]
+    assert shard_limits(budgets) == [25, 25, 25, 25]  # even until the agents are known
+    owned = [288, 253, 231, 228]
+    for budget, mine in zip(budgets, owned, strict=True):
+        budget.follow_agents(mine, 1000, clock.now)
+    assert shard_limits(budgets) == [25, 25, 23, 22]  # falls at once, rises wait
+    clock.advance(1199)
+    for budget, mine in zip(budgets, owned, strict=True):
+        budget.follow_agents(mine, 1000, clock.now)
+    assert shard_limits(budgets) == [25, 25, 23, 22]
+    clock.advance(1)  # two discovery intervals: every shard has read the same list
+    for budget, mine in zip(budgets, owned, strict=True):
+        budget.follow_agents(mine, 1000, clock.now)
+    assert shard_limits(budgets) == [28, 25, 23, 22]
+    assert sum(shard_limits(budgets)) <= 100
+
+
+def test_shards_with_different_agent_lists_stay_within_the_limit() -> None:
+    clock = FakeClock(0.0)
+    spec = BudgetSpec("a", 100, discovery_interval_s=60)
+    budgets = [build_budgets([spec], clock, shards=2)["a"] for _ in range(2)]
+    views = [(1, 2), (1, 2)]  # (owned, total) as each shard last listed them
+    for step in range(400):  # agents arrive on shard 0; the shards list them at different times
+        if step % 50 == 0 and step < 200:
+            views[0] = (views[0][0] + 3, views[0][1] + 3)
+        if step % 50 == 37:  # shard 1 lists the same agents 37 s later
+            views[1] = (views[1][0], views[0][1])
+        for budget, (mine, total) in zip(budgets, views, strict=True):
+            budget.follow_agents(mine, total, clock.now)
+        assert sum(shard_limits(budgets)) <= 100, step
+        clock.advance(1)
+    assert shard_limits(budgets)[0] > 50  # shard 0 owns most agents, and took their part
+
+
+def test_sources_of_one_workspace_share_by_their_agents_together() -> None:
+    clock = FakeClock(0.0)
+    specs = [BudgetSpec("a", 100, workspace="w"), BudgetSpec("b", 100, workspace="w")]
+    shard = build_budgets(specs, clock, shards=2)
+    workspace = shard["a"]._buckets[1]
+    assert workspace is shard["b"]._buckets[1]
+    assert workspace.limit == 50  # type: ignore[union-attr]
+    shard["a"].follow_agents(10, 40, clock.now)
+    assert workspace.limit == 50  # type: ignore[union-attr]  # b's agents are not known yet: held
+    shard["b"].follow_agents(0, 60, clock.now)
+    assert workspace.limit == 10  # 10 of the workspace's 100 agents
+    assert shard_limits([shard["a"], shard["b"]]) == [25, 1]
+
+
+def test_one_shard_has_no_share_to_follow() -> None:
+    clock = FakeClock(0.0)
+    budget = build_budgets([BudgetSpec("a", 100)], clock)["a"]
+    budget.follow_agents(1, 1000, clock.now)
+    assert shard_limits([budget]) == [100]
+
+
+def test_a_resized_bucket_keeps_no_more_than_its_new_burst() -> None:
+    clock = FakeClock(0.0)
+    bucket = TokenBucket(100, clock)
+    clock.advance(60)  # full: 10 tokens
+    bucket.resize(20)
+    assert (bucket.burst, bucket.rate_per_s) == (2, pytest.approx(18 / 60))
+    assert bucket.wait_for(Priority.LIST) == 0
+    bucket.take()
+    bucket.take()
+    assert bucket.wait_for(Priority.LIST) == pytest.approx(60 / 18)
+
+
 def test_a_shard_keeps_at_least_one_request_a_minute() -> None:
     budget = build_budgets([BudgetSpec("a", 3)], FakeClock(0.0), shards=8)["a"]
     assert budget.rate_per_s == pytest.approx(1 / 60)
