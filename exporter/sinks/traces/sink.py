@@ -24,7 +24,8 @@ from exporter.model import Run, SourceInfo
 from exporter.sinks.traces import ids
 from exporter.sinks.traces.queue import Settled, SpanQueue
 from exporter.sinks.traces.redaction import Redactor, serialize
-from exporter.sinks.traces.spans import build_resource, run_spans, truncate
+from exporter.sinks.traces.resource import build_resource
+from exporter.sinks.traces.spans import run_spans, truncate
 
 logger = logging.getLogger(__name__)
 
