@@ -56,7 +56,7 @@ class TraceSink:
 
     def export(self, source: SourceInfo, run: Run) -> str:
         """Build the run's spans, hand each to the processor and return the 32-hex trace id."""
-        trace_id = ids.run_trace_id(source.name, run.id, run.trace_id)
+        trace_id = ids.trace_of(source.name, run)
         spans = self.build_spans(source, run)
         for span in spans:
             self._processor.on_end(span)
