@@ -54,6 +54,9 @@ class ToolStep:
     `started_at`/`ended_at` are epoch seconds when the platform reports real times, else None.
     `input`/`output` are JSON-compatible values as the platform sent them. `kind` is "tool" for a
     tool call and "model" for a model call (`name` is then the model; tokens when reported).
+    `call_id` is the model's own id for the call, never a platform's row id (`record_id` holds
+    that). `parent_call_id` names the step of the same run this one ran inside (an ElizaOS model
+    call made by an action); None: it ran directly under the run.
     """
 
     name: str
@@ -67,6 +70,8 @@ class ToolStep:
     provider: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    parent_call_id: str | None = None
+    record_id: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -85,7 +90,8 @@ class Run:
     Times are epoch seconds (float, UTC). Fields a platform does not give are None, never zero.
     `created_at` orders runs and bounds paging; `started_at`, when the platform gives it apart,
     is when work began. `total_tokens` is for platforms that report no input/output split.
-    `parent_run_id` names the run that started this one (a sub-agent execution).
+    `parent_run_id` names the run that started this one (a sub-agent execution), `parent_call_id`
+    the parent's tool call that started it, when known, and `root_run_id` the top of that lineage.
     `tool_steps` is None until the run's detail has been fetched (or when the platform has none).
     `invalid_fields` names the optional fields that were malformed and dropped alone.
     """
@@ -108,6 +114,8 @@ class Run:
     agent_name: str | None = None
     started_at: float | None = None
     parent_run_id: str | None = None
+    parent_call_id: str | None = None
+    root_run_id: str | None = None
     tool_steps: tuple[ToolStep, ...] | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     invalid_fields: tuple[str, ...] = ()

@@ -6,7 +6,9 @@ error in its `RUN_ENDED` event's `data.error` (the truth says `error`). Its pers
 logs are the `started` log and, once it ended, the end log; the list endpoint folds exactly those
 (see `elizaos.py`). The
 detail timeline (actions, model calls, evaluators) is drawn from `detail_seed`, so it is the same
-on every read; `MODEL_USED` events rarely carry tokens or cost, as in the real server.
+on every read; `MODEL_USED` events rarely carry tokens or cost, as in the real server. Model calls
+made by an action name it in `actionContext`; most runs also make one first, outside any action
+(the reply decision), which has none.
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ def _timeline(run: ElizaRun) -> list[Event]:
     rng = random.Random(run.detail_seed)
     start, end = run.times.started_ms, run.times.completed_ms
     events = [_event("RUN_STARTED", start, source=run.source, messageId=run.message_id)]
+    events += _deciding(run)
     actions = rng.randint(0, 3)
     slot = max(1, (end - start) // (actions + 1))
     for index in range(actions):
@@ -207,6 +210,18 @@ def _action(rng: random.Random, run: ElizaRun, begins: int, took: int, fails: bo
         )
     )
     return events
+
+
+def _deciding(run: ElizaRun) -> list[Event]:
+    """Return the model call most runs make before any action: no `actionContext`."""
+    rng = random.Random(run.detail_seed ^ 0x5EED)  # its own stream: the rest stays as drawn
+    if rng.random() < 0.3:
+        return []
+    took = max(1, run.times.duration_ms // 20)
+    at = run.times.started_ms + took
+    model_type, provider = rng.choice(_MODELS)
+    data = {"modelType": model_type, "provider": provider, "executionTime": took}
+    return [_event("MODEL_USED", at, **data, prompt="…", response="…")]
 
 
 def _model_used(rng: random.Random, at: int, context: dict[str, str]) -> Event:

@@ -1,10 +1,15 @@
 """Render simulated Runtype agents, executions and tool calls as Runtype JSON at a given instant.
 
-In flight, an execution has no `completedAt`, `stopReason`, `finalOutput`, `totalCost` or
-`totalTokens`; while `paused` it carries a `pendingApproval`. Tool calls are drawn from the
-execution's `detail_seed` (the same on every read), laid out one after another inside the run, and
-shown once started: `createdAt == startedAt`, `completedAt = startedAt + executionTimeMs`, and a
-payload whose JSON exceeds 16 KiB is replaced by `{truncated: true, preview}`.
+In flight, an execution has no `completedAt`, `stopReason`, `finalOutput`, `totalCost`,
+`totalTokens` or `budgetExhausted`; while `paused` it carries a `pendingApproval`. Once ended,
+`budgetExhausted` says whether it stopped at its iteration budget (null on a few: unknown), and a
+`failed` one carries an `error` message (UNCONFIRMED on the execution record: the SDK's model
+allows extra fields, and Runtype's execution status and stream payloads carry `error`). A run that
+read the live agent row (`legacy-live-row`) has no `agentVersion`. Tool calls are drawn from the
+execution's `detail_seed` (the same on every read), laid out one after another inside the run
+(`runtype_runs.call_slots`), and shown once started: `createdAt == startedAt`,
+`completedAt = startedAt + executionTimeMs`, and a payload whose JSON exceeds 16 KiB is replaced by
+`{truncated: true, preview}`.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import random
 from typing import Any
 
 from exporter.simulator import timeline
-from exporter.simulator.records import alnum_id, iso_ms, uuid_from
-from exporter.simulator.runtype_runs import Execution, RuntypeAgent
+from exporter.simulator.records import iso_ms, uuid_from
+from exporter.simulator.runtype_runs import CallSlot, Execution, RuntypeAgent, call_slots
 
 Payload = dict[str, Any]
 TRUNCATE_BYTES = 16 * 1024
@@ -30,6 +35,11 @@ _TOOLS = (
     ("code_interpreter", "Run Python in a sandbox."),
 )
 _TOOL_ERRORS = ("Tool timed out after 30000ms", "HTTP 502 from upstream", "Permission denied")
+_RUN_ERRORS = (
+    "Model provider returned 529: overloaded",
+    "Tool send_slack_message failed: channel_not_found",
+    "Execution exceeded its 15 minute wall-clock limit",
+)
 _PROMPTS = (
     "Summarise the last week of support tickets and flag anything urgent.",
     "Review the open pull request and list the risky changes.",
@@ -83,8 +93,8 @@ def execution_payload(run: Execution, now_ms: int, compact: bool = False) -> Pay
         "agentSpec": None,
         "agentTargetResolution": run.target_resolution,
         "agentVersion": _version(run),
-        "agentVersionId": _version(run)["id"],
-        "budgetExhausted": False if done else None,
+        "agentVersionId": (_version(run) or {}).get("id"),
+        "budgetExhausted": _budget_exhausted(run) if done else None,
         "createdAt": iso_ms(times.created_ms),
         "startedAt": iso_ms(times.started_ms) if started else None,
         "completedAt": iso_ms(times.completed_ms) if done else None,
@@ -99,7 +109,7 @@ def execution_payload(run: Execution, now_ms: int, compact: bool = False) -> Pay
         "parentAgentId": run.agent_id if run.parent_id else None,
         "parentConversationId": None,
         "parentExecutionId": run.parent_id,
-        "parentToolCallId": None,
+        "parentToolCallId": run.parent_call_id,
         "rootExecutionId": run.root_id,
         "retryOfExecutionId": None,
         "pendingApproval": _pending_approval(run) if status == timeline.PAUSED else None,
@@ -110,6 +120,8 @@ def execution_payload(run: Execution, now_ms: int, compact: bool = False) -> Pay
         "totalCost": run.total_cost if done else None,
         "totalTokens": run.total_tokens if done else None,
     }
+    if status == "failed":
+        payload["error"] = random.Random(run.detail_seed ^ 0xE7).choice(_RUN_ERRORS)
     if compact:
         del payload["finalOutput"]
         return {key: _shorten(value) for key, value in payload.items()}
@@ -144,13 +156,21 @@ def tool_call_detail(run: Execution, call_id: str, now_ms: int) -> Payload | Non
     return None
 
 
-def _version(run: Execution) -> Payload:
+def _version(run: Execution) -> Payload | None:
+    if run.target_resolution == "legacy-live-row":  # read the live agent row: no version stamped
+        return None
     label = f"v{run.version_number}"
     return {
         "id": f"ver_{run.agent_id[-8:]}{run.version_number:02d}",
         "label": label,
         "versionNumber": run.version_number,
     }
+
+
+def _budget_exhausted(run: Execution) -> bool | None:
+    if run.detail_seed % 20 == 0:  # recorded before the field existed: unknown, not false
+        return None
+    return run.stop_reason == "max_iterations_reached"
 
 
 def _cancel_requested(run: Execution) -> str | None:
@@ -187,37 +207,26 @@ def _shorten(value: Any) -> Any:
 
 
 def _draw_calls(run: Execution) -> list[Payload]:
-    rng = random.Random(run.detail_seed ^ 0x7001)
-    times = run.times
-    slot = max(1, times.duration_ms // max(1, run.tool_calls))
-    failing = run.times.outcome == "failed" and rng.random() < 0.6
-    calls = []
-    for index in range(run.tool_calls):
-        start = times.started_ms + index * slot + rng.randint(0, slot // 4)
-        took = max(1, min(round(slot * rng.uniform(0.2, 0.7)), times.completed_ms - start))
-        fails = (failing and index == run.tool_calls - 1) or rng.random() < 0.04
-        calls.append(_draw_call(rng, run, index, (start, took), fails))
-    return calls
+    rng = random.Random(run.detail_seed ^ 0x7003)
+    return [_draw_call(rng, run, index, slot) for index, slot in enumerate(call_slots(run))]
 
 
-def _draw_call(
-    rng: random.Random, run: Execution, index: int, span: tuple[int, int], fails: bool
-) -> Payload:
+def _draw_call(rng: random.Random, run: Execution, index: int, slot: CallSlot) -> Payload:
     name, description = rng.choice(_TOOLS)
     big = rng.random() < 0.06
-    output: Any = {"error": "failed"} if fails else _output(rng, name, big)
+    output: Any = {"error": "failed"} if slot.fails else _output(rng, name, big)
     return {
         "id": uuid_from(rng),
-        "toolCallId": None if rng.random() < 0.3 else alnum_id(rng, "toolu_", 24),
+        "toolCallId": slot.call_id,
         "toolName": name,
         "toolDescription": description,
         "model": "claude-sonnet-4-5",
         "iteration": min(index + 1, run.iterations),
-        "_start": span[0],
-        "_took": span[1],
-        "_error": rng.choice(_TOOL_ERRORS) if fails else None,
+        "_start": slot.start_ms,
+        "_took": slot.took_ms,
+        "_error": rng.choice(_TOOL_ERRORS) if slot.fails else None,
         "inputParameters": {"query": rng.choice(_PROMPTS)},
-        "outputResult": None if fails else output,
+        "outputResult": None if slot.fails else output,
     }
 
 

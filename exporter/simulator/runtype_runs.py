@@ -2,7 +2,12 @@
 
 Executions go `queued -> running [-> paused -> running] -> completed|failed|cancelled|interrupted`;
 some pause mid-run awaiting a tool approval. A share are sub-agent executions whose
-`parentExecutionId` is the same agent's previous execution, still running when the child starts.
+`parentExecutionId` is the same agent's previous execution, still running when the child starts;
+`parentToolCallId` names the parent's latest tool call begun by then, when that call carries a
+model id (else it is null: a link, not a nesting). Runtype starts sub-agents from tool calls, so a
+sub-agent without a known call starts none of its own. The tool calls' layout (times, failures,
+model ids) is drawn here from `detail_seed`, so a child can name its parent's call; their content
+is drawn in `runtype_payloads`.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class Execution(TimedRun):
     version_number: int
     conversation_id: str | None
     parent_id: str | None
+    parent_call_id: str | None
     root_id: str | None
     total_tokens: int | None
     total_cost: str | None
@@ -62,6 +68,32 @@ class Execution(TimedRun):
     stop_reason: str
     tool_calls: int
     detail_seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallSlot:
+    """When one tool call of an execution ran, whether it failed and the model's id for it."""
+
+    start_ms: int
+    took_ms: int
+    fails: bool
+    call_id: str | None  # null on about 30% of rows, as when Runtype wrote the row itself
+
+
+def call_slots(run: Execution) -> list[CallSlot]:
+    """Lay out the execution's tool calls one after another inside the run (same every time)."""
+    rng = random.Random(run.detail_seed ^ 0x7001)
+    times = run.times
+    slot = max(1, times.duration_ms // max(1, run.tool_calls))
+    failing = times.outcome == "failed" and rng.random() < 0.6
+    calls = []
+    for index in range(run.tool_calls):
+        start = times.started_ms + index * slot + rng.randint(0, slot // 4)
+        took = max(1, min(round(slot * rng.uniform(0.2, 0.7)), times.completed_ms - start))
+        fails = (failing and index == run.tool_calls - 1) or rng.random() < 0.04
+        call_id = None if rng.random() < 0.3 else alnum_id(rng, "toolu_", 24)
+        calls.append(CallSlot(start, took, fails, call_id))
+    return calls
 
 
 def cost_string(dollars: float) -> str:
@@ -93,6 +125,7 @@ class RuntypeFlavor:
         """Draw the agent's execution arriving at `at`."""
         times = timeline.draw_timeline(rng, at, self.settings, FAILURES, pause_ratio=0.15)
         parent = _parent(rng, previous, times.created_ms)
+        call_id = _spawning_call(parent, times.created_ms)
         tokens = None if rng.random() < 0.05 else int(rng.lognormvariate(math.log(2200), 0.7))
         cost = None if tokens is None else cost_string(tokens * rng.uniform(2e-6, 9e-6))
         return Execution(
@@ -106,6 +139,7 @@ class RuntypeFlavor:
             version_number=rng.randint(1, 12),
             conversation_id=None if rng.random() < 0.2 else hex_id(rng, "conv_"),
             parent_id=parent.id if parent else None,
+            parent_call_id=call_id,
             root_id=(parent.root_id or parent.id) if parent else None,
             total_tokens=tokens,
             total_cost=cost,
@@ -128,6 +162,7 @@ class RuntypeFlavor:
             "completed_at": iso_ms(run.times.completed_ms) if done else None,
             "duration_ms": run.times.duration_ms if done else None,
             "parent_execution_id": run.parent_id,
+            "parent_tool_call_id": run.parent_call_id,
             "total_tokens": run.total_tokens if done else None,
             "total_cost": run.total_cost if done else None,
             "tool_calls": run.tool_calls,
@@ -138,5 +173,13 @@ def _parent(rng: random.Random, previous: Execution | None, created_ms: int) -> 
     sub_agent = rng.random() < 0.3
     if previous is None or not sub_agent:
         return None
+    if previous.parent_id is not None and previous.parent_call_id is None:
+        return None  # started by no known tool call: it starts no sub-agent either
     running = previous.times.started_ms <= created_ms < previous.times.completed_ms
     return previous if running else None
+
+
+def _spawning_call(parent: Execution | None, created_ms: int) -> str | None:
+    """Return the model id of the parent's latest tool call begun by `created_ms`, if any."""
+    begun = [call for call in call_slots(parent) if call.start_ms <= created_ms] if parent else []
+    return begun[-1].call_id if begun else None

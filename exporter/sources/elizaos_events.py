@@ -1,7 +1,8 @@
 """Turn an ElizaOS run's event timeline into tool and model steps and summed usage.
 
     ACTION_STARTED / ACTION_COMPLETED  paired by actionId -> a tool step (error if success false)
-    MODEL_USED                         a model step ending at its timestamp, `executionTime` long
+    MODEL_USED                         a model step ending at its timestamp, `executionTime` long,
+                                       inside the action its `actionContext.actionId` names
 
 Event types are also accepted in the documented `action:started` spelling. Token and cost fields
 are usually absent from MODEL_USED: the sums are then None, never zero.
@@ -115,7 +116,14 @@ def _model_call(data: dict[str, Any], end: float | None) -> ToolStep:
         provider=data["provider"] if isinstance(data.get("provider"), str) else None,
         input_tokens=tokens_in,
         output_tokens=tokens_out,
+        parent_call_id=_action_of(data.get("actionContext")),
     )
+
+
+def _action_of(context: Any) -> str | None:
+    """Return the id of the action a model call was made in (`actionContext`), if it says."""
+    action_id = context.get("actionId") if isinstance(context, dict) else None
+    return action_id if isinstance(action_id, str) and action_id else None
 
 
 def _tokens(data: dict[str, Any]) -> tuple[int | None, int | None]:

@@ -10,8 +10,13 @@ queued -> queued; running and paused -> running (paused is not terminal); comple
 failed and interrupted -> failed (interrupted: the platform stopped it, nobody asked to);
 cancelled -> cancelled. The raw status stays on the span (`agent_run.raw_status`).
 `totalCost` is a decimal string; `totalTokens` has no input/output split; durations come from
-`startedAt`/`completedAt`. Tool calls carry real times (`startedAt`, `completedAt` or
-`executionTimeMs`), the model's `toolCallId` and an `errorMessage`.
+`startedAt`/`completedAt`. A failed execution's error is the platform's message (`error`, a string
+or `{code, message}` as its status and stream payloads have it, or `errorMessage`), never the
+`stopReason` code, which stays `agent_run.stop_reason`. A sub-agent execution names its parent
+(`parentExecutionId`), the parent's tool call that started it (`parentToolCallId`) and its
+lineage's root (`rootExecutionId`). Tool calls carry real times (`startedAt`, `completedAt` or
+`executionTimeMs`), the model's `toolCallId` (null when Runtype wrote the row itself: the row's
+own `id` is then no call id, only `record_id`) and an `errorMessage`.
 """
 
 from __future__ import annotations
@@ -52,7 +57,6 @@ STATUS_MAP = {
 }
 _FAILED_TOOL_STATUSES = ("failed", "error", "errored")
 _LINEAGE = (
-    ("rootExecutionId", "agent_run.root_run_id"),
     ("retryOfExecutionId", "agent_run.retry_of_run_id"),
     ("surfaceType", "agent_run.surface"),
     ("stopReason", "agent_run.stop_reason"),
@@ -79,21 +83,66 @@ def parse_run(item: Any, agent_id: str) -> Run:
         total_tokens=drift.value(fields.optional_int, item.get("totalTokens"), "totalTokens"),
         cost_usd=drift.value(fields.optional_number, item.get("totalCost"), "totalCost"),
         conversation_id=drift.text(item, "conversationId"),
-        error=_error(item) if status.is_error else None,
+        error=_error(item, drift) if status.is_error else None,
         parent_run_id=drift.text(item, "parentExecutionId"),
-        attributes={a: v for key, a in _LINEAGE if (v := drift.text(item, key))},
+        parent_call_id=drift.text(item, "parentToolCallId"),
+        root_run_id=drift.text(item, "rootExecutionId"),
+        attributes=_attributes(item, drift),
         invalid_fields=drift.invalid,
     )
 
 
-def _error(item: dict[str, Any]) -> str | None:
-    for key in ("error", "errorMessage", "stopReason"):
-        value = item.get(key)
-        if isinstance(value, str) and value:
-            return value
-        if isinstance(value, dict) and isinstance(value.get("message"), str):
-            return str(value["message"])
-    return None
+def _attributes(item: dict[str, Any], drift: fields.Drift) -> dict[str, str]:
+    """Return the execution's own span attributes: lineage, budget and version."""
+    attributes = {a: v for key, a in _LINEAGE if (v := drift.text(item, key))}
+    exhausted = drift.value(_optional_bool, item.get("budgetExhausted"), "budgetExhausted")
+    if exhausted is not None:  # null is unknown, never false
+        attributes["agent_run.budget_exhausted"] = "true" if exhausted else "false"
+    version = drift.value(_version, item.get("agentVersion"), "agentVersion")
+    attributes.update(version or {})
+    version_id = drift.text(item, "agentVersionId")
+    if version_id:
+        attributes["agent_run.agent_version_id"] = version_id
+    return attributes
+
+
+def _optional_bool(value: Any, key: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ParseError(f"field {key!r} must be a boolean, got {type(value).__name__}")
+
+
+def _version(value: Any, key: str) -> dict[str, str] | None:
+    """Read `agentVersion` (`{id, label?, versionNumber}`) as span attributes."""
+    if value is None:
+        return None
+    number = value.get("versionNumber") if isinstance(value, dict) else None
+    if type(number) is not int:
+        raise ParseError(f"field {key!r} must be an object with an integer 'versionNumber'")
+    attributes = {"gen_ai.agent.version": str(number)}
+    for field, attribute in (
+        ("id", "agent_run.agent_version_id"),
+        ("label", "agent_run.agent_version_label"),
+    ):
+        text = value.get(field)
+        if isinstance(text, str) and text:
+            attributes[attribute] = text[:200]
+    return attributes
+
+
+def _error(item: dict[str, Any], drift: fields.Drift) -> str | None:
+    """Return the platform's message for a failed execution, or None when it gives none."""
+    error = drift.value(_message, item.get("error"), "error")
+    return error or drift.value(_message, item.get("errorMessage"), "errorMessage")
+
+
+def _message(value: Any, key: str) -> str | None:
+    """Read an error as a string or an object with a `message` (and maybe a `code`)."""
+    if isinstance(value, dict):
+        value = value.get("message") or value.get("code")
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ParseError(f"field {key!r} must be a message or an object with one")
 
 
 def parse_list_page(body: Any, agent_id: str) -> tuple[Page, str | None]:
@@ -138,9 +187,18 @@ def _tool_step(item: Any) -> ToolStep:
         output=item.get("outputResult"),
         started_at=started,
         ended_at=ended,
-        call_id=fields.optional_str(item, "toolCallId") or fields.optional_str(item, "id"),
+        call_id=_text(item, "toolCallId"),
         error=_tool_error(item),
+        record_id=_text(item, "id"),
     )
+
+
+def _text(item: dict[str, Any], key: str) -> str | None:
+    """Return an optional string of a tool call; a malformed one is left out, not the call."""
+    try:
+        return fields.optional_str(item, key)
+    except ParseError:
+        return None
 
 
 def _tool_error(item: dict[str, Any]) -> str | None:

@@ -24,7 +24,8 @@ from exporter.model import Run, SourceInfo
 from exporter.sinks.traces import ids
 from exporter.sinks.traces.queue import Settled, SpanQueue
 from exporter.sinks.traces.redaction import Redactor, serialize
-from exporter.sinks.traces.spans import build_resource, run_spans, truncate
+from exporter.sinks.traces.resource import build_resource
+from exporter.sinks.traces.spans import run_spans, truncate
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class TraceSink:
 
     def export(self, source: SourceInfo, run: Run) -> str:
         """Build the run's spans, hand each to the processor and return the 32-hex trace id."""
-        trace_id = ids.run_trace_id(source.name, run.id, run.trace_id)
+        trace_id = ids.trace_of(source.name, run)
         spans = self.build_spans(source, run)
         for span in spans:
             self._processor.on_end(span)

@@ -1,10 +1,12 @@
 """Build a finished run's spans as `ReadableSpan`s: ids, names, times, attributes.
 
-    invoke_agent {agent}        CLIENT, run.start_time -> run.end_time, ERROR if failed/timeout,
-    │                           linked to its parent run's root span for a sub-agent run
+    invoke_agent {agent}        CLIENT, run.start_time -> run.end_time, ERROR if failed/timeout;
+    │                           a sub-agent run: child of its parent's tool-call span when the
+    │                           call is known, and linked to the parent run's root span
     ├── execute_tool {step 0}   INTERNAL, child of the root, in the platform's order
+    │   └── chat {model}        CLIENT, a model call made inside step 0 (ElizaOS actionContext)
     ├── chat {model}            CLIENT, a model call (ElizaOS MODEL_USED)
-    └── execute_tool {step 2}
+    └── execute_tool {step 3}
 
 Ids come from `ids`, so building the same run twice yields byte-identical spans. Tool steps
 without reported times get synthesized ones (see `step_window`). Nothing here delivers a span:
@@ -13,21 +15,12 @@ without reported times get synthesized ones (see `step_window`). Nothing here de
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib import parse
 
-from opentelemetry.sdk.resources import (
-    SERVICE_NAME,
-    TELEMETRY_SDK_LANGUAGE,
-    TELEMETRY_SDK_NAME,
-    TELEMETRY_SDK_VERSION,
-    Resource,
-)
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
@@ -36,19 +29,12 @@ from exporter.logs import redact
 from exporter.model import Run, SourceInfo, ToolStep
 from exporter.sinks.traces import ids
 
-logger = logging.getLogger(__name__)
-
 SCOPE = InstrumentationScope("agent-runs-exporter", __version__)
 TRUNCATION_MARK = "…[truncated]"
 _MAX_STATUS_CHARS = 1024
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _MAX_NS = 2**63 - 1
 _UNSET = Status(StatusCode.UNSET)
-_SDK_ATTRIBUTES = {
-    TELEMETRY_SDK_LANGUAGE: "python",
-    TELEMETRY_SDK_NAME: "opentelemetry",
-    TELEMETRY_SDK_VERSION: sdk_version,
-}
 
 
 def run_spans(
@@ -66,13 +52,34 @@ def run_spans(
     assert parent is not None
     assert start is not None
     assert end is not None
-    span_ids = ids.span_id_values(source.name, run.id, len(steps))
+    contexts = [
+        _context(parent.trace_id, value) for value in ids.step_span_ids(source.name, run.id, steps)
+    ]
+    parents = _step_parents(steps, contexts, parent)
     spans: list[ReadableSpan] = [root]
     for index, step in enumerate(steps):
         window = step_window(step, index, len(steps), start, end)
-        context = SpanContext(parent.trace_id, span_ids[index], False, _SAMPLED)
-        spans.append(_step_span(step, (context, parent), resource, window, content))
+        spans.append(_step_span(step, (contexts[index], parents[index]), resource, window, content))
     return spans
+
+
+def _step_parents(
+    steps: Sequence[ToolStep], contexts: list[SpanContext], root: SpanContext
+) -> list[SpanContext]:
+    """Return each step's parent: the step its `parent_call_id` names, else the root.
+
+    Only a step that itself runs under the root can be a parent (one level), so bad data can
+    never make a cycle.
+    """
+    if not any(step.parent_call_id for step in steps):
+        return [root] * len(steps)
+    by_call: dict[str, SpanContext] = {}
+    for step, context in zip(steps, contexts, strict=True):
+        if step.call_id and step.parent_call_id is None:
+            by_call.setdefault(step.call_id, context)
+    return [
+        by_call.get(step.parent_call_id, root) if step.parent_call_id else root for step in steps
+    ]
 
 
 def _step_span(
@@ -113,6 +120,7 @@ def _tool_attributes(step: ToolStep, reported: bool) -> dict[str, AttributeValue
         "gen_ai.tool.name": step.name,
     }
     _put(attributes, "gen_ai.tool.call.id", step.call_id)
+    _put(attributes, "agent_run.tool.record_id", step.record_id)
     attributes["agent_run.tool.timing"] = "reported" if reported else "synthesized"
     if step.error is not None:
         attributes["error.type"] = "tool_error"
@@ -142,21 +150,30 @@ def _parent_link(source: SourceInfo, run: Run) -> list[Link]:
     """Link a sub-agent run to the root span of the run that started it (same source)."""
     if not run.parent_run_id:
         return []
-    parent_trace = ids.trace_id_value(source.name, run.parent_run_id, None)
+    parent_trace = ids.parent_trace_value(source.name, run)
     parent = _context(parent_trace, ids.span_id_value(source.name, run.parent_run_id, "root"))
     return [Link(parent, {"agent_run.link": "parent_run", "agent_run.id": run.parent_run_id})]
 
 
+def _parent_call(source: SourceInfo, run: Run, trace_id: int) -> SpanContext | None:
+    """Return the span of the parent's tool call that started a nested sub-agent run."""
+    if not (run.parent_run_id and run.parent_call_id):
+        return None
+    return _context(
+        trace_id, ids.call_span_id_value(source.name, run.parent_run_id, run.parent_call_id)
+    )
+
+
 def root_span(source: SourceInfo, run: Run, resource: Resource) -> ReadableSpan:
     """Return the run's `invoke_agent` span."""
-    trace_id = ids.trace_id_value(source.name, run.id, run.trace_id)
+    trace_id = ids.trace_value_of(source.name, run)
     start = to_ns(run.start_time)
     end_time = run.end_time
     end = start if end_time is None else max(start, to_ns(end_time))
     return ReadableSpan(
         name=f"invoke_agent {run.agent_name or run.agent_id}".rstrip(),
         context=_context(trace_id, ids.span_id_value(source.name, run.id, "root")),
-        parent=None,
+        parent=_parent_call(source, run, trace_id),
         resource=resource,
         attributes=_root_attributes(source, run),
         kind=SpanKind.CLIENT,
@@ -191,6 +208,8 @@ def _root_attributes(source: SourceInfo, run: Run) -> dict[str, AttributeValue]:
         ("agent_run.cost_usd", run.cost_usd),
         ("agent_run.upstream_trace_id", run.trace_id or None),
         ("agent_run.parent_run_id", run.parent_run_id),
+        ("agent_run.parent_call_id", run.parent_call_id),
+        ("agent_run.root_run_id", run.root_run_id),
         ("agent_run.source", source.name),
     ):
         if value is not None:
@@ -229,35 +248,6 @@ def _clamped(step: ToolStep, start: int, end: int) -> bool:
 
 def _inside(instant: int, low: int, high: int) -> int:
     return min(max(instant, low), high)
-
-
-def build_resource(source: SourceInfo, environ: Mapping[str, str]) -> Resource:
-    """Build a source's resource: SDK defaults, `OTEL_RESOURCE_ATTRIBUTES`, then service.name.
-
-    service.name is the source's configured one, else `OTEL_SERVICE_NAME`, else a service.name
-    given in `OTEL_RESOURCE_ATTRIBUTES`, else the source's name.
-    """
-    attributes: dict[str, AttributeValue] = dict(_SDK_ATTRIBUTES)
-    attributes.update(parse_resource_attributes(environ.get("OTEL_RESOURCE_ATTRIBUTES", "")))
-    attributes[SERVICE_NAME] = (
-        source.service_name
-        or environ.get("OTEL_SERVICE_NAME")
-        or attributes.get(SERVICE_NAME)
-        or source.name
-    )
-    return Resource(attributes)
-
-
-def parse_resource_attributes(raw: str) -> dict[str, str]:
-    """Parse `key=value,...` as the SDK does (values percent-decoded, bad items skipped)."""
-    result: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            logger.warning("ignoring invalid OTEL_RESOURCE_ATTRIBUTES item %r", item)
-            continue
-        result[key.strip()] = parse.unquote(value.strip())
-    return result
 
 
 def to_ns(epoch_s: float) -> int:

@@ -129,6 +129,50 @@ def test_sub_agent_executions_point_at_an_existing_parent() -> None:
         assert child["id"] in {item["id"] for item in only}
 
 
+def settled_executions(sim: SimClient) -> list[dict[str, Any]]:
+    sim.settle()
+    return walk(sim, 100)
+
+
+def test_some_sub_agents_name_the_parents_tool_call_that_started_them() -> None:
+    sim = SimClient("runtype", history=3600, rate=1.0, agents=1)
+    items = settled_executions(sim)
+    by_id = {item["id"]: item for item in items}
+    children = [item for item in items if item["parentExecutionId"]]
+    nested = [item for item in children if item["parentToolCallId"]]
+    assert 0 < len(nested) < len(children)  # the others: a link, not a nesting
+    for child in nested:
+        calls = sim.json(f"{executions_path(sim)}/{child['parentExecutionId']}/tool-calls")
+        (call,) = [c for c in calls["toolCalls"] if c["toolCallId"] == child["parentToolCallId"]]
+        assert ms(call["startedAt"]) <= ms(child["createdAt"])
+    for child in children:  # a sub-agent that no known call started starts none of its own
+        parent = by_id.get(child["parentExecutionId"])
+        assert parent is None or not parent["parentExecutionId"] or parent["parentToolCallId"]
+
+
+def test_ended_executions_tell_budget_error_and_version() -> None:
+    sim = SimClient("runtype", history=1800, rate=1.0, failure_ratio=0.4, agents=1)
+    items = settled_executions(sim)
+    budget = Counter(item["budgetExhausted"] for item in items)
+    assert set(budget) == {None, True, False}
+    for item in items:
+        if item["budgetExhausted"] is not None:
+            exhausted = item["stopReason"] == "max_iterations_reached"
+            assert item["budgetExhausted"] == exhausted
+        assert ("error" in item) == (item["status"] == "failed")
+        legacy = item["agentTargetResolution"] == "legacy-live-row"
+        assert (item["agentVersion"] is None) == legacy == (item["agentVersionId"] is None)
+    assert {type(item["error"]) for item in items if "error" in item} == {str}
+
+
+def test_in_flight_executions_have_no_budget_or_error_yet() -> None:
+    sim = SimClient("runtype", history=600, rate=1.0, failure_ratio=0.4)
+    for item in sim.json(executions_path(sim), limit=100)["data"]:
+        if item["status"] not in TERMINAL:
+            assert item["budgetExhausted"] is None
+            assert "error" not in item
+
+
 def test_detail_is_the_list_item_plus_detail_fields() -> None:
     sim = SimClient("runtype", history=600, rate=1.0)
     item = sim.json(executions_path(sim), status="completed", limit=1)["data"][0]

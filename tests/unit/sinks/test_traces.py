@@ -126,7 +126,9 @@ def test_span_ids_come_from_ids_module() -> None:
     _, spans = Harness().export(make_run())
     root, children = split(spans)
     assert f"{ctx(root).span_id:016x}" == ids.span_id("conduit-prod", "run-1", "root")
-    for index, child in enumerate(children):
+    search, *rest = children  # a step with a call id: by that id, the others by position
+    assert ctx(search).span_id == ids.call_span_id_value("conduit-prod", "run-1", "c1")
+    for index, child in enumerate(rest, start=1):
         assert f"{ctx(child).span_id:016x}" == ids.span_id("conduit-prod", "run-1", index)
 
 

@@ -112,7 +112,8 @@ def test_tool_calls_have_reported_times_call_ids_and_errors() -> None:
     assert weather.started_at is not None
     assert weather.ended_at - weather.started_at == pytest.approx(0.245)
     assert not weather.failed
-    assert booking.call_id == "8a9b0c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d"  # no model id: the row id
+    assert booking.call_id is None  # no model id: the row id is no call id ...
+    assert booking.record_id == "8a9b0c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d"  # ... only the row's
     assert booking.error == "restaurant API returned 503"
     assert booking.ended_at is not None
     assert booking.started_at is not None
@@ -206,3 +207,87 @@ def test_a_run_belongs_to_the_agent_polled_whatever_its_item_says() -> None:
     page, _cursor = parse_list_page(body, AGENT)
     assert page.runs
     assert {run.agent_id for run in page.runs} == {AGENT}
+
+
+# outcome, budget, version and lineage
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"error": "Model provider returned 529"},
+        {"error": {"code": "provider_error", "message": "Model provider returned 529"}},
+        {"errorMessage": "Model provider returned 529"},
+    ],
+)
+def test_a_failed_run_carries_the_platforms_message(changes: dict[str, Any]) -> None:
+    run = parse_run(execution(status="failed", stopReason="error", **changes), AGENT)
+    assert run.error == "Model provider returned 529"
+    assert run.attributes["agent_run.stop_reason"] == "error"  # the code stays an attribute
+    assert run.invalid_fields == ()
+
+
+def test_a_stop_reason_is_never_the_error_message() -> None:
+    run = parse_run(execution(status="interrupted", stopReason="max_iterations_reached"), AGENT)
+    assert (run.status, run.error) == (Status.FAILED, None)
+    assert run.attributes["agent_run.stop_reason"] == "max_iterations_reached"
+
+
+def test_a_malformed_error_is_dropped_alone() -> None:
+    run = parse_run(execution(status="failed", error=["boom"], errorMessage="boom"), AGENT)
+    assert (run.status, run.error, run.invalid_fields) == (Status.FAILED, "boom", ("error",))
+
+
+@pytest.mark.parametrize(("value", "attribute"), [(True, "true"), (False, "false"), (None, None)])
+def test_budget_exhausted(value: bool | None, attribute: str | None) -> None:
+    run = parse_run(execution(budgetExhausted=value), AGENT)
+    assert run.attributes.get("agent_run.budget_exhausted") == attribute  # null: unknown
+
+
+def test_agent_version() -> None:
+    version = {"id": "agv_7", "label": "prod", "versionNumber": 7}
+    run = parse_run(execution(agentVersion=version, agentVersionId="agv_7"), AGENT)
+    assert {k: v for k, v in run.attributes.items() if "version" in k} == {
+        "gen_ai.agent.version": "7",
+        "agent_run.agent_version_id": "agv_7",
+        "agent_run.agent_version_label": "prod",
+    }
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"budgetExhausted": "yes"},
+        {"budgetExhausted": 1},
+        {"agentVersion": "v7"},
+        {"agentVersion": {"id": "agv_7", "versionNumber": "7"}},
+        {"agentVersion": {"id": "agv_7"}},
+        {"parentToolCallId": {"id": "toolu_1"}},
+    ],
+)
+def test_a_malformed_budget_version_or_call_is_dropped_alone(changes: dict[str, Any]) -> None:
+    page, _ = parse_list_page({"data": [execution(**changes)]}, AGENT)
+    (run,) = page.runs
+    assert run.invalid_fields == tuple(changes)
+    assert "gen_ai.agent.version" not in run.attributes
+    assert "agent_run.budget_exhausted" not in run.attributes
+    assert run.parent_call_id is None
+    assert (run.status, run.total_tokens, run.cost_usd) == (Status.COMPLETED, 450, 0.023)
+
+
+def test_sub_agent_lineage() -> None:
+    item = execution(
+        parentExecutionId="exec_p", parentToolCallId="toolu_9", rootExecutionId="exec_r"
+    )
+    run = parse_run(item, AGENT)
+    assert (run.parent_run_id, run.parent_call_id, run.root_run_id) == (
+        "exec_p",
+        "toolu_9",
+        "exec_r",
+    )
+
+
+def test_a_malformed_tool_call_id_is_left_out_not_the_call() -> None:
+    body = {"toolCalls": [{"id": "row-1", "toolName": "search", "toolCallId": ["x"]}]}
+    (step,) = parse_tool_calls(body)
+    assert (step.name, step.call_id, step.record_id) == ("search", None, "row-1")

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from runtype._generated.agents import types as sdk  # runtype-sdk, a dev dependency
 
 from exporter.app import Exporter
 from exporter.config.models import load_settings
-from exporter.model import Run, Status
+from exporter.model import Run, SourceInfo, Status
+from exporter.sinks.traces.sink import TraceSink
 from exporter.sources import elizaos, runtype
 from tests.unit.fakeclock import FakeClock
 
@@ -48,6 +53,70 @@ def test_runtype_sdk_page_one_reads_every_execution() -> None:
     page, _cursor = runtype.parse_list_page(payload("runtype/list_executions_page1.json"), AGENT)
     assert page.runs
     assert not page.skips
+
+
+def runtype_page(**changes: dict[str, Any]) -> dict[str, Any]:
+    """Page one, with `changes` merged into the execution of each id, validated by the SDK."""
+    body = payload("runtype/list_executions_page1.json")
+    for item in body["data"]:
+        item.update(changes.get(item["id"], {}))
+    sdk.GetV1AgentsIdExecutionsResponse.model_validate(body)
+    return dict(body)
+
+
+def test_runtype_sdk_lineage_budget_and_version() -> None:
+    page, _ = runtype.parse_list_page(runtype_page(), AGENT)
+    runs = {run.id: run for run in page.runs}
+    child, parent = runs["exec_0003"], runs["exec_0002"]
+    assert (child.status, child.error) == (Status.FAILED, None)  # `stopReason: error` is no message
+    assert child.attributes["agent_run.stop_reason"] == "error"
+    assert (child.parent_run_id, child.parent_call_id, child.root_run_id) == (
+        "exec_0002",
+        "call_sub_1",
+        "exec_0002",
+    )
+    assert parent.attributes["agent_run.budget_exhausted"] == "true"
+    assert runs["exec_0004"].attributes["agent_run.budget_exhausted"] == "false"
+    assert "agent_run.budget_exhausted" not in runs["exec_0003"].attributes  # absent: unknown
+    assert {run.attributes["gen_ai.agent.version"] for run in page.runs} == {"7"}
+    assert {run.attributes["agent_run.agent_version_label"] for run in page.runs} == {"prod"}
+
+
+def test_runtype_sdk_failed_run_uses_the_platforms_message() -> None:
+    error = {"code": "provider_error", "message": "Model provider returned 529"}
+    page, _ = runtype.parse_list_page(runtype_page(exec_0003={"error": error}), AGENT)
+    (child,) = [run for run in page.runs if run.id == "exec_0003"]
+    assert child.error == "Model provider returned 529"
+
+
+def test_runtype_sdk_tool_calls_carry_the_models_ids_never_the_row_ids() -> None:
+    body = payload("runtype/tool_calls.json")
+    sdk.GetV1AgentsIdExecutionsExecutionIdToolCallsResponse.model_validate(body)
+    steps = runtype.parse_tool_calls(body)
+    assert [step.call_id for step in steps] == ["call_abc", None, "call_def"]
+    assert [step.record_id for step in steps] == [call["id"] for call in body["toolCalls"]]
+
+
+def test_runtype_sdk_sub_agent_nests_under_the_call_that_started_it() -> None:
+    page, _ = runtype.parse_list_page(runtype_page(), AGENT)
+    runs = {run.id: run for run in page.runs}
+    calls = payload("runtype/tool_calls.json")
+    calls["toolCalls"][0]["toolCallId"] = "call_sub_1"  # the call exec_0003 names
+    parent = replace(runs["exec_0002"], tool_steps=runtype.parse_tool_calls(calls))
+    memory = InMemorySpanExporter()
+    sink = TraceSink(SimpleSpanProcessor(memory), environ={})
+    source = SourceInfo(name="rt", platform="runtype")
+    sink.export(source, parent)
+    sink.export(source, runs["exec_0003"])
+    spans = {span.name: span for span in memory.get_finished_spans()}
+    spawn, child = spans["execute_tool web_search"], spans[f"invoke_agent {AGENT}"]
+    assert spawn.context is not None
+    assert child.context is not None
+    assert child.parent is not None
+    assert (child.context.trace_id, child.parent.span_id) == (
+        spawn.context.trace_id,
+        spawn.context.span_id,
+    )
 
 
 def test_elizaos_sdk_detail_error_is_the_run_error() -> None:
