@@ -43,7 +43,7 @@ from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, detail_ready
 from exporter.poll.tracker import Tracker
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
-from exporter.sinks.traces.ids import run_trace_id
+from exporter.sinks.traces.ids import trace_of
 from exporter.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -183,5 +183,5 @@ class OutcomePhase:
         info = runtime.info
         runtime.counted += 1
         self.metrics.count_invalid_fields(info.name, run)
-        trace_id = run_trace_id(info.name, run.id, run.trace_id)
+        trace_id = trace_of(info.name, run)
         self.run_metrics.record_run(info.name, info.platform, run, trace_id, self.clock())

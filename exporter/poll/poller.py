@@ -28,7 +28,7 @@ from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
 from exporter.poll.tracker import Outcome, SkipLedger, Tracker
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
-from exporter.sinks.traces.ids import run_trace_id
+from exporter.sinks.traces.ids import trace_of
 from exporter.sinks.traces.sink import TraceSink
 from exporter.sources.base import Page, Skip
 from exporter.sources.budget import Priority
@@ -338,7 +338,7 @@ class Poller:
                 runtime.ended += 1
                 runtime.counted += 1
                 self.metrics.count_invalid_fields(info.name, run)
-                trace_id = run_trace_id(info.name, run.id, run.trace_id)
+                trace_id = trace_of(info.name, run)
                 self.run_metrics.record_run(info.name, info.platform, run, trace_id, now)
         return newest
 

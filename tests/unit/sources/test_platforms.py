@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from exporter.app import Exporter
 from exporter.config.models import load_settings
+from exporter.model import Run
 from exporter.simulator.platforms import PLATFORMS, simulate
 from exporter.simulator.settings import SimulatorSettings
 from exporter.sources.registry import PLATFORMS as SPECS
@@ -116,11 +117,25 @@ class PlatformHarness:
         return self.exporter.registry.get_sample_value(name, labels)
 
 
+def record_trace_ids(harness: PlatformHarness) -> list[str]:
+    """Return the list every run's exemplar trace id is appended to as the run is counted."""
+    recorded: list[str] = []
+    record = harness.exporter.run_metrics.record_run
+
+    def recording(source: str, platform: str, run: Run, trace_id: str, now: float) -> None:
+        recorded.append(trace_id)
+        record(source, platform, run, trace_id, now)
+
+    harness.exporter.run_metrics.record_run = recording  # type: ignore[method-assign]
+    return recorded
+
+
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_counts_match_the_simulator_and_every_run_has_one_root_span(
     tmp_path: Path, platform: str
 ) -> None:
     harness = PlatformHarness(tmp_path, platform, discover=platform != "acp")
+    recorded = record_trace_ids(harness)
     harness.poll(12)
     harness.finish()
     expected = harness.expected()
@@ -139,6 +154,8 @@ def test_counts_match_the_simulator_and_every_run_has_one_root_span(
     present = {(span.context.trace_id, span.context.span_id) for span in spans if span.context}
     for span in spans:  # every parent is there, in the same trace
         assert span.parent is None or (span.parent.trace_id, span.parent.span_id) in present
+    traces = {f"{span.context.trace_id:032x}" for span in spans if span.context}
+    assert set(recorded) <= traces  # every exemplar opens a trace that exists (nested ones too)
     endpoints = {
         sample.labels["endpoint"]
         for family in harness.exporter.registry.collect()
