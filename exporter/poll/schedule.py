@@ -177,7 +177,8 @@ class Schedule:
         elapsed = self.poll_interval_s if self._round_at is None else now - self._round_at
         earned = self.plan.capacity_per_minute / 60 * elapsed
         ceiling = self.plan.capacity_per_minute / 60 * max(elapsed, self.poll_interval_s)
-        self._allowance = min(self._allowance + earned, max(ceiling, 1.0))
+        # No more than a round's worth is saved up, plus the fraction a whole poll left over.
+        self._allowance = min(self._allowance + earned, ceiling + 1.0)
         self._round_at = now
         taken = waiting[: max(1, int(self._allowance))]
         self._allowance = max(0.0, self._allowance - len(taken))

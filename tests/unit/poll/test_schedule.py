@@ -196,3 +196,12 @@ def test_a_quiet_agent_unseen_past_the_longest_interval_goes_before_busy_ones() 
     assert schedule._waiting(now)[:2] == ["a0", "a1"]
     schedule.polled("a0", now, ok=True)  # seen: back among the others, by lateness
     assert schedule._waiting(now + 100.0)[0] == "a1"
+
+
+def test_rounds_take_what_the_budget_earned_fractions_included() -> None:
+    schedule = started(1000, capacity=1.04)  # 5.2 polls a 5 s round: never a whole number
+    now, taken = 0.0, 0
+    for _ in range(100):  # every agent stays due: the rounds, not the agents, are the limit
+        now += POLL
+        taken += len(schedule.due(now))
+    assert taken == pytest.approx(1.04 * 100 * POLL, abs=1)  # 520, not 5 a round (500)
