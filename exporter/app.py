@@ -188,7 +188,7 @@ class Exporter:
     def _restore(self) -> None:
         now = self.clock()
         snapshot = self.store.load(
-            self.tracker.prune_before(now), awaiting_from=self.tracker.overdue_floor(now)
+            self.tracker.prune_before(now), awaiting_from=self.tracker.overdue_kept_from(now)
         )
         self.tracker.restore(snapshot)
         bad_series = self.run_metrics.restore(snapshot.series)

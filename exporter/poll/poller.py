@@ -401,7 +401,7 @@ class Poller:
                 self.store.commit(
                     batch,
                     prune_before=self.tracker.prune_before(now),
-                    awaiting_from=self.tracker.overdue_floor(now),
+                    awaiting_from=self.tracker.overdue_kept_from(now),
                 )
             except StateError as exc:
                 # Publishing now would show counts a restart takes back: hold them until the

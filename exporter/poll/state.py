@@ -32,7 +32,8 @@ T = TypeVar("T")
 Row = checks.Row
 
 SCHEMA_VERSION = "1"
-# The runs table holds only the lookback window; these keep the memory and disk around it bounded.
+# The runs table holds the lookback window (and the runs still waiting for their detail, one more
+# lookback at most); these keep the memory and disk around it bounded.
 CACHE_KIB = 1024  # page cache of the connection (SQLite's default: 2000 KiB)
 WAL_CHECKPOINT_PAGES = 256  # move the WAL into the file every ~1 MiB of commits (default: 1000)
 WAL_LIMIT_BYTES = 1 << 20  # after a checkpoint, truncate the WAL to 1 MiB (default: never)

@@ -285,7 +285,7 @@ class Tracker:
             self._forget((record.source, record.run_id), persist=True)
             self._on_given_up(record)
         self._prune(self.prune_before(now))
-        self._settle_overdue(self.overdue_floor(now) - self._margin)
+        self._settle_overdue(self.overdue_kept_from(now))
         return given_up
 
     def _prune(self, before: float) -> None:
@@ -302,6 +302,11 @@ class Tracker:
         """Return the creation time before which a run may wait for its detail no longer."""
         return self.prune_before(now) - self.lookback_s
 
+    def overdue_kept_from(self, now: float) -> float:
+        """Return the creation time before which a waiting run is forgotten even uncounted: its
+        source went away, as a live source counts it by `overdue_floor` (a prune margin before)."""
+        return self.overdue_floor(now) - self._margin
+
     def overdue_due(self, source: str, now: float) -> list[RunRecord]:
         """Return the source's overdue runs to count as listed now: those older than
         `overdue_floor`, and the oldest beyond `max_overdue`."""
@@ -311,8 +316,7 @@ class Tracker:
         return [r for i, r in enumerate(waiting) if i < excess or r.created_at < floor]
 
     def _settle_overdue(self, hard_floor: float) -> None:
-        """Forget overdue runs once counted and traced, or past `hard_floor` (their source went
-        away: nothing polls it to count them; a live source counts them before)."""
+        """Forget overdue runs once counted and traced, or created before `hard_floor`."""
         for runs in self._overdue.values():
             for run_id, record in list(runs.items()):
                 done = record.counted and not record.trace_pending

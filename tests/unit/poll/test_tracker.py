@@ -278,14 +278,14 @@ def test_an_overdue_run_survives_the_state_prune_and_a_restart(tmp_path: Path) -
     t.expire(now)
     batch = StateBatch()
     t.drain(batch)
-    store.commit(batch, prune_before=t.prune_before(now), awaiting_from=t.overdue_floor(now))
+    store.commit(batch, prune_before=t.prune_before(now), awaiting_from=t.overdue_kept_from(now))
     again = tracker()
-    again.restore(store.load(again.prune_before(now), awaiting_from=again.overdue_floor(now)))
+    again.restore(store.load(again.prune_before(now), awaiting_from=again.overdue_kept_from(now)))
     assert [r.run_id for r in again.awaiting_outcome("s")] == ["r1"]
     assert len(again) == 1  # the counted run r2 was pruned as usual
-    later = T0 + 2 * LOOKBACK + 2 * MARGIN
+    later = T0 + 2 * LOOKBACK + 3 * MARGIN
     store.commit(
-        StateBatch(), prune_before=t.prune_before(later), awaiting_from=t.overdue_floor(later)
+        StateBatch(), prune_before=t.prune_before(later), awaiting_from=t.overdue_kept_from(later)
     )
     assert store.load(0).runs == []  # past another lookback the state lets it go too
     store.close()
