@@ -186,7 +186,10 @@ class Exporter:
         return runtime
 
     def _restore(self) -> None:
-        snapshot = self.store.load(self.tracker.prune_before(self.clock()))
+        now = self.clock()
+        snapshot = self.store.load(
+            self.tracker.prune_before(now), awaiting_from=self.tracker.overdue_kept_from(now)
+        )
         self.tracker.restore(snapshot)
         bad_series = self.run_metrics.restore(snapshot.series)
         self.metrics.state_rows_dropped.inc(self.store.dropped + bad_series)

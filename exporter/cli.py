@@ -130,6 +130,12 @@ def _simulator_arguments(
         "--malformed-ratio", type=float, default=0.0, help="share of answers with a truncated body"
     )
     group.add_argument(
+        "--drift-ratio",
+        type=float,
+        default=0.0,
+        help="share of runs whose optional fields drift (ACP: createdAt absent or malformed)",
+    )
+    group.add_argument(
         "--token", default=None, help="token the simulator requires (ElizaOS: as X-API-KEY)"
     )
     group.add_argument(
@@ -242,6 +248,7 @@ def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
             slow_ratio=args.slow_ratio,
             slow_seconds=args.slow_seconds,
             malformed_ratio=args.malformed_ratio,
+            drift_ratio=args.drift_ratio,
             token=args.token,
             duration_scale=args.duration_scale,
             history=args.history,

@@ -94,6 +94,9 @@ class Run:
     the parent's tool call that started it, when known, and `root_run_id` the top of that lineage.
     `tool_steps` is None until the run's detail has been fetched (or when the platform has none).
     `invalid_fields` names the optional fields that were malformed and dropped alone.
+    `created_estimated` says the platform gave no time to order the run by: `created_at` is then
+    a stand-in never earlier than the real creation (the run's end, or when the exporter first
+    saw it), which keeps the run in the window but never moves a high-water mark.
     """
 
     id: str
@@ -119,6 +122,7 @@ class Run:
     tool_steps: tuple[ToolStep, ...] | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     invalid_fields: tuple[str, ...] = ()
+    created_estimated: bool = False
 
     @property
     def start_time(self) -> float:

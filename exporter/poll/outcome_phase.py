@@ -11,7 +11,9 @@ trace is kept, the trace phase uses that detail: one detail request per run eith
                                        failure at once) ──► counted as listed,
                                        runs_skipped_total{reason="detail_failed"}
 
-A detail the request budget defers, or a 429, is no failure: the run waits for a later cycle.
+A detail the request budget defers, or a 429, is no failure: the run waits for a later cycle,
+past the lookback window if need be (kept by the tracker, bounded: see `Tracker.overdue_due`); one
+that waited as long as it may is counted as listed, `runs_skipped_total{reason="detail_overdue"}`.
 The outcome is read at once (`RUN_ENDED` is there when the run ends), but ElizaOS files some model
 calls seconds later: a detail read within the source's `detail_delay_s` of the end counts the run
 and is not reused for its trace, which the trace phase reads again once complete.
@@ -90,10 +92,11 @@ class OutcomePhase:
 
     async def run(self, runtime: SourceRuntime) -> int:
         """Count the source's waiting runs whose detail can be read now; return how many."""
+        before = runtime.counted
+        self._give_up_overdue(runtime)
         waiting = self.tracker.awaiting_outcome(runtime.info.name)
         if not waiting:
-            return 0
-        before = runtime.counted
+            return runtime.counted - before
         deadline = self.clock() + self.budget_s
         limit = asyncio.Semaphore(self.detail_concurrency)
 
@@ -134,6 +137,23 @@ class OutcomePhase:
             )
             self.metrics.runs_skipped.labels(name, "detail_failed").inc()
             return replace(record.run, tool_steps=None)
+
+    def _give_up_overdue(self, runtime: SourceRuntime) -> None:
+        """Count as listed the runs that waited for their detail as long as they may."""
+        name = runtime.info.name
+        overdue = self.tracker.overdue_due(name, self.clock())
+        for record in overdue:
+            assert record.run is not None
+            self._count(runtime, record, replace(record.run, tool_steps=None))
+        if overdue:
+            self.metrics.runs_skipped.labels(name, "detail_overdue").inc(len(overdue))
+            log.warning(
+                "source %s: %d runs waited for their detail past the lookback window (the request "
+                "budget or a 429 kept deferring it); counted as listed, so a failure among them "
+                "counts as its listed status",
+                name,
+                len(overdue),
+            )
 
     async def recheck_stuck(self, runtime: SourceRuntime) -> int:
         """Re-check the source's stuck runs that are due through their detail; return counted."""

@@ -22,10 +22,11 @@ from exporter.poll import discovery
 from exporter.poll.discovery import SourceRuntime
 from exporter.poll.outcome_phase import OutcomePhase, outcome_in_detail, stuck_after
 from exporter.poll.schedule import PLANNED_SHARE, ListShare, Plan
+from exporter.poll.skips import SkipLedger
 from exporter.poll.state import StateBatch, StateStore
 from exporter.poll.throttle import ThrottleLog
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
-from exporter.poll.tracker import Outcome, SkipLedger, Tracker
+from exporter.poll.tracker import Outcome, Tracker
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.ids import trace_of
@@ -278,7 +279,9 @@ class Poller:
             return
         if high_water is None:
             return
-        if min(run.created_at for run in page.runs) <= high_water:  # it overlaps what was read
+        # Stand-in times (Run.created_estimated) may be later than the real ones: not a gap.
+        real = [run.created_at for run in page.runs if not run.created_estimated]
+        if not real or min(real) <= high_water:  # it overlaps what was read
             return
         self.metrics.page_gaps.labels(runtime.info.name).inc()
         log.warning(
@@ -295,7 +298,7 @@ class Poller:
         """Give up (and count) runs in flight that fell off the only visible page: a gap."""
         name = runtime.info.name
         oldest = min(run.created_at for run in page.runs)
-        lost = self.tracker.scrolled_off(name, agent_id, oldest)
+        lost = self.tracker.scrolled_off(name, agent_id, oldest, {run.id for run in page.runs})
         if not lost:
             return False
         self.metrics.page_gaps.labels(name).inc()
@@ -328,7 +331,8 @@ class Poller:
                 )
         in_detail = outcome_in_detail(runtime.source)
         for run in page.runs:
-            if newest is None or run.created_at > newest:
+            # A stand-in time (see Run.created_estimated) is no proof that older runs were read.
+            if not run.created_estimated and (newest is None or run.created_at > newest):
                 newest = run.created_at
             waited = in_detail and self.tracker.awaits_detail(info.name, run.id)
             seen = self.tracker.observe(info.name, run, now, outcome_in_detail=in_detail)
@@ -396,7 +400,11 @@ class Poller:
         self.run_metrics.drain(batch)
         if batch or self.store.problem:  # a failed commit is retried, even with nothing new
             try:
-                self.store.commit(batch, prune_before=self.tracker.prune_before(now))
+                self.store.commit(
+                    batch,
+                    prune_before=self.tracker.prune_before(now),
+                    awaiting_from=self.tracker.overdue_kept_from(now),
+                )
             except StateError as exc:
                 # Publishing now would show counts a restart takes back: hold them until the
                 # store has them (the failed batch is retried first by the next commit).

@@ -32,7 +32,8 @@ T = TypeVar("T")
 Row = checks.Row
 
 SCHEMA_VERSION = "1"
-# The runs table holds only the lookback window; these keep the memory and disk around it bounded.
+# The runs table holds the lookback window (and the runs still waiting for their detail, one more
+# lookback at most); these keep the memory and disk around it bounded.
 CACHE_KIB = 1024  # page cache of the connection (SQLite's default: 2000 KiB)
 WAL_CHECKPOINT_PAGES = 256  # move the WAL into the file every ~1 MiB of commits (default: 1000)
 WAL_LIMIT_BYTES = 1 << 20  # after a checkpoint, truncate the WAL to 1 MiB (default: never)
@@ -50,6 +51,13 @@ CREATE TABLE IF NOT EXISTS cursors (
 CREATE TABLE IF NOT EXISTS series (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 _SHAPE = checks.shape_of(_SCHEMA)
+# A run seen ended that waits for the detail telling its outcome (see RunRecord and the tracker).
+_AWAITING = "counted = 0 AND trace_pending = 1"
+_LOAD_RUNS = (
+    "SELECT source, run_id, agent_id, created_at, status, counted, trace_pending, attempts,"
+    f" payload FROM runs WHERE created_at >= ? OR ({_AWAITING} AND created_at >= ?)"
+)
+_PRUNE_RUNS = f"DELETE FROM runs WHERE created_at < ? AND NOT ({_AWAITING} AND created_at >= ?)"
 
 
 @dataclass(slots=True)
@@ -230,14 +238,15 @@ class StateStore:
             target,
         )
 
-    def load(self, min_created_at: float) -> Snapshot:
-        """Load the runs created at or after `min_created_at`, all cursors and all series.
+    def load(self, min_created_at: float, *, awaiting_from: float | None = None) -> Snapshot:
+        """Load the runs created at or after `min_created_at` (those waiting for their detail
+        from `awaiting_from`, when earlier), all cursors and all series.
 
         A row that cannot be decoded is left out and counted in `dropped`; a file that cannot be
         read is moved aside and the snapshot is empty.
         """
         try:
-            return self._load(min_created_at)
+            return self._load(min_created_at, awaiting_from)
         except sqlite3.DatabaseError as exc:
             if not self.persistent or not _corrupt(self.path, exc):
                 raise
@@ -246,11 +255,10 @@ class StateStore:
             self._db = self._open()
             return Snapshot(runs=[], cursors={}, series={})
 
-    def _load(self, min_created_at: float) -> Snapshot:
+    def _load(self, min_created_at: float, awaiting_from: float | None) -> Snapshot:
         rows = self._db.execute(
-            "SELECT source, run_id, agent_id, created_at, status, counted, trace_pending,"
-            " attempts, payload FROM runs WHERE created_at >= ?",
-            (min_created_at,),
+            _LOAD_RUNS,
+            (min_created_at, min_created_at if awaiting_from is None else awaiting_from),
         )
         runs = list(self._kept(rows, _record))
         cursors = dict(self._kept(self._db.execute("SELECT * FROM cursors"), checks.cursor))
@@ -275,15 +283,25 @@ class StateStore:
                 self.dropped += 1
                 log.warning("state file %s: dropping a bad row (%s)", self.path, str(exc)[:200])
 
-    def commit(self, batch: StateBatch, *, prune_before: float | None = None) -> None:
-        """Write `batch` (and drop runs created before `prune_before`) in one transaction.
+    def commit(
+        self,
+        batch: StateBatch,
+        *,
+        prune_before: float | None = None,
+        awaiting_from: float | None = None,
+    ) -> None:
+        """Write `batch` (and drop runs created before `prune_before`, those waiting for their
+        detail only before `awaiting_from` when earlier) in one transaction.
 
         On failure the batch is kept and written, before newer changes, by the next commit.
         """
         if self._unsaved is not None:
             batch = self._unsaved.merged(batch)
+        prune = None
+        if prune_before is not None:
+            prune = (prune_before, prune_before if awaiting_from is None else awaiting_from)
         try:
-            self._write(batch, prune_before)
+            self._write(batch, prune)
         except sqlite3.Error as exc:
             self._unsaved = batch
             if self.persistent:
@@ -293,7 +311,7 @@ class StateStore:
         if self.persistent:
             self.problem = None
 
-    def _write(self, batch: StateBatch, prune_before: float | None) -> None:
+    def _write(self, batch: StateBatch, prune: tuple[float, float] | None) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -306,8 +324,8 @@ class StateStore:
                 [(s, a, hw) for (s, a), hw in batch.cursors.items()],
             )
             db.executemany("INSERT OR REPLACE INTO series VALUES (?,?)", batch.series.items())
-            if prune_before is not None:
-                db.execute("DELETE FROM runs WHERE created_at < ?", (prune_before,))
+            if prune is not None:
+                db.execute(_PRUNE_RUNS, prune)
             db.execute("COMMIT")
         except BaseException:
             _roll_back(db)

@@ -9,33 +9,31 @@ paging can stop as soon as everything older is known. Memory and state are bound
 `lookback`: a run created before `now - lookback` is outside the window; one still in flight by
 then is given up.
 
+A run still waiting for its detail when the window moves past it (the request budget or a 429
+deferred the detail) is not forgotten uncounted: it is kept, `overdue`, for at most another
+`lookback` and at most `max_overdue` per source; `overdue_due` hands the ones past either bound to
+the outcome phase, which counts them as listed (`runs_skipped_total{reason="detail_overdue"}`).
+
 A run in flight for longer than its platform's `stuck_after_s` is stuck: paging no longer reaches
 back to it (`window`), and `stuck` offers it for a re-check through its detail on a backoff
 (`RECHECK_FIRST_S`, doubling up to `RECHECK_MAX_S`); one the detail shows ended is counted by
 `count_checked`.
-
-`SkipLedger` remembers which dropped items were already reported, so each is counted and logged
-once. A run the exporter cannot read (say, an unknown status) comes back on every poll until it
-leaves the platform's newest pages; counting it each time would inflate
-`agent_runs_exporter_runs_skipped_total` and flood the log. Items without an id cannot be told apart
-and are reported each time.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from enum import Enum
 
 from exporter.model import Run, Status
 from exporter.poll.state import RunRecord, Snapshot, StateBatch
 from exporter.sinks.traces.ids import keep_trace
-from exporter.sources.base import Skip
 
 RunKey = tuple[str, str]
 RECHECK_FIRST_S = 60.0
 RECHECK_MAX_S = 900.0
+MAX_OVERDUE = 10_000  # runs per source kept past the window while waiting for their detail
 
 
 class Outcome(Enum):
@@ -59,16 +57,19 @@ class Tracker:
         prune_margin_s: float = 300.0,
         on_given_up: Callable[[RunRecord], None] | None = None,
         sample_successful: float = 1.0,
+        max_overdue: int = MAX_OVERDUE,
     ) -> None:
         self.lookback_s = lookback_s
         self.traces_enabled = traces_enabled
         self.sample_successful = sample_successful
         self._margin = prune_margin_s
+        self.max_overdue = max_overdue
         self._on_given_up = on_given_up or (lambda _record: None)
         self._records: dict[RunKey, RunRecord] = {}
         self._in_flight: dict[tuple[str, str], dict[str, float]] = {}
         self._pending: dict[str, dict[str, RunRecord]] = {}
         self._awaiting: dict[str, dict[str, RunRecord]] = {}
+        self._overdue: dict[str, dict[str, RunRecord]] = {}  # past the window, oldest first
         self._rechecks: dict[RunKey, tuple[float, float]] = {}  # next check, interval
         self._high_water: dict[tuple[str, str], float] = {}
         self._by_age: list[tuple[float, str, str]] = []
@@ -132,7 +133,8 @@ class Tracker:
         else:
             record.status = status
         if not status.terminal:
-            self._in_flight.setdefault((source, run.agent_id), {})[run.id] = created
+            # The first sighting's time: a stand-in (Run.created_estimated) may differ later.
+            self._in_flight.setdefault((source, run.agent_id), {})[run.id] = record.created_at
             record.run = run  # kept in memory only (not persisted): what a re-check asks about
             self._touch(record)
             return Outcome.IN_FLIGHT
@@ -282,23 +284,65 @@ class Tracker:
         for record in given_up:
             self._forget((record.source, record.run_id), persist=True)
             self._on_given_up(record)
-        while self._by_age and self._by_age[0][0] < floor - self._margin:
-            _created, source, run_id = heapq.heappop(self._by_age)
-            self._forget((source, run_id), persist=False)
+        self._prune(self.prune_before(now))
+        self._settle_overdue(self.overdue_kept_from(now))
         return given_up
+
+    def _prune(self, before: float) -> None:
+        """Forget the runs created before `before`, keeping those that wait for their detail."""
+        while self._by_age and self._by_age[0][0] < before:
+            _created, source, run_id = heapq.heappop(self._by_age)
+            waiting = self._awaiting.get(source, {}).get(run_id)
+            if waiting is not None:
+                self._overdue.setdefault(source, {})[run_id] = waiting  # its count still waits
+            else:
+                self._forget((source, run_id), persist=False)
+
+    def overdue_floor(self, now: float) -> float:
+        """Return the creation time before which a run may wait for its detail no longer."""
+        return self.prune_before(now) - self.lookback_s
+
+    def overdue_kept_from(self, now: float) -> float:
+        """Return the creation time before which a waiting run is forgotten even uncounted: its
+        source went away, as a live source counts it by `overdue_floor` (a prune margin before)."""
+        return self.overdue_floor(now) - self._margin
+
+    def overdue_due(self, source: str, now: float) -> list[RunRecord]:
+        """Return the source's overdue runs to count as listed now: those older than
+        `overdue_floor`, and the oldest beyond `max_overdue`."""
+        waiting = [r for r in self._overdue.get(source, {}).values() if self._is_awaiting(r)]
+        floor = self.overdue_floor(now)
+        excess = len(waiting) - self.max_overdue
+        return [r for i, r in enumerate(waiting) if i < excess or r.created_at < floor]
+
+    def _settle_overdue(self, hard_floor: float) -> None:
+        """Forget overdue runs once counted and traced, or created before `hard_floor`."""
+        for runs in self._overdue.values():
+            for run_id, record in list(runs.items()):
+                done = record.counted and not record.trace_pending
+                if done or record.created_at < hard_floor:
+                    self._forget((record.source, run_id), persist=False)
 
     def has_in_flight(self, source: str, agent_id: str) -> bool:
         """Say whether the agent has a run seen queued or running and not yet counted."""
         return bool(self._in_flight.get((source, agent_id)))
 
-    def scrolled_off(self, source: str, agent_id: str, oldest_visible: float) -> list[RunRecord]:
-        """Give up the agent's runs in flight created before `oldest_visible`; return them.
+    def scrolled_off(
+        self, source: str, agent_id: str, oldest_visible: float, visible: set[str]
+    ) -> list[RunRecord]:
+        """Give up the agent's runs in flight created before `oldest_visible` and no longer in
+        `visible` (the ids on the page); return them.
 
         For a platform that shows only its newest runs: one older than every visible run has
-        left the view, and its end will never be seen.
+        left the view, and its end will never be seen. (A run on a stand-in time may be listed
+        at a later time than the tracker's: the ids decide.)
         """
         runs = self._in_flight.get((source, agent_id), {})
-        gone = [self._records[(source, run_id)] for run_id, t in runs.items() if t < oldest_visible]
+        gone = [
+            self._records[(source, run_id)]
+            for run_id, t in runs.items()
+            if t < oldest_visible and run_id not in visible
+        ]
         for record in gone:
             self._forget((source, record.run_id), persist=True)
             self._on_given_up(record)
@@ -356,31 +400,8 @@ class Tracker:
         self._in_flight.get((record.source, record.agent_id), {}).pop(record.run_id, None)
         self._pending.get(record.source, {}).pop(record.run_id, None)
         self._awaiting.get(record.source, {}).pop(record.run_id, None)
+        self._overdue.get(record.source, {}).pop(record.run_id, None)
         self._rechecks.pop(key, None)
         self._dirty.pop(key, None)
         if persist:
             self._deleted.add(key)
-
-
-MAX_REMEMBERED = 10_000
-
-
-class SkipLedger:
-    """A bounded memory of (source, reason, item id) already reported."""
-
-    def __init__(self, capacity: int = MAX_REMEMBERED) -> None:
-        self._capacity = capacity
-        self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
-
-    def first(self, source: str, skip: Skip) -> bool:
-        """Say whether `skip` is reported for the first time (always True without an id)."""
-        if skip.item_id is None:
-            return True
-        key = (source, skip.reason, skip.item_id)
-        if key in self._seen:
-            self._seen.move_to_end(key)
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self._capacity:
-            self._seen.popitem(last=False)
-        return True

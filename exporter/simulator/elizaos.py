@@ -14,7 +14,8 @@ logs inside the bounds only (so a cut-off start gives `startedAt: null`, a cut-o
 `hasMore = total > limit`. Without `from` and `to` the answer is cached for 15 s per (agent,
 roomId, status, limit, X-Entity-Id). An unknown run's detail is 200 with status `started` and no
 events. Non-UUID ids are 400 INVALID_ID. Errors are `{success: false, error: {code, message}}`;
-when a token is configured every route needs `X-API-KEY`, else 401 text/plain.
+when a token is configured every route needs `X-API-KEY`, else 401 with the real server's JSON body
+`{"error": "API key required", "message": "Missing or invalid X-API-KEY header"}` (no envelope).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from exporter.simulator.elizaos_runs import ElizaAgent, ElizaFlavor, ElizaRun, counts_of, events_of
 from exporter.simulator.gate import ApiError, Dialect, bind, build_app
@@ -38,6 +39,7 @@ Payload = dict[str, Any]
 ElizaWorld = BaseWorld[ElizaAgent, ElizaRun]
 CACHE_MS = 15_000
 _FILTERS = ("started", "completed", "timeout", "error")
+UNAUTHORIZED = {"error": "API key required", "message": "Missing or invalid X-API-KEY header"}
 
 
 def elizaos_world(settings: SimulatorSettings, clock: Clock) -> ElizaWorld:
@@ -241,7 +243,7 @@ def _error(
 
 DIALECT = Dialect(
     credentials=lambda request: request.headers.get("x-api-key"),
-    unauthorized=lambda: PlainTextResponse("Unauthorized: Invalid or missing X-API-KEY", 401),
+    unauthorized=lambda: JSONResponse(UNAUTHORIZED, status_code=401),
     error=_error,
 )
 

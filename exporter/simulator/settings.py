@@ -26,6 +26,7 @@ class SimulatorSettings:
     slow_ratio: float = 0.0  # share of requests answered only after slow_seconds
     slow_seconds: float = 5.0
     malformed_ratio: float = 0.0  # share of requests answered 200 with a truncated body
+    drift_ratio: float = 0.0  # share of runs whose optional fields drift (ACP: no createdAt)
     token: str | None = None  # required token (each platform's own header); None: no auth
 
     def __post_init__(self) -> None:
@@ -50,4 +51,5 @@ class SimulatorSettings:
             ("slow_ratio must be in [0, 1]", 0 <= self.slow_ratio <= 1),
             ("slow_seconds must be >= 0", self.slow_seconds >= 0),
             ("malformed_ratio must be in [0, 1]", 0 <= self.malformed_ratio <= 1),
+            ("drift_ratio must be in [0, 1]", 0 <= self.drift_ratio <= 1),
         ]

@@ -7,8 +7,9 @@ The same runs come in both `data` and `runs`; each is read once. There is no cur
 time filter: only the newest `limit` runs are visible, so a page whose oldest run is still newer
 than everything read before may hide runs (`Page.history_cut`; the poller counts the gap). Runs
 carry no tokens, cost, duration or tool calls: duration comes from `createdAt`/`completedAt`, and a
-run's trace is its root span alone. Statuses: queued and running are in flight; completed, failed
-and cancelled are terminal. A "agent" of this source is a server id.
+run's trace is its root span alone. Every field is optional in the API: a run needs only `id` and
+`status` here. Statuses: queued and running are in flight; completed, failed and cancelled are
+terminal. A "agent" of this source is a server id.
 """
 
 from __future__ import annotations
@@ -45,27 +46,40 @@ _ATTRIBUTES = (
 )
 
 
-def parse_run(item: Any, server_id: str) -> Run:
-    """Translate one ACP runtime run into a `Run` (no tokens or cost: absent, never zero)."""
+def parse_run(item: Any, server_id: str, first_seen: Callable[[str], float] | None = None) -> Run:
+    """Translate one ACP runtime run into a `Run` (no tokens or cost: absent, never zero).
+
+    Every field is optional in the API. Without `createdAt` the run is ordered by a stand-in (its
+    `completedAt`, else when `first_seen` first saw it: see `fields.order_time`), its duration is
+    absent and `createdAt` is counted as invalid.
+    """
     item = fields.run_object(item)
     drift = fields.Drift()
     completed = drift.value(fields.optional_timestamp, item.get("completedAt"), "completedAt")
     status, raw_status = fields.status(item, STATUS_MAP, ended=completed is not None)
+    run_id = fields.run_id(item, "id")
+    created = drift.expected(fields.optional_timestamp, item.get("createdAt"), "createdAt")
+    ended = completed if status.terminal else None
+    order, estimated = fields.order_time(created, ended, f"{server_id}/{run_id}", first_seen)
+    attributes = {a: v for key, a in _ATTRIBUTES if (v := drift.text(item, key))}
     return Run(
-        id=fields.run_id(item, "id"),
+        id=run_id,
         agent_id=server_id,
         status=status,
         raw_status=raw_status,
-        created_at=fields.timestamp(item.get("createdAt"), "createdAt"),
-        completed_at=completed if status.terminal else None,
+        created_at=order,
+        completed_at=None if estimated else ended,
         conversation_id=drift.text(item, "threadId"),
         error=drift.text(item, "error") if status.is_error else None,
-        attributes={a: v for key, a in _ATTRIBUTES if (v := drift.text(item, key))},
+        attributes=attributes | ({"agent_run.start_unknown": "true"} if estimated else {}),
         invalid_fields=drift.invalid,
+        created_estimated=estimated,
     )
 
 
-def parse_list(body: Any, server_id: str, limit: int) -> Page:
+def parse_list(
+    body: Any, server_id: str, limit: int, first_seen: Callable[[str], float] | None = None
+) -> Page:
     """Translate a list response into one page, reading each run of `data` and `runs` once."""
     if not isinstance(body, dict):
         raise MalformedPageError("list-runs response is not an object")
@@ -83,7 +97,7 @@ def parse_list(body: Any, server_id: str, limit: int) -> Page:
             seen.add(run_id)
         items += 1
         try:
-            page.runs.append(parse_run(item, server_id))
+            page.runs.append(parse_run(item, server_id, first_seen))
         except ParseError as exc:
             page.skip(exc, item)
     page.runs.sort(key=lambda run: run.created_at, reverse=True)
@@ -100,10 +114,18 @@ class AcpSource:
     token_types: tuple[str, ...] = ()
     has_cost = False
 
-    def __init__(self, name: str, client: HttpClient, *, page_size: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        client: HttpClient,
+        *,
+        page_size: int,
+        clock: Callable[[], float],
+    ) -> None:
         self.name = name
         self._client = client
         self._page_size = page_size
+        self._first_seen = fields.FirstSeen(clock)  # the stand-in of runs without createdAt
 
     async def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
         """Yield the one page the API shows: the server's newest runs."""
@@ -112,7 +134,7 @@ class AcpSource:
             endpoint="list_runs",
             params={"limit": self._page_size},
         )
-        yield parse_list(body, agent_id, self._page_size)
+        yield parse_list(body, agent_id, self._page_size, self._first_seen)
 
     async def list_agents(self) -> list[AgentEntry] | None:
         """Return None: servers are configured, not discovered."""
@@ -133,7 +155,7 @@ class AcpSource:
 
 def build(settings: SourceOptions, client: HttpClient, clock: Callable[[], float]) -> AcpSource:
     """Return the ACP source for `settings` (its agents are the configured server ids)."""
-    return AcpSource(settings.name, client, page_size=settings.page_size)
+    return AcpSource(settings.name, client, page_size=settings.page_size, clock=clock)
 
 
 SPEC = PlatformSpec(

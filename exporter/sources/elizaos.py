@@ -12,14 +12,17 @@ completed, timeout and error are terminal. Quirks handled here:
 
 - Run status is folded from event logs no newer than `to`, so on an older page a run that ended
   after `to` shows as `started`: such runs are confirmed with the detail call.
-- A run whose start log fell out of the server's scan window comes back terminal with
-  `startedAt: null`: its end is known, its duration is not (absent, never zero).
+- A run whose start log fell out of the server's scan window comes back with `startedAt: null`:
+  terminal, its end is known and its duration is not (absent, never zero); `started` (a run that
+  ended `muted` and the like, or an item the SDK allows), it has no time at all and is ordered by
+  when it was first seen. The detail gives the start back when it still has it.
 - The detail of an unknown (or aged-out) run answers 200 with `started` and no events: that is not
   a finished run, and its trace is reported unavailable.
 - A failed run ends `completed` with the error in its `RUN_ENDED` event's `data.error` (1.7.2 never
   writes `error`): only the detail tells a failure from a success, so the source says
   `outcome_in_detail` and the poller counts a run once its detail is read.
-- A 401 body is JSON (`{success: false, error}`); a 200 with `success: false` is an error envelope.
+- A 401 body is JSON without the envelope (`{"error": "API key required", "message": ...}`), not
+  text; a 200 with `success: false` is an error envelope.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ STATUS_MAP = {
 }
 FIRST_PAGE_AHEAD_MS = 86_400_000  # `to` of the first page: a day ahead absorbs any clock skew
 _ATTRIBUTES = (("messageId", "agent_run.message_id"), ("entityId", "agent_run.entity_id"))
+START_UNKNOWN = "agent_run.start_unknown"
 
 
 def unwrap(body: Any) -> Any:
@@ -69,34 +73,39 @@ def unwrap(body: Any) -> Any:
     )
 
 
-def parse_run(item: Any, agent_id: str) -> Run:
-    """Translate one ElizaOS run summary (list item or detail `summary`) into a `Run`."""
+def parse_run(item: Any, agent_id: str, first_seen: Callable[[str], float] | None = None) -> Run:
+    """Translate one ElizaOS run summary (list item or detail `summary`) into a `Run`.
+
+    Without `startedAt` (its start log fell out of the server's scan window, or the item is one
+    the SDK allows) the run is ordered by a stand-in (its `endedAt`, else when `first_seen` first
+    saw it: see `fields.order_time`), its duration is absent and `startedAt` counts as invalid.
+    """
     item = fields.run_object(item)
     drift = fields.Drift()
-    started = fields.instant(item.get("startedAt", item.get("startTime")), "startedAt")
-    ended = fields.instant(item.get("endedAt", item.get("endTime")), "endedAt")
+    start = item.get("startedAt", item.get("startTime"))
+    started = drift.expected(fields.instant, start, "startedAt")
+    ended = drift.value(fields.instant, item.get("endedAt", item.get("endTime")), "endedAt")
     status, raw_status = fields.status(item, STATUS_MAP, ended=ended is not None)
-    created = started if started is not None else ended
-    if created is None:
-        raise ParseError("run has neither startedAt nor endedAt")
+    run_id = fields.run_id(item, "runId")
+    created, estimated = fields.order_time(started, ended, f"{agent_id}/{run_id}", first_seen)
     duration_ms = drift.value(fields.optional_number, item.get("durationMs"), "durationMs")
-    known_start = started is not None
     return Run(
-        id=fields.run_id(item, "runId"),
+        id=run_id,
         agent_id=agent_id,
         status=status,
         raw_status=raw_status,
         created_at=created,
-        completed_at=ended if status.terminal and known_start else None,
-        duration_s=duration_ms / 1000.0 if duration_ms is not None and known_start else None,
+        completed_at=ended if status.terminal and not estimated else None,
+        duration_s=duration_ms / 1000.0 if duration_ms is not None and not estimated else None,
         conversation_id=drift.text(item, "roomId"),
         attributes={a: v for key, a in _ATTRIBUTES if (v := drift.text(item, key))}
-        | ({} if known_start else {"agent_run.start_unknown": "true"}),
+        | ({START_UNKNOWN: "true"} if estimated else {}),
         invalid_fields=drift.invalid,
+        created_estimated=estimated,
     )
 
 
-def parse_list(body: Any, agent_id: str) -> Page:
+def parse_list(body: Any, agent_id: str, first_seen: Callable[[str], float] | None = None) -> Page:
     """Translate a list-runs response into a page; malformed items are skipped and counted."""
     data = unwrap(body)
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
@@ -104,7 +113,7 @@ def parse_list(body: Any, agent_id: str) -> Page:
     page = Page(runs=[], has_more=data.get("hasMore") is True)
     for item in data["runs"]:
         try:
-            page.runs.append(parse_run(item, agent_id))
+            page.runs.append(parse_run(item, agent_id, first_seen))
         except ParseError as exc:
             page.skip(exc, item, "runId")
     return page
@@ -172,6 +181,9 @@ def _summary_state(summary: Any, run: Run) -> Run:
             created_at=parsed.created_at,
             completed_at=parsed.completed_at,
             duration_s=parsed.duration_s,
+            created_estimated=False,  # the detail knows the start the list had lost
+            attributes={k: v for k, v in run.attributes.items() if k != START_UNKNOWN},
+            invalid_fields=tuple(name for name in run.invalid_fields if name != "startedAt"),
         )
     return run
 
@@ -207,6 +219,7 @@ class ElizaSource:
         self._client = client
         self._page_size = page_size
         self._clock = clock
+        self._first_seen = fields.FirstSeen(clock)  # the stand-in of runs with no time at all
 
     async def pages(self, agent_id: str) -> AsyncGenerator[Page, None]:
         """Yield the agent's runs newest first, each older page bounded by `to`."""
@@ -219,7 +232,7 @@ class ElizaSource:
                 endpoint="list_runs",
                 params={"limit": self._page_size, "to": to},
             )
-            page = parse_list(body, agent_id)
+            page = parse_list(body, agent_id, self._first_seen)
             oldest = _oldest_start_ms(page)
             page.runs = [run for run in page.runs if run.id not in seen]
             seen.update(run.id for run in page.runs)
@@ -281,9 +294,7 @@ def _room(run: Run) -> dict[str, str]:
 
 
 def _oldest_start_ms(page: Page) -> int | None:
-    starts = [
-        run.created_at for run in page.runs if "agent_run.start_unknown" not in run.attributes
-    ]
+    starts = [run.created_at for run in page.runs if not run.created_estimated]
     return round(min(starts) * 1000) if starts else None
 
 

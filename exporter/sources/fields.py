@@ -1,14 +1,16 @@
 """Tolerant readers for payload fields: each returns a typed value or raises `ParseError`.
 
-Only what dedupe and paging need is required (an id, a status, a time to order by); an optional
-field that is malformed is read through `Drift`, which drops it alone and names it, so the run is
-kept and `agent_runs_exporter_fields_invalid_total{source,field}` counts the field.
+Only what dedupe needs is required (an id, a status); an optional field that is malformed is read
+through `Drift`, which drops it alone and names it, so the run is kept and
+`agent_runs_exporter_fields_invalid_total{source,field}` counts the field. A run without a time to
+order it by gets a stand-in from `order_time` (its end, else when it was first seen: `FirstSeen`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,6 +25,7 @@ _MAX_EPOCH = 2.0**33  # year 2242: nanoseconds still fit in OTLP's uint64, with 
 # Tokens, milliseconds or dollars of one run: above this a value is refused (as malformed), so one
 # absurd number (a cost of 1e300) never makes every later sum blind. Sums stay exact to a cent.
 MAX_QUANTITY = 1e12
+MAX_FIRST_SEEN = 10_000  # runs without a time of their own remembered per source
 # What no id may hold to be one URL path segment: httpx refuses control characters, and '/', '?',
 # '#' or '\\' would quietly make it another path (a '#' cuts the URL short).
 _NOT_IN_ID = re.compile(r"[\x00-\x1f\x7f/?#\\]")
@@ -88,6 +91,14 @@ class Drift:
             self.fields.append(key)
             return None
 
+    def expected(self, read: Callable[[Any, str], T | None], value: Any, key: str) -> T | None:
+        """Return `read(value, key)`, or None with the field named as invalid: also when absent
+        (a field every run should carry, like the time it is ordered by)."""
+        result = self.value(read, value, key)
+        if result is None and key not in self.fields:
+            self.fields.append(key)
+        return result
+
     def text(self, item: dict[str, Any], key: str) -> str | None:
         """Return `optional_str(item, key)`, or None (the field named as invalid)."""
         try:
@@ -100,6 +111,49 @@ class Drift:
     def invalid(self) -> tuple[str, ...]:
         """Return the names of the fields dropped so far."""
         return tuple(self.fields)
+
+
+class FirstSeen:
+    """When each run without a time of its own was first seen, so its stand-in stays put.
+
+    Bounded: past `capacity` the run seen least recently is forgotten (a run still listed is seen
+    every poll, so it stays).
+    """
+
+    def __init__(self, clock: Callable[[], float], capacity: int = MAX_FIRST_SEEN) -> None:
+        self._clock = clock
+        self._capacity = capacity
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def __call__(self, key: str) -> float:
+        """Return when the run `key` was first seen (now, the first time)."""
+        at = self._seen.pop(key, None)
+        self._seen[key] = at = self._clock() if at is None else at
+        if len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+        return at
+
+
+def order_time(
+    created: float | None,
+    ended: float | None,
+    key: str,
+    first_seen: Callable[[str], float] | None,
+) -> tuple[float, bool]:
+    """Return the time to order a run by and whether it is a stand-in for its creation.
+
+    The stand-in is the run's end, else when the exporter first saw it: never earlier than the
+    real creation. Paging needs exactly that. A time too early could put a live run outside the
+    lookback (dropped) or stop paging before newer runs (missed); a later one only keeps the run
+    in the window longer and reads a page more. It never moves a high-water mark (see `Run`).
+    """
+    if created is not None:
+        return created, False
+    if ended is not None:
+        return ended, True
+    if first_seen is None:
+        raise ParseError("run has no time to order it by, and no memory of when it was seen")
+    return first_seen(key), True
 
 
 def required_str(item: dict[str, Any], key: str) -> str:

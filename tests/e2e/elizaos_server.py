@@ -2,19 +2,22 @@
 
 `tests/e2e/elizaos/server.mjs` runs `@elizaos/server` with `@elizaos/plugin-sql` (PGlite in the
 test's temp dir) and `@elizaos/plugin-bootstrap`, on 127.0.0.1 only, with one agent whose models
-answer canned replies; a message containing `FAIL_MODEL` makes its models throw. The npm packages
-are installed by `.ci/run` (`npm ci --prefix tests/e2e/elizaos`); a missing install fails the
-test with that command, never skips it.
+answer canned replies; markers in a message steer them (`FAIL_MODEL`, `PLEASE_MUTE`,
+`HOLD_MODEL-<id>`: see server.mjs). The npm packages are installed by `.ci/run`
+(`npm ci --prefix tests/e2e/elizaos`); a missing install fails the test with that command, never
+skips it.
 
     with ElizaServer.start(tmp_path) as eliza:
         session = eliza.session()
         eliza.send(session, "hello")          # waits for the agent's reply (HTTP transport)
+        eliza.superseded(eliza.session())     # leaves a run the server never ends
         runs = eliza.runs()                   # GET /api/agents/{id}/runs, as the exporter reads it
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import Any, Self
 
 import httpx
 
-from tests.e2e.processes import CliProcess, StopsOnExit, free_port
+from tests.e2e.processes import CliProcess, StopsOnExit, free_port, wait_until
 
 HERE = Path(__file__).resolve().parent / "elizaos"
 TOKEN = "e2e-eliza-token-5d41402abc4b2a76"
@@ -67,9 +70,12 @@ class ElizaServer(StopsOnExit):
         self.http.close()
         return self.process.stop()
 
-    def session(self) -> str:
-        """Open a messaging session between a test user and the agent; return its id."""
-        body = {"agentId": self.agent_id, "userId": self.user_id}
+    def session(self, user_id: str | None = None) -> str:
+        """Open a messaging session between a user (the test's) and the agent; return its id.
+
+        With the agent's own id as the user, every message ends its run `self` at once.
+        """
+        body = {"agentId": self.agent_id, "userId": user_id or self.user_id}
         response = self.http.post("/api/messaging/sessions", json=body)
         response.raise_for_status()
         return str(response.json()["sessionId"])
@@ -79,6 +85,26 @@ class ElizaServer(StopsOnExit):
         body = {"content": text, "transport": "http"}
         response = self.http.post(f"/api/messaging/sessions/{session}/messages", json=body)
         return response.status_code < 400 and bool(response.json().get("success"))
+
+    def superseded(self, session: str) -> None:
+        """Leave one run that never ends: a reply superseded by a newer message in its room.
+
+        The first message's model call waits (HOLD_MODEL) until the second message's call; by
+        then the second one is the room's newest, so ElizaOS discards the first reply and never
+        writes its RUN_ENDED. No sleep decides it: the second is sent once the first is running.
+        """
+        marker = f"HOLD_MODEL-{uuid.uuid4().hex[:12]}"
+        known = {run["runId"] for run in self.runs()}
+        first = threading.Thread(target=self.send, args=(session, f"tell me a story {marker}"))
+        first.start()
+        wait_until(
+            lambda: {run["runId"] for run in self.runs()} - known,
+            timeout=START_TIMEOUT_S,
+            what="the first message's run to start",
+        )
+        self.send(session, f"never mind the story {marker}")
+        first.join(START_TIMEOUT_S)
+        assert not first.is_alive(), "the superseded message got no answer"
 
     def runs(self) -> list[dict[str, Any]]:
         """Return the agent's runs as the list endpoint shows them (`to` skips its 15 s cache)."""

@@ -18,6 +18,7 @@ SKIP_REASONS = (
     "in_flight_expired",
     "scrolled_off",
     "detail_failed",
+    "detail_overdue",
 )
 DEFER_REASONS = ("retry_after", "budget")
 SPAN_RESULTS = ("success", "failure")

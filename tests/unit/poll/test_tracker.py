@@ -218,3 +218,74 @@ def test_a_waiting_run_survives_a_restart(tmp_path: Path) -> None:
     assert not record.counted
     assert again.in_flight_counts() == {}
     store.close()
+
+
+MARGIN = 300.0  # the tracker's default prune margin
+
+
+def test_a_run_waiting_for_its_detail_is_kept_when_the_window_moves_past_it() -> None:
+    t = tracker(traces=True)
+    t.observe("s", make_run("r1"), T0, outcome_in_detail=True)
+    t.observe("s", make_run("r2"), T0, outcome_in_detail=False)  # counted: forgotten as usual
+    later = T0 + LOOKBACK + MARGIN + 60  # past the window and the prune margin
+    assert t.expire(later) == []
+    (record,) = t.awaiting_outcome("s")
+    assert t.overdue_due("s", later) == []  # within another lookback: it still waits
+    assert t.observe("s", make_run("r1"), later, outcome_in_detail=True) is Outcome.OUTSIDE
+    failed = make_run("r1", status=Status.FAILED, raw_status="completed", tool_steps=())
+    assert t.count_from_detail(record, failed)  # the detail comes at last: counted, failed
+    (pending,) = t.pending_traces("s")
+    t.trace_done(pending)
+    t.expire(later + 5)
+    assert len(t) == 0  # counted and traced: now it goes
+
+
+def test_a_run_waits_for_its_detail_one_more_lookback_at_most() -> None:
+    t = tracker()
+    t.observe("s", make_run("r1"), T0, outcome_in_detail=True)
+    t.expire(T0 + LOOKBACK + MARGIN + 1)
+    last_chance = T0 + 2 * LOOKBACK + MARGIN
+    assert t.overdue_due("s", last_chance) == []
+    (due,) = t.overdue_due("s", last_chance + 1)
+    assert due.run_id == "r1"  # the outcome phase counts it as listed
+
+
+def test_runs_past_the_overdue_cap_are_handed_over_oldest_first() -> None:
+    t = Tracker(lookback_s=LOOKBACK, traces_enabled=False, max_overdue=2)
+    for index in range(4):
+        t.observe("s", make_run(f"r{index}", created=T0 + index), T0 + 10, outcome_in_detail=True)
+    now = T0 + LOOKBACK + MARGIN + 10
+    t.expire(now)
+    assert [r.run_id for r in t.overdue_due("s", now)] == ["r0", "r1"]
+    assert len(t.awaiting_outcome("s")) == 4  # handed over, still waiting until counted
+
+
+def test_an_overdue_run_of_a_source_no_one_polls_is_forgotten_at_last() -> None:
+    t = tracker()
+    t.observe("gone", make_run("r1"), T0, outcome_in_detail=True)
+    t.expire(T0 + LOOKBACK + MARGIN + 1)
+    assert len(t) == 1
+    t.expire(T0 + 2 * LOOKBACK + 3 * MARGIN)  # its source never counted it: no leak
+    assert len(t) == 0
+
+
+def test_an_overdue_run_survives_the_state_prune_and_a_restart(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path / "state.db"))
+    t = tracker()
+    t.observe("s", make_run("r1"), T0, outcome_in_detail=True)
+    t.observe("s", make_run("r2"), T0)
+    now = T0 + LOOKBACK + MARGIN + 60
+    t.expire(now)
+    batch = StateBatch()
+    t.drain(batch)
+    store.commit(batch, prune_before=t.prune_before(now), awaiting_from=t.overdue_kept_from(now))
+    again = tracker()
+    again.restore(store.load(again.prune_before(now), awaiting_from=again.overdue_kept_from(now)))
+    assert [r.run_id for r in again.awaiting_outcome("s")] == ["r1"]
+    assert len(again) == 1  # the counted run r2 was pruned as usual
+    later = T0 + 2 * LOOKBACK + 3 * MARGIN
+    store.commit(
+        StateBatch(), prune_before=t.prune_before(later), awaiting_from=t.overdue_kept_from(later)
+    )
+    assert store.load(0).runs == []  # past another lookback the state lets it go too
+    store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from exporter.simulator.elizaos_runs import RECORDED, ElizaRun
 from tests.unit.simclient import SimClient
+from tests.unit.sourcekit import FIXTURES
 
 TERMINAL = {"completed", "timeout", "error"}
 SUMMARY = {"runId", "status", "startedAt", "endedAt", "durationMs", "messageId", "roomId"}
@@ -249,14 +251,19 @@ def test_a_non_uuid_room_is_invalid() -> None:
     assert response.json()["error"]["code"] == "INVALID_ID"
 
 
+def captured_401() -> object:
+    """Return the 401 body a real ElizaOS 1.7.2 server sent (tests/fixtures/elizaos-1.7.2)."""
+    return json.loads((FIXTURES / "elizaos-1.7.2" / "401-no-key.body").read_text())
+
+
 def test_auth_only_when_a_token_is_configured() -> None:
     assert SimClient("elizaos").get("/api/agents").status_code == 200
     sim = SimClient("elizaos", token="eliza-key")
     for headers in ({}, {"X-API-KEY": "wrong"}, {"Authorization": "Bearer eliza-key"}):
         response = sim.get("/api/agents", headers=headers)
         assert response.status_code == 401
-        assert response.headers["content-type"].startswith("text/plain")
-        assert response.text == "Unauthorized: Invalid or missing X-API-KEY"
+        assert response.headers["content-type"].startswith("application/json")
+        assert response.json() == captured_401()  # as the real 1.7.2 server answers
     assert sim.get("/api/agents", headers={"X-API-KEY": "eliza-key"}).status_code == 200
 
 

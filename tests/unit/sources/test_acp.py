@@ -70,7 +70,7 @@ def test_the_source_reads_one_page_and_fetches_no_detail() -> None:
         return httpx.Response(200, json=body())
 
     client = mock_client(handler, headers={"Authorization": "Bearer tb_key"})
-    source = AcpSource("acp", client, page_size=3)
+    source = AcpSource("acp", client, page_size=3, clock=lambda: 1_800_000_000.0)
     (page,) = collect_pages(source, SERVER)
     assert page.history_cut
     assert not page.has_more

@@ -20,7 +20,7 @@ from exporter.sources.elizaos import (
     parse_run,
     unwrap,
 )
-from tests.unit.sourcekit import collect_pages, fixture, mock_client, run_async
+from tests.unit.sourcekit import FIXTURES, collect_pages, fixture, mock_client, run_async
 
 AGENT = "aa0e8400-e29b-41d4-a716-446655440000"
 NOW_MS = 1703001300000
@@ -258,11 +258,13 @@ def test_paging_stops_when_no_run_has_a_start() -> None:
     assert not page.has_more
 
 
-def test_401_with_a_text_body_is_an_auth_error() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, text="Unauthorized: Invalid or missing X-API-KEY")
+def test_401_with_the_real_servers_json_body_is_an_auth_error() -> None:
+    body = (FIXTURES / "elizaos-1.7.2" / "401-no-key.body").read_bytes()  # JSON, no envelope
 
-    with pytest.raises(AuthError, match="Invalid or missing X-API-KEY"):
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, content=body, headers={"Content-Type": "application/json"})
+
+    with pytest.raises(AuthError, match=r"HTTP 401 .*API key required"):
         collect_pages(source(handler), AGENT)
 
 

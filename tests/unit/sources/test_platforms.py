@@ -34,12 +34,18 @@ class PlatformHarness:
     """One platform's simulator and an exporter polling it, sharing one fake clock."""
 
     def __init__(
-        self, tmp_path: Path, platform: str, *, discover: bool, traces: str = "otlp"
+        self,
+        tmp_path: Path,
+        platform: str,
+        *,
+        discover: bool,
+        traces: str = "otlp",
+        **knobs: Any,
     ) -> None:
         self.platform = platform
         self.clock = FakeClock(START)
         settings = SimulatorSettings(
-            seed=11, agents=2, rate=0.3, history=200, rate_limit=None, token=TOKEN
+            seed=11, agents=2, rate=0.3, history=200, rate_limit=None, token=TOKEN, **knobs
         )
         self.sim = simulate(platform, settings, self.clock)
         self.spans = InMemorySpanExporter()
@@ -207,3 +213,23 @@ def test_elizaos_failures_recorded_as_completed_are_counted_failed_with_traces_o
     assert harness.counted() == expected
     skipped = "agent_runs_exporter_runs_skipped_total"
     assert harness.sample(skipped, source="elizaos", reason="detail_failed") == 0
+
+
+def test_acp_runs_listed_without_a_usable_created_at_are_all_counted(tmp_path: Path) -> None:
+    # Every ACP field is optional: a third of the runs come without createdAt or with a bad one.
+    harness = PlatformHarness(tmp_path, "acp", discover=False, traces="none", drift_ratio=0.3)
+    harness.poll(12)
+    harness.finish()
+    expected = harness.expected()
+    assert harness.counted() == expected
+    drifted = sum(1 for run in harness.truth() if run["terminal"] and run["drift"])
+    assert drifted > 5
+    invalid = harness.sample(
+        "agent_runs_exporter_fields_invalid_total", source="acp", field="createdAt"
+    )
+    assert invalid == drifted
+    for reason in ("malformed_item", "scrolled_off", "in_flight_expired"):
+        assert (
+            harness.sample("agent_runs_exporter_runs_skipped_total", source="acp", reason=reason)
+            == 0
+        )

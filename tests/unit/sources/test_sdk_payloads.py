@@ -1,8 +1,9 @@
 """Payloads built to the official SDKs' models (tests/fixtures/sdk-payloads): no run is dropped for
-its status or for one malformed optional field.
+its status or for one malformed or missing optional field.
 
 `runtype-sdk` 5.5.0 types `totalTokens` as "any" and `status` as an open enum; `@elizaos/api-client`
-1.7.2 has a detail whose `RUN_ENDED` carries the error.
+1.7.2 has a detail whose `RUN_ENDED` carries the error and a `started` run without `startedAt`;
+ACP (`computer-agents` 2.6.6, the seed doc) makes every field optional, `createdAt` included.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -24,7 +26,7 @@ from exporter.app import Exporter
 from exporter.config.models import load_settings
 from exporter.model import Run, SourceInfo, Status
 from exporter.sinks.traces.sink import TraceSink
-from exporter.sources import elizaos, runtype
+from exporter.sources import acp, elizaos, fields, runtype
 from tests.unit.fakeclock import FakeClock
 
 PAYLOADS = Path(__file__).parents[2] / "fixtures" / "sdk-payloads"
@@ -199,3 +201,157 @@ def test_an_unknown_status_keeps_its_raw_status(tmp_path: Path) -> None:
     run: Run = runtype.parse_run(item | {"completedAt": "2025-12-05T18:28:30Z"}, AGENT)
     assert (run.status, run.raw_status, run.status.terminal) == (Status.UNKNOWN, "expired", True)
     assert not run.status.is_error
+
+
+def test_acp_sdk_runs_without_created_at_are_kept_on_a_stand_in_time() -> None:
+    clock = FakeClock(datetime.fromisoformat("2025-12-05T18:31:00+00:00").timestamp())
+    seen = fields.FirstSeen(clock)
+    page = acp.parse_list(payload("acp/list_runtime_runs_sparse.json"), SERVER, 100, seen)
+    assert not page.skips
+    by_id = {run.id: run for run in page.runs}
+    sparse = by_id.pop("run_11")
+    assert (sparse.status, sparse.created_at, sparse.created_estimated) == (
+        Status.COMPLETED,
+        clock.now,
+        True,
+    )
+    assert (sparse.invalid_fields, sparse.effective_duration_s) == (("createdAt",), None)
+    assert sparse.attributes["agent_run.start_unknown"] == "true"
+    assert [run.created_estimated for run in by_id.values()] == [False, False]
+    clock.advance(30)
+    again = acp.parse_list(payload("acp/list_runtime_runs_sparse.json"), SERVER, 100, seen)
+    (again_sparse,) = [run for run in again.runs if run.id == "run_11"]
+    assert again_sparse.created_at == sparse.created_at  # the first sighting, every poll
+
+
+def test_acp_sdk_full_page_reads_every_run_on_its_own_times() -> None:
+    page = acp.parse_list(payload("acp/list_runtime_runs.json"), SERVER, 100)
+    assert len(page.runs) == 5
+    assert not any(run.created_estimated or run.invalid_fields for run in page.runs)
+
+
+def test_elizaos_sdk_started_run_without_started_at_stays_in_flight() -> None:
+    clock = FakeClock(1_764_960_100.0)
+    seen = fields.FirstSeen(clock)
+    (run,) = elizaos.parse_list(payload("elizaos/list_runs_atypical.json"), AGENT, seen).runs
+    assert (run.status, run.created_at, run.created_estimated) == (Status.RUNNING, clock.now, True)
+    assert run.invalid_fields == ("startedAt",)
+    clock.advance(30)
+    (again,) = elizaos.parse_list(payload("elizaos/list_runs_atypical.json"), AGENT, seen).runs
+    assert again.created_at == run.created_at
+
+
+SERVER = "srv_8f2a1c"
+
+
+def serve(body: Any, agent: str = AGENT) -> httpx.MockTransport:
+    """Serve `body` as every list answer (and a name for the agent)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/runs"):
+            return httpx.Response(200, json=body)
+        return httpx.Response(200, json={"success": True, "data": {"id": agent, "name": "A"}})
+
+    return httpx.MockTransport(handler)
+
+
+def exporter_for(
+    tmp_path: Path, platform: str, agent: str, transport: httpx.MockTransport, clock: FakeClock
+) -> Exporter:
+    config = {
+        "poll_interval": "5s",
+        "lookback": "1h",
+        "state": {"path": str(tmp_path / "state.db")},
+        "traces": {"exporter": "none"},
+        "sources": [
+            {
+                "name": "src",
+                "platform": platform,
+                "base_url": f"http://{platform}",
+                "token": "sdk-test-token",
+                "agents": [agent],
+                "max_requests_per_minute": 0,
+            }
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    settings = load_settings(path, environ={})
+    return Exporter(settings, clock=clock, transport=transport, environ={})
+
+
+def poll(exporter: Exporter) -> None:
+    async def go() -> None:
+        for runtime in exporter.runtimes:
+            assert await exporter.poller.poll_once(runtime)
+
+    asyncio.run(go())
+
+
+def test_acp_runs_without_created_at_are_counted_once_across_the_lookback(tmp_path: Path) -> None:
+    clock = FakeClock(datetime.fromisoformat("2025-12-05T18:31:00+00:00").timestamp())
+    body = payload("acp/list_runtime_runs_sparse.json")
+    exporter = exporter_for(tmp_path, "acp", SERVER, serve(body, SERVER), clock)
+    value = exporter.registry.get_sample_value
+    runs = {"source": "src", "platform": "acp", "agent_id": SERVER, "disposition": "none"}
+    poll(exporter)
+    assert value("agent_runs_total", runs | {"status": "completed"}) == 2  # run_11 and run_12
+    assert value("agent_runs_total", runs | {"status": "failed"}) == 1
+    invalid = {"source": "src", "field": "createdAt"}
+    assert value("agent_runs_exporter_fields_invalid_total", invalid) == 1
+    skipped = "agent_runs_exporter_runs_skipped_total"
+    assert value(skipped, {"source": "src", "reason": "malformed_item"}) == 0
+    # The stand-in time never moves the read position: it stays at the newest real createdAt.
+    created_12 = datetime.fromisoformat("2025-12-05T18:30:00+00:00").timestamp()
+    assert exporter.tracker.high_water("src", SERVER) == created_12
+    for _ in range(3):  # still listed long past the lookback (and the prune margin) after
+        clock.advance(3600)
+        poll(exporter)
+    assert value("agent_runs_total", runs | {"status": "completed"}) == 2
+    assert value("agent_runs_exporter_fields_invalid_total", invalid) == 1
+
+
+def test_elizaos_run_listed_without_any_time_is_kept_until_its_detail_counts_it(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(1_764_960_100.0)
+    listed = payload("elizaos/list_runs_atypical.json")
+    item = listed["data"]["runs"][0]
+    answers = {"list": listed}
+    detail = {
+        "success": True,
+        "data": {
+            "summary": item | {"status": "completed", "startedAt": 1_764_960_080_000,
+                               "endedAt": 1_764_960_150_000},
+            "events": [
+                {"type": "RUN_STARTED", "timestamp": 1_764_960_080_000, "data": {}},
+                {"type": "RUN_ENDED", "timestamp": 1_764_960_150_000,
+                 "data": {"status": "completed"}},
+            ],
+        },
+    }  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/runs"):
+            return httpx.Response(200, json=answers["list"])
+        if path.endswith(item["runId"]):
+            return httpx.Response(200, json=detail)
+        return httpx.Response(200, json={"success": True, "data": {"id": AGENT, "name": "A"}})
+
+    exporter = exporter_for(tmp_path, "elizaos", AGENT, httpx.MockTransport(handler), clock)
+    value = exporter.registry.get_sample_value
+    labels = {"source": "src", "platform": "elizaos", "agent_id": AGENT}
+    poll(exporter)
+    assert value("agent_runs_in_progress", labels | {"status": "running"}) == 1
+    clock.advance(60)
+    ended = item | {"status": "completed", "endedAt": 1_764_960_150_000}  # startedAt still null
+    answers["list"] = {"success": True, "data": {"runs": [ended], "total": 1, "hasMore": False}}
+    poll(exporter)
+    assert value("agent_runs_total", labels | {"status": "completed", "disposition": "none"}) == 1
+    assert value("agent_runs_in_progress", labels | {"status": "running"}) == 0
+    duration = "agent_run_duration_seconds_sum"
+    assert value(duration, labels | {"status": "completed"}) == pytest.approx(70.0)  # the detail's
+    # The detail gave the start back: nothing was dropped in the end.
+    invalid = {"source": "src", "field": "startedAt"}
+    assert not value("agent_runs_exporter_fields_invalid_total", invalid)
