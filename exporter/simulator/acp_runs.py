@@ -2,16 +2,18 @@
 
 A server (`srv_...`, a "resource" with one connected agent runtime `art_...`) plays the agent; its
 runs go `queued -> running -> completed|failed|cancelled` and carry no tokens, cost or duration.
-Events are log lines drawn from the run's `detail_seed`, shown once their time has come.
+Events are log lines drawn from the run's `detail_seed`, shown once their time has come. A share
+of runs carry one malformed optional field (`DRIFTS`, see `quirks.py`); the documented statuses
+are a closed set, so no run ends outside it.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from exporter.simulator import timeline
+from exporter.simulator import quirks, timeline
 from exporter.simulator.records import alnum_id, iso_ms
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.timeline import TimedRun, Timeline
@@ -26,6 +28,10 @@ _TASKS = (
     ("Draft release notes", "Write release notes for the commits since the last tag."),
 )
 _ERRORS = ("Sandbox exceeded its memory limit", "Model request failed: 529 overloaded")
+DRIFTS: quirks.Drifts = {
+    "threadId": lambda thread: {"id": thread},
+    "sessionProtocol": lambda protocol: {"name": protocol, "version": 1},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,7 @@ class AcpRun(TimedRun):
     times: Timeline
     mode: str
     detail_seed: int
+    drift: str | None = None  # the optional field its payloads spoil (`DRIFTS`)
 
     def task(self) -> tuple[str, str]:
         """Return the run's (title, input)."""
@@ -78,7 +85,10 @@ class AcpFlavor:
         times = timeline.draw_timeline(rng, at, self.settings, FAILURES)
         thread = alnum_id(rng, "thr_")
         mode = "sync" if rng.random() < 0.3 else "async"
-        return AcpRun(alnum_id(rng, "run_"), agent.id, thread, times, mode, rng.getrandbits(64))
+        run = AcpRun(alnum_id(rng, "run_"), agent.id, thread, times, mode, rng.getrandbits(64))
+        ratio = self.settings.drift_ratio
+        drift = quirks.drift_of(run.detail_seed, ratio, DRIFTS, lambda name: True)
+        return replace(run, drift=drift) if drift else run
 
     def truth(self, run: AcpRun, now_ms: int) -> dict[str, Any]:
         """Return the run's ground truth as a JSON-ready dict."""
@@ -91,6 +101,8 @@ class AcpFlavor:
             "created_at": iso_ms(run.times.created_ms),
             "completed_at": iso_ms(run.times.completed_ms) if done else None,
             "duration_ms": run.times.completed_ms - run.times.created_ms if done else None,
+            "documented": True,
+            "invalid_fields": [run.drift] if done and run.drift else [],
         }
 
 
@@ -99,7 +111,7 @@ def run_payload(run: AcpRun, now_ms: int) -> dict[str, Any]:
     status, done = run.status(now_ms), run.terminal(now_ms)
     title, prompt = run.task()
     rng = random.Random(run.detail_seed ^ 0xACB)
-    return {
+    payload = {
         "id": run.id,
         "serverId": run.agent_id,
         "threadId": run.thread_id,
@@ -117,6 +129,7 @@ def run_payload(run: AcpRun, now_ms: int) -> dict[str, Any]:
         "threadStatus": "idle" if done else "active",
         "threadTitle": title,
     }
+    return quirks.spoil(payload, run.drift, DRIFTS)
 
 
 def thread_payload(run: AcpRun, now_ms: int) -> dict[str, Any]:
