@@ -16,7 +16,7 @@ logs inside the bounds only (so a cut-off start gives `startedAt: null`, a cut-o
 is cached for 15 s per (agent, roomId, status, limit, X-Entity-Id). An unknown run's detail is 200
 with status `started` and no events. Non-UUID ids are 400 INVALID_ID. Errors are `{success: false,
 error: {code, message}}`; when a token is configured every route needs `X-API-KEY`, else 401
-text/plain.
+with a JSON body of its own shape (`{error, message}`, as the real 1.7.2 server sends).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from exporter.simulator import quirks
 from exporter.simulator.elizaos_runs import (
@@ -49,6 +49,7 @@ Payload = dict[str, Any]
 ElizaWorld = BaseWorld[ElizaAgent, ElizaRun]
 CACHE_MS = 15_000
 _FILTERS = ("started", "completed", "timeout", "error")
+_UNAUTHORIZED = {"error": "API key required", "message": "Missing or invalid X-API-KEY header"}
 
 
 def elizaos_world(settings: SimulatorSettings, clock: Clock) -> ElizaWorld:
@@ -253,7 +254,7 @@ def _error(
 
 DIALECT = Dialect(
     credentials=lambda request: request.headers.get("x-api-key"),
-    unauthorized=lambda: PlainTextResponse("Unauthorized: Invalid or missing X-API-KEY", 401),
+    unauthorized=lambda: JSONResponse(_UNAUTHORIZED, 401),
     error=_error,
 )
 

@@ -17,6 +17,7 @@ one malformed optional field (`DRIFTS`: `totalTokens` is "any" in the SDK).
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import math
 import random
 from dataclasses import dataclass, replace
@@ -43,7 +44,9 @@ UNLISTED = ("expired", "timed_out")  # ended, but not with a status the SDK name
 DRIFTS: quirks.Drifts = {
     "totalTokens": lambda tokens: {"input": tokens * 4 // 5, "output": tokens - tokens * 4 // 5},
     "totalCost": lambda cost: f"${cost}",
-    "startedAt": lambda iso: round(dt.datetime.fromisoformat(iso).timestamp() * 1000),
+    "startedAt": lambda iso: email.utils.format_datetime(
+        dt.datetime.fromisoformat(iso), usegmt=True
+    ),
 }
 
 

@@ -172,6 +172,7 @@ def _summary_state(summary: Any, run: Run) -> Run:
             created_at=parsed.created_at,
             completed_at=parsed.completed_at,
             duration_s=parsed.duration_s,
+            invalid_fields=tuple(dict.fromkeys(run.invalid_fields + parsed.invalid_fields)),
         )
     return run
 

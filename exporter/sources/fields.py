@@ -98,8 +98,8 @@ class Drift:
 
     @property
     def invalid(self) -> tuple[str, ...]:
-        """Return the names of the fields dropped so far."""
-        return tuple(self.fields)
+        """Return the names of the fields dropped so far, each once (one may feed two values)."""
+        return tuple(dict.fromkeys(self.fields))
 
 
 def required_str(item: dict[str, Any], key: str) -> str:

@@ -255,8 +255,10 @@ def test_auth_only_when_a_token_is_configured() -> None:
     for headers in ({}, {"X-API-KEY": "wrong"}, {"Authorization": "Bearer eliza-key"}):
         response = sim.get("/api/agents", headers=headers)
         assert response.status_code == 401
-        assert response.headers["content-type"].startswith("text/plain")
-        assert response.text == "Unauthorized: Invalid or missing X-API-KEY"
+        assert response.json() == {  # as the real 1.7.2 server (401-no-key.body): JSON
+            "error": "API key required",
+            "message": "Missing or invalid X-API-KEY header",
+        }
     assert sim.get("/api/agents", headers={"X-API-KEY": "eliza-key"}).status_code == 200
 
 
