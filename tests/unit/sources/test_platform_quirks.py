@@ -174,6 +174,13 @@ def test_elizaos_runs_that_never_end_cost_about_one_list_page_per_agent_a_poll(
     assert (sent["list_runs"] + sent["get_run"]) / polls < 1.3 * agents
     assert most <= agents + len(endless)  # a poll re-checks each due run once, at most
 
+    for runtime in harness.exporter.runtimes:  # no threshold, as before the fix: expensive
+        runtime.source.stuck_after_s = None  # type: ignore[attr-defined]
+    sent, _ = requests_per_poll(harness, 6)
+    assert (sent["list_runs"] + sent["get_run"]) / 6 > 10 * agents
+    for runtime in harness.exporter.runtimes:
+        del runtime.source.stuck_after_s  # type: ignore[attr-defined]
+
     harness.clock.now += 3600  # past the lookback: they expire, as any run that never ends
     harness.poll()
     assert in_progress(harness) == 0
