@@ -130,12 +130,6 @@ def _simulator_arguments(
         "--malformed-ratio", type=float, default=0.0, help="share of answers with a truncated body"
     )
     group.add_argument(
-        "--drift-ratio",
-        type=float,
-        default=0.0,
-        help="share of runs whose optional fields drift (ACP: createdAt absent or malformed)",
-    )
-    group.add_argument(
         "--token", default=None, help="token the simulator requires (ElizaOS: as X-API-KEY)"
     )
     group.add_argument(
@@ -150,6 +144,23 @@ def _simulator_arguments(
         default=rate_limit,
         help="requests per minute per platform before 429, as Conduit does (0: no limit)",
     )
+    _quirk_arguments(parser)
+
+
+def _quirk_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("simulator quirks (how the real platforms depart from docs)")
+    quirks = (
+        (
+            "--unknown-status-ratio",
+            "share of ended runs with an undocumented status (Runtype, "
+            "ElizaOS: muted, self, off, replaced, noMessageId)",
+        ),
+        ("--drift-ratio", "share of runs with one malformed optional field"),
+        ("--never-ending-ratio", "ElizaOS: share of runs that never end"),
+        ("--late-event-ratio", "ElizaOS: share of runs that file model calls after their end"),
+    )
+    for flag, text in quirks:
+        group.add_argument(flag, type=float, default=0.0, help=text + " (default 0)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,6 +264,9 @@ def simulator_settings(args: argparse.Namespace) -> SimulatorSettings:
             duration_scale=args.duration_scale,
             history=args.history,
             rate_limit=args.rate_limit or None,
+            unknown_status_ratio=args.unknown_status_ratio,
+            never_ending_ratio=args.never_ending_ratio,
+            late_event_ratio=args.late_event_ratio,
         )
     except ValueError as exc:
         raise ConfigError([ConfigProblem("simulator options", str(exc))]) from exc

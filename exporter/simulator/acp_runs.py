@@ -2,18 +2,19 @@
 
 A server (`srv_...`, a "resource" with one connected agent runtime `art_...`) plays the agent; its
 runs go `queued -> running -> completed|failed|cancelled` and carry no tokens, cost or duration.
-Events are log lines drawn from the run's `detail_seed`, shown once their time has come. With
-`drift_ratio`, a share of runs is listed with `createdAt` null or malformed (every field is
-optional in the API); the list still shows the newest runs first, by their real creation.
+Events are log lines drawn from the run's `detail_seed`, shown once their time has come. A share
+of runs carry one malformed optional field (`DRIFTS`, see `quirks.py`; `createdAt` null among
+them: every field is optional in the API, and the list still shows the newest runs first, by their
+real creation); the documented statuses are a closed set, so no run ends outside it.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from exporter.simulator import timeline
+from exporter.simulator import quirks, timeline
 from exporter.simulator.records import alnum_id, iso_ms
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.timeline import TimedRun, Timeline
@@ -28,6 +29,11 @@ _TASKS = (
     ("Draft release notes", "Write release notes for the commits since the last tag."),
 )
 _ERRORS = ("Sandbox exceeded its memory limit", "Model request failed: 529 overloaded")
+DRIFTS: quirks.Drifts = {
+    "createdAt": lambda created: None,  # every field is optional: listed without its creation
+    "threadId": lambda thread: {"id": thread},
+    "sessionProtocol": lambda protocol: {"name": protocol, "version": 1},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +55,7 @@ class AcpRun(TimedRun):
     times: Timeline
     mode: str
     detail_seed: int
-    drift: str | None = None  # how its optional fields drift: "absent" or "malformed" createdAt
+    drift: str | None = None  # the optional field its payloads spoil (`DRIFTS`)
 
     def task(self) -> tuple[str, str]:
         """Return the run's (title, input)."""
@@ -81,16 +87,10 @@ class AcpFlavor:
         times = timeline.draw_timeline(rng, at, self.settings, FAILURES)
         thread = alnum_id(rng, "thr_")
         mode = "sync" if rng.random() < 0.3 else "async"
-        run_id, seed = alnum_id(rng, "run_"), rng.getrandbits(64)
-        return AcpRun(run_id, agent.id, thread, times, mode, seed, self._drift(seed))
-
-    def _drift(self, seed: int) -> str | None:
-        """Draw how the run's optional fields drift, from its own seed (the world's draws and so
-        every other run stay as they were)."""
-        rng = random.Random(seed ^ 0xD41F7)
-        if rng.random() >= self.settings.drift_ratio:
-            return None
-        return "absent" if rng.random() < 0.5 else "malformed"
+        run = AcpRun(alnum_id(rng, "run_"), agent.id, thread, times, mode, rng.getrandbits(64))
+        ratio = self.settings.drift_ratio
+        drift = quirks.drift_of(run.detail_seed, ratio, DRIFTS, lambda name: True)
+        return replace(run, drift=drift) if drift else run
 
     def truth(self, run: AcpRun, now_ms: int) -> dict[str, Any]:
         """Return the run's ground truth as a JSON-ready dict."""
@@ -103,7 +103,8 @@ class AcpFlavor:
             "created_at": iso_ms(run.times.created_ms),
             "completed_at": iso_ms(run.times.completed_ms) if done else None,
             "duration_ms": run.times.completed_ms - run.times.created_ms if done else None,
-            "drift": run.drift,  # how the list shows its createdAt: None (as it is), or drifted
+            "documented": True,
+            "invalid_fields": [run.drift] if done and run.drift else [],
         }
 
 
@@ -112,7 +113,7 @@ def run_payload(run: AcpRun, now_ms: int) -> dict[str, Any]:
     status, done = run.status(now_ms), run.terminal(now_ms)
     title, prompt = run.task()
     rng = random.Random(run.detail_seed ^ 0xACB)
-    return _drifted(run) | {
+    payload = {
         "id": run.id,
         "serverId": run.agent_id,
         "threadId": run.thread_id,
@@ -123,19 +124,14 @@ def run_payload(run: AcpRun, now_ms: int) -> dict[str, Any]:
         "mode": run.mode,
         "status": status,
         "metadata": {"source": "api"},
+        "createdAt": iso_ms(run.times.created_ms),
         "completedAt": iso_ms(run.times.completed_ms) if done else None,
         "sessionProtocol": "acp",
         "threadBacked": True,
         "threadStatus": "idle" if done else "active",
         "threadTitle": title,
     }
-
-
-def _drifted(run: AcpRun) -> dict[str, Any]:
-    """Return the run's `createdAt` as its drift shows it: absent, malformed, or as it is."""
-    if run.drift == "absent":
-        return {}
-    return {"createdAt": "yesterday" if run.drift else iso_ms(run.times.created_ms)}
+    return quirks.spoil(payload, run.drift, DRIFTS)
 
 
 def thread_payload(run: AcpRun, now_ms: int) -> dict[str, Any]:

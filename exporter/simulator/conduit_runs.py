@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
-from exporter.simulator import catalogue, timeline
+from exporter.simulator import catalogue, quirks, timeline
 from exporter.simulator.records import Agent, SimRun, conduit_id, truth_of
 from exporter.simulator.settings import SimulatorSettings
 
 _MAX_RUNNING_S = 30 * 60.0
 _MEDIAN_RUNNING_S = 4.0
+# Optional fields that drift, as the exporter names them, and how each goes bad.
+DRIFTS: quirks.Drifts = {
+    "total_cost": lambda cost: {"amount": cost, "currency": "USD"},
+    "token_usage.input": lambda tokens: f"{tokens / 1000:.1f}k",
+    "trace_id": lambda trace: {"id": trace},
+}
 
 
 def _maybe(rng: random.Random, null_ratio: float, value: str) -> str | None:
@@ -60,7 +66,7 @@ class ConduitFlavor:
         tokens = _tokens(rng)
         triggered = rng.random() < 0.25
         tool_steps = None if rng.random() < 0.04 else min(8, int(rng.expovariate(1 / 2.5)))
-        return SimRun(
+        run = SimRun(
             id=conduit_id(rng, "ar"),
             run_id=f"run_{rng.getrandbits(32):08x}",
             agent_id=agent.id,
@@ -84,6 +90,16 @@ class ConduitFlavor:
             tool_nulls=1 if tool_steps and rng.random() < 0.05 else 0,
             detail_seed=rng.getrandbits(64),
         )
+        return replace(run, drift=self._drift(run)) if self.settings.drift_ratio else run
+
+    def _drift(self, run: SimRun) -> str | None:
+        values = {
+            "total_cost": run.total_cost,
+            "token_usage.input": run.input_tokens,
+            "trace_id": run.trace_id,
+        }
+        ratio, seed = self.settings.drift_ratio, run.detail_seed
+        return quirks.drift_of(seed, ratio, DRIFTS, lambda name: values[name] is not None)
 
     def truth(self, run: SimRun, now_ms: int) -> dict[str, Any]:
         """Return the run's ground truth as a JSON-ready dict."""

@@ -1,8 +1,10 @@
 """Test-only control endpoints of a platform app, under `/_simulator/`; no real platform has them.
 
 GET  /_simulator/truth      {platform, now, paused, agents: [{id, name}], counts, runs: [{id,
-                            agent_id, status, terminal, ...}]} (+ workspace_id for Conduit);
-                            `id` is the id the exporter dedupes on, `agent_id` the id in the URL
+                            agent_id, status, terminal, documented, invalid_fields, ...}]}
+                            (+ workspace_id for Conduit); `id` is the id the exporter dedupes
+                            on, `agent_id` the id in the URL; `documented` false: the exporter
+                            counts the run `unknown`; `invalid_fields`: what it should drop
 GET  /_simulator/requests   answered platform requests per (endpoint, status) and per minute
 POST /_simulator/pause      stop new arrivals (runs in flight still finish)
 POST /_simulator/resume     start arrivals again

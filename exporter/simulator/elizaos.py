@@ -10,12 +10,14 @@ The runs list behaves like `runs.ts` on its SQL fast path: no cursor; `limit` is
 `min(Number(limit) || 20, 100)` (at least 1); `from`/`to` are epoch ms, inclusive, and bound the
 run_event *logs*, newest first, at most `max(limit*20, 200)` of them; each run is folded from its
 logs inside the bounds only (so a cut-off start gives `startedAt: null`, a cut-off end shows
-`started`); runs sort by startedAt desc, null as 0; `total` counts the folded runs and
-`hasMore = total > limit`. Without `from` and `to` the answer is cached for 15 s per (agent,
-roomId, status, limit, X-Entity-Id). An unknown run's detail is 200 with status `started` and no
-events. Non-UUID ids are 400 INVALID_ID. Errors are `{success: false, error: {code, message}}`;
-when a token is configured every route needs `X-API-KEY`, else 401 with the real server's JSON body
-`{"error": "API key required", "message": "Missing or invalid X-API-KEY header"}` (no envelope).
+`started`), and only `completed`, `timeout` and `error` ends are folded (a run that ended `muted`,
+`self`... shows `started`, its end only in its detail); runs sort by startedAt desc, null as 0;
+`total` counts the folded runs and `hasMore = total > limit`. Without `from` and `to` the answer
+is cached for 15 s per (agent, roomId, status, limit, X-Entity-Id). An unknown run's detail is 200
+with status `started` and no events. Non-UUID ids are 400 INVALID_ID. Errors are `{success: false,
+error: {code, message}}`; when a token is configured every route needs `X-API-KEY`, else 401
+with the real server's JSON body `{"error": "API key required", "message": "Missing or invalid
+X-API-KEY header"}` (no envelope).
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from exporter.simulator.elizaos_runs import ElizaAgent, ElizaFlavor, ElizaRun, counts_of, events_of
+from exporter.simulator import quirks
+from exporter.simulator.elizaos_runs import (
+    DRIFTS,
+    LISTED_ENDS,
+    ElizaAgent,
+    ElizaFlavor,
+    ElizaRun,
+    counts_of,
+    events_of,
+)
 from exporter.simulator.gate import ApiError, Dialect, bind, build_app
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.timeline import max_span_ms
@@ -123,17 +134,18 @@ def fold(
         if len(logs) >= cap and floor_ms == -math.inf:
             floor_ms = sorted(at for at, _, _ in logs)[-cap]
     logs.sort(key=lambda log: log[0], reverse=True)
-    folded: dict[str, Payload] = {}
+    folded: dict[str, tuple[ElizaRun, Payload]] = {}
     for at, status, run in logs[:cap]:
-        summary = folded.setdefault(run.id, _blank(run))
+        _, summary = folded.setdefault(run.id, (run, _blank(run)))
         if status == "started":
             summary["startedAt"] = at
-        else:
+        elif status in LISTED_ENDS:  # `muted`, `self`... are not folded: the run shows `started`
             summary["status"], summary["endedAt"] = status, at
-    for summary in folded.values():
+    for run, summary in folded.values():
         if summary["startedAt"] is not None and summary["endedAt"] is not None:
             summary["durationMs"] = summary["endedAt"] - summary["startedAt"]
-    return list(folded.values())
+        quirks.spoil(summary, run.drift, DRIFTS)
+    return [summary for _, summary in folded.values()]
 
 
 def _blank(run: ElizaRun) -> Payload:
@@ -228,7 +240,7 @@ def get_run(request: Request, world: ElizaWorld) -> Payload:
         "counts": counts_of(events),
     }
     del summary["metadata"]
-    return ok({"summary": summary, "events": events})
+    return ok({"summary": quirks.spoil(summary, run.drift, DRIFTS), "events": events})
 
 
 def _error(

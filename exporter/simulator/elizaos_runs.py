@@ -9,15 +9,25 @@ detail timeline (actions, model calls, evaluators) is drawn from `detail_seed`, 
 on every read; `MODEL_USED` events rarely carry tokens or cost, as in the real server. Model calls
 made by an action name it in `actionContext`; most runs also make one first, outside any action
 (the reply decision), which has none.
+
+Quirks of the real 1.7.2 server (`quirks.py` decides which runs have them):
+- a share of runs end with a status nobody listed (`UNLISTED`: `muted`, `self`...): the list folds
+  only `completed`, `timeout` and `error` ends, so it shows them `started` with no end, while the
+  detail has the status and the end time;
+- a share never end (`endless`: the reply was superseded by a newer message in the same room):
+  `started` in the list and the detail for ever, the detail holding only the first half's events;
+- a share file model calls late (`late_calls`): `MODEL_USED` events written up to 4 s after
+  `RUN_ENDED`, so a detail read right at the end misses them;
+- a share carry one malformed optional field in their summaries (`DRIFTS`).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from exporter.simulator import timeline
+from exporter.simulator import quirks, timeline
 from exporter.simulator.records import uuid_from
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.timeline import TimedRun, Timeline
@@ -25,6 +35,12 @@ from exporter.simulator.timeline import TimedRun, Timeline
 STATUSES = ("started", "completed", "timeout", "error")
 FAILURES = (("error", 0.7), ("timeout", 0.3))
 RECORDED = {"error": "completed"}  # the status 1.7.2 writes for an outcome, when not its own
+LISTED_ENDS = ("completed", "timeout", "error")  # the end statuses the list folds; others: started
+UNLISTED = ("muted", "self", "off", "replaced", "noMessageId")
+DRIFTS: quirks.Drifts = {
+    "durationMs": lambda ms: f"{ms}ms",
+    "entityId": lambda entity: {"id": entity},
+}
 PROFILES: tuple[tuple[str, str], ...] = (
     ("Eliza", "A friendly community helper on Discord."),
     ("Spartan", "A DeFi trading assistant that explains its moves."),
@@ -60,6 +76,13 @@ class ElizaRun(TimedRun):
     message_id: str
     source: str
     detail_seed: int
+    endless: bool = False  # superseded by a newer message in its room: never ends
+    late_calls: int = 0  # model calls filed after RUN_ENDED
+    drift: str | None = None  # the optional field its summaries spoil (`DRIFTS`)
+
+    def terminal(self, now_ms: int) -> bool:
+        """Say whether the run has ended at `now_ms` (an endless run never does)."""
+        return not self.endless and self.times.terminal(now_ms)
 
     def status(self, now_ms: int) -> str:
         """Return the ElizaOS status at `now_ms`, as the server records it."""
@@ -100,7 +123,7 @@ class ElizaFlavor:
     ) -> ElizaRun:
         """Draw the agent's run starting at `at`."""
         times = timeline.draw_timeline(rng, at, self.settings, FAILURES, queue_s=(0.0, 0.0))
-        return ElizaRun(
+        run = ElizaRun(
             id=uuid_from(rng),
             agent_id=agent.id,
             times=times,
@@ -110,6 +133,20 @@ class ElizaFlavor:
             source=rng.choice(("discord", "telegram", "twitter", "client_chat")),
             detail_seed=rng.getrandbits(64),
         )
+        return self._quirks(run)
+
+    def _quirks(self, run: ElizaRun) -> ElizaRun:
+        """Return `run` with the quirks the settings give it (see the module docstring)."""
+        seed, settings = run.detail_seed, self.settings
+        endless = quirks.roll(seed, quirks.NEVER_SALT, settings.never_ending_ratio) is not None
+        unlisted = quirks.unlisted_status(seed, settings.unknown_status_ratio, UNLISTED)
+        late = quirks.roll(seed, quirks.LATE_SALT, settings.late_event_ratio)
+        drift = quirks.drift_of(seed, settings.drift_ratio, DRIFTS, lambda name: True)
+        if not endless and unlisted is None and late is None and drift is None:
+            return run
+        times = replace(run.times, outcome=unlisted) if unlisted and not endless else run.times
+        late_calls = late.randint(1, 2) if late is not None and not endless else 0
+        return replace(run, times=times, endless=endless, late_calls=late_calls, drift=drift)
 
     def truth(self, run: ElizaRun, now_ms: int) -> dict[str, Any]:
         """Return the run's ground truth as a JSON-ready dict."""
@@ -129,6 +166,10 @@ class ElizaFlavor:
             "input_tokens": sum(d["inputTokens"] for d in priced) if priced else None,
             "output_tokens": sum(d["outputTokens"] for d in priced) if priced else None,
             "cost": round(sum(d["cost"] for d in priced), 6) if priced else None,
+            "documented": run.true_status(now_ms) in STATUSES,
+            "invalid_fields": [run.drift] if done and run.drift else [],
+            "never_ends": run.endless,
+            "late_model_calls": run.late_calls,
         }
 
 
@@ -163,18 +204,32 @@ def _timeline(run: ElizaRun) -> list[Event]:
         events.append(
             _event("EVALUATOR_COMPLETED", end - 1, evaluatorName="reflection", success=True)
         )
-    error = {"completed": None, "timeout": "Run timed out", "error": "Action handler failed"}
-    took = end - start
-    events.append(
-        _event(
-            "RUN_ENDED",
-            end,
-            status=RECORDED.get(run.times.outcome, run.times.outcome),
-            error=error[run.times.outcome],
-            durationMs=took,
-        )
-    )
-    return sorted(events, key=lambda event: event["timestamp"])
+    error = {"timeout": "Run timed out", "error": "Action handler failed"}
+    outcome = run.times.outcome
+    ended = {"status": RECORDED.get(outcome, outcome), "error": error.get(outcome)}
+    events.append(_event("RUN_ENDED", end, **ended, durationMs=end - start))
+    events = sorted(events + _late(run), key=lambda event: event["timestamp"])
+    return _superseded(run, events) if run.endless else events
+
+
+def _late(run: ElizaRun) -> list[Event]:
+    """Return the model calls the server files after `RUN_ENDED`, 0.3 to 4 s after it."""
+    rng = random.Random(run.detail_seed ^ quirks.LATE_SALT ^ 0x2)  # not the roll's own stream
+    calls, at = [], run.times.completed_ms
+    for index in range(run.late_calls):
+        at += rng.randint(300, 2000)
+        embedding = index == 0  # the message's memory is embedded once the reply is out
+        model, provider = ("TEXT_EMBEDDING", "openai") if embedding else rng.choice(_MODELS)
+        took = rng.randint(1, 40) if embedding else rng.randint(150, 900)
+        data = {"modelType": model, "provider": provider, "executionTime": took}
+        calls.append(_event("MODEL_USED", at, **data, prompt="…", response="…"))
+    return calls
+
+
+def _superseded(run: ElizaRun, events: list[Event]) -> list[Event]:
+    """Return what an endless run files: its first half's events, and no end."""
+    cut = run.times.started_ms + run.times.duration_ms // 2
+    return [e for e in events if e["timestamp"] <= cut and e["type"] != "RUN_ENDED"]
 
 
 def _action(rng: random.Random, run: ElizaRun, begins: int, took: int, fails: bool) -> list[Event]:

@@ -3,7 +3,8 @@
 While a run is in flight (`accepted`/`running`) every outcome field is null: disposition, error,
 duration, tokens, cost, completed_at, response and reflection. Its `tool_trace` is null while
 `accepted` and grows step by step while `running`. Detail-only fields are drawn from the run's
-`detail_seed`, so they are the same on every read and cost no memory between reads.
+`detail_seed`, so they are the same on every read and cost no memory between reads. A drifting
+run (`SimRun.drift`) has one optional field spoiled in both its summary and its detail.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import datetime as dt
 import random
 from typing import Any
 
-from exporter.simulator import catalogue
+from exporter.simulator import catalogue, quirks
+from exporter.simulator.conduit_runs import DRIFTS
 from exporter.simulator.records import Agent, SimRun, iso_ms
 
 
@@ -62,7 +64,7 @@ def run_summary(run: SimRun, now_ms: int) -> dict[str, Any]:
     usage = None
     if done and run.input_tokens is not None and run.output_tokens is not None:
         usage = {"input": run.input_tokens, "output": run.output_tokens}
-    return {
+    summary = {
         "id": run.id,
         "run_id": run.run_id,
         "agent_id": run.agent_id,
@@ -80,6 +82,7 @@ def run_summary(run: SimRun, now_ms: int) -> dict[str, Any]:
         "created_at": iso_ms(run.created_ms),
         "completed_at": iso_ms(run.completed_ms) if done else None,
     }
+    return quirks.spoil(summary, run.drift, DRIFTS)
 
 
 def run_detail(run: SimRun, now_ms: int) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class SimRun:
     tool_steps: int | None  # length of tool_trace; None when the list itself is null
     tool_nulls: int  # how many of those items are null
     detail_seed: int
+    drift: str | None = None  # the optional field its payloads spoil (`conduit_runs.DRIFTS`)
 
     @property
     def key(self) -> tuple[int, str]:
@@ -91,6 +92,8 @@ class TruthRun:
     output_tokens: int | None
     total_cost: float | None
     terminal: bool
+    documented: bool = True  # the status is one Conduit documents (it has no other)
+    invalid_fields: tuple[str, ...] = ()  # malformed optional fields the exporter should drop
 
 
 def iso_ms(ms: int) -> str:
@@ -122,6 +125,7 @@ def truth_of(run: SimRun, now_ms: int) -> TruthRun:
         output_tokens=run.output_tokens if done else None,
         total_cost=run.total_cost if done else None,
         terminal=done,
+        invalid_fields=(run.drift,) if done and run.drift else (),
     )
 
 

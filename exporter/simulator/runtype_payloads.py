@@ -9,7 +9,8 @@ read the live agent row (`legacy-live-row`) has no `agentVersion`. Tool calls ar
 execution's `detail_seed` (the same on every read), laid out one after another inside the run
 (`runtype_runs.call_slots`), and shown once started: `createdAt == startedAt`,
 `completedAt = startedAt + executionTimeMs`, and a payload whose JSON exceeds 16 KiB is replaced by
-`{truncated: true, preview}`.
+`{truncated: true, preview}`. A drifting execution (`Execution.drift`) has one optional field
+spoiled on every read.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import json
 import random
 from typing import Any
 
-from exporter.simulator import timeline
+from exporter.simulator import quirks, timeline
 from exporter.simulator.records import iso_ms, uuid_from
-from exporter.simulator.runtype_runs import CallSlot, Execution, RuntypeAgent, call_slots
+from exporter.simulator.runtype_runs import DRIFTS, CallSlot, Execution, RuntypeAgent, call_slots
 
 Payload = dict[str, Any]
 TRUNCATE_BYTES = 16 * 1024
@@ -122,6 +123,7 @@ def execution_payload(run: Execution, now_ms: int, compact: bool = False) -> Pay
     }
     if status == "failed":
         payload["error"] = random.Random(run.detail_seed ^ 0xE7).choice(_RUN_ERRORS)
+    quirks.spoil(payload, run.drift, DRIFTS)
     if compact:
         del payload["finalOutput"]
         return {key: _shorten(value) for key, value in payload.items()}

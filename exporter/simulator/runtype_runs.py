@@ -8,16 +8,22 @@ model id (else it is null: a link, not a nesting). Runtype starts sub-agents fro
 sub-agent without a known call starts none of its own. The tool calls' layout (times, failures,
 model ids) is drawn here from `detail_seed`, so a child can name its parent's call; their content
 is drawn in `runtype_payloads`.
+
+Quirks (`quirks.py`): a share of executions end with a status outside the documented set (the SDK
+types `status` as an open enum; `UNLISTED` are our invention), with an end time; a share carry
+one malformed optional field (`DRIFTS`: `totalTokens` is "any" in the SDK).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from exporter.simulator import timeline
+from exporter.simulator import quirks, timeline
 from exporter.simulator.records import alnum_id, hex_id, iso_ms
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.timeline import TimedRun, Timeline
@@ -34,6 +40,14 @@ PROFILES: tuple[tuple[str, str], ...] = (
 )
 _SURFACES = ("api", "webhook", "web", "schedule", "slack")
 _STOP_REASONS = ("end_turn", "end_turn", "end_turn", "max_iterations_reached", "max_tool_calls")
+UNLISTED = ("expired", "timed_out")  # ended, but not with a status the SDK names
+DRIFTS: quirks.Drifts = {
+    "totalTokens": lambda tokens: {"input": tokens * 4 // 5, "output": tokens - tokens * 4 // 5},
+    "totalCost": lambda cost: f"${cost}",
+    "startedAt": lambda iso: email.utils.format_datetime(
+        dt.datetime.fromisoformat(iso), usegmt=True
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,7 @@ class Execution(TimedRun):
     stop_reason: str
     tool_calls: int
     detail_seed: int
+    drift: str | None = None  # the optional field its payloads spoil (`DRIFTS`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +143,7 @@ class RuntypeFlavor:
         call_id = _spawning_call(parent, times.created_ms)
         tokens = None if rng.random() < 0.05 else int(rng.lognormvariate(math.log(2200), 0.7))
         cost = None if tokens is None else cost_string(tokens * rng.uniform(2e-6, 9e-6))
-        return Execution(
+        run = Execution(
             id=hex_id(rng, "exec_"),
             agent_id=agent.id,
             times=times,
@@ -148,6 +163,20 @@ class RuntypeFlavor:
             tool_calls=min(6, int(rng.expovariate(1 / 2.0))),
             detail_seed=rng.getrandbits(64),
         )
+        return self._quirks(run)
+
+    def _quirks(self, run: Execution) -> Execution:
+        """Return `run` with the quirks the settings give it: an unlisted end, a drifting field."""
+        seed, settings = run.detail_seed, self.settings
+        unlisted = quirks.unlisted_status(seed, settings.unknown_status_ratio, UNLISTED)
+        present = {"totalTokens": run.total_tokens, "totalCost": run.total_cost, "startedAt": 0}
+        drift = quirks.drift_of(
+            seed, settings.drift_ratio, DRIFTS, lambda name: present[name] is not None
+        )
+        if unlisted is None and drift is None:
+            return run
+        times = replace(run.times, outcome=unlisted) if unlisted else run.times
+        return replace(run, times=times, drift=drift)
 
     def truth(self, run: Execution, now_ms: int) -> dict[str, Any]:
         """Return the execution's ground truth as a JSON-ready dict."""
@@ -166,6 +195,8 @@ class RuntypeFlavor:
             "total_tokens": run.total_tokens if done else None,
             "total_cost": run.total_cost if done else None,
             "tool_calls": run.tool_calls,
+            "documented": run.status(now_ms) in STATUSES,
+            "invalid_fields": [run.drift] if done and run.drift else [],
         }
 
 

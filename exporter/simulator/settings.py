@@ -1,8 +1,16 @@
-"""The simulator's knobs: simulated load and durations, and the fake servers' faults and auth."""
+"""The simulator's knobs: load, durations and quirks of the world; faults and auth of the servers.
+
+Quirks are how the real platforms depart from their documents (issue 15): a status nobody listed,
+an optional field that drifts, an ElizaOS run that never ends or files model calls late. Each is
+off at 0, decided per run from the run's own seed (`quirks.py`), so turning one on changes no
+other draw of the world.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+_QUIRKS = ("unknown_status_ratio", "drift_ratio", "never_ending_ratio", "late_event_ratio")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +34,12 @@ class SimulatorSettings:
     slow_ratio: float = 0.0  # share of requests answered only after slow_seconds
     slow_seconds: float = 5.0
     malformed_ratio: float = 0.0  # share of requests answered 200 with a truncated body
-    drift_ratio: float = 0.0  # share of runs whose optional fields drift (ACP: no createdAt)
     token: str | None = None  # required token (each platform's own header); None: no auth
+    unknown_status_ratio: float = 0.0  # share of ended runs with a status outside the documented
+    #   set (Runtype: an open enum; ElizaOS: `muted`, `self`... which its list folds to `started`)
+    drift_ratio: float = 0.0  # share of runs with one malformed optional field (every platform)
+    never_ending_ratio: float = 0.0  # ElizaOS: share of runs superseded in their room, never ending
+    late_event_ratio: float = 0.0  # ElizaOS: share of runs filing model calls seconds after the end
 
     def __post_init__(self) -> None:
         problems = [name for name, ok in self._checks() if not ok]
@@ -51,5 +63,5 @@ class SimulatorSettings:
             ("slow_ratio must be in [0, 1]", 0 <= self.slow_ratio <= 1),
             ("slow_seconds must be >= 0", self.slow_seconds >= 0),
             ("malformed_ratio must be in [0, 1]", 0 <= self.malformed_ratio <= 1),
-            ("drift_ratio must be in [0, 1]", 0 <= self.drift_ratio <= 1),
+            *[(f"{name} must be in [0, 1]", 0 <= getattr(self, name) <= 1) for name in _QUIRKS],
         ]

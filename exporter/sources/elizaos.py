@@ -183,7 +183,12 @@ def _summary_state(summary: Any, run: Run) -> Run:
             duration_s=parsed.duration_s,
             created_estimated=False,  # the detail knows the start the list had lost
             attributes={k: v for k, v in run.attributes.items() if k != START_UNKNOWN},
-            invalid_fields=tuple(name for name in run.invalid_fields if name != "startedAt"),
+            invalid_fields=tuple(
+                dict.fromkeys(
+                    [name for name in run.invalid_fields if name != "startedAt"]
+                    + list(parsed.invalid_fields)
+                )
+            ),
         )
     return run
 

@@ -109,8 +109,8 @@ class Drift:
 
     @property
     def invalid(self) -> tuple[str, ...]:
-        """Return the names of the fields dropped so far."""
-        return tuple(self.fields)
+        """Return the names of the fields dropped so far, each once (one may feed two values)."""
+        return tuple(dict.fromkeys(self.fields))
 
 
 class FirstSeen:

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from exporter.cli import main
+from exporter.cli import build_parser, main, simulator_settings
 from exporter.config.models import load_settings
 from exporter.demo import demo_config
 from exporter.simulator.platforms import simulate_all
@@ -137,6 +137,25 @@ def test_run_on_a_port_in_use_exits_1_with_a_clear_message(
 def test_bad_simulator_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--agents", "0"]) == 2
     assert "agents" in capsys.readouterr().err
+
+
+def test_simulator_quirks_are_flags_of_simulate_and_demo(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    flags = ["--unknown-status-ratio", "0.1", "--drift-ratio", "0.2"]
+    flags += ["--never-ending-ratio", "0.3", "--late-event-ratio", "0.4"]
+    for command in ("simulate", "demo"):
+        settings = simulator_settings(build_parser().parse_args([command, *flags]))
+        assert (
+            settings.unknown_status_ratio,
+            settings.drift_ratio,
+            settings.never_ending_ratio,
+            settings.late_event_ratio,
+        ) == (0.1, 0.2, 0.3, 0.4)
+    plain = simulator_settings(build_parser().parse_args(["demo"]))
+    assert (plain.unknown_status_ratio, plain.drift_ratio) == (0.0, 0.0)  # the demo stays clean
+    assert main(["simulate", "--drift-ratio", "2"]) == 2
+    assert "drift_ratio must be in [0, 1]" in capsys.readouterr().err
 
 
 def test_check_config_also_checks_the_otel_variables(

@@ -287,17 +287,21 @@ def test_agents_list_and_detail() -> None:
     assert re.fullmatch(r"agent_[0-9a-z]{20}", sim.agent_id)
 
 
-def test_payloads_validate_against_the_official_sdk_models() -> None:
+@pytest.mark.parametrize("quirks", [{}, {"unknown_status_ratio": 0.3, "drift_ratio": 0.5}])
+def test_payloads_validate_against_the_official_sdk_models(quirks: dict[str, float]) -> None:
+    # Quirks included: the SDK types `status` as an open enum and `totalTokens` as "any".
     agents = "runtype._generated.agents.types"  # runtype-sdk, a dev dependency
 
     def model(name: str) -> Any:
         module = importlib.import_module(f"{agents}.{name}")
         return next(v for k, v in vars(module).items() if k.lower() == name.replace("_", ""))
 
-    sim = SimClient("runtype", history=600, rate=1.0, failure_ratio=0.3)
+    sim = SimClient("runtype", history=600, rate=1.0, failure_ratio=0.3, **quirks)
     model("get_v1agents_response").model_validate(sim.json("/v1/agents"))
     page = sim.json(executions_path(sim), limit=100)
     model("get_v1agents_id_executions_response").model_validate(page)
+    tokens = [item["totalTokens"] for item in page["data"]]
+    assert any(isinstance(value, dict) for value in tokens) == bool(quirks)
     for item in page["data"]:
         path = f"{executions_path(sim)}/{item['id']}"
         model("get_v1agents_id_executions_execution_id_response").model_validate(sim.json(path))
