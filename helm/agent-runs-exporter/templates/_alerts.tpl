@@ -35,7 +35,7 @@ deploy/prometheus/alerts.test.yaml.
       labels:
         severity: {{ .severity }}
       annotations:
-        summary: Agent {{`{{ $labels.agent_id }}`}} of {{`{{ $labels.source }}`}} runs take {{`{{ $value | humanizeDuration }}`}} at p95
+        summary: '{{`{{ with $labels.agent_id }}Agent {{ . }} of {{ $labels.source }}{{ else }}Source {{ $labels.source }}{{ end }}`}} runs take {{`{{ $value | humanizeDuration }}`}} at p95'
         description: The 95th percentile of run duration over {{ .window }} is above {{ .seconds }} s.
     {{- end }}
     {{- end }}
@@ -48,7 +48,7 @@ deploy/prometheus/alerts.test.yaml.
       labels:
         severity: {{ .severity }}
       annotations:
-        summary: Agent {{`{{ $labels.agent_id }}`}} of {{`{{ $labels.source }}`}} spent {{`{{ $value | printf "%.2f" }}`}} USD in the last hour
+        summary: '{{`{{ with $labels.agent_id }}Agent {{ . }} of {{ $labels.source }}{{ else }}Source {{ $labels.source }}{{ end }}`}} spent {{`{{ $value | printf "%.2f" }}`}} USD in the last hour'
         description: The agent's runs cost more than {{ .usdPerHour }} USD over the last hour.
     {{- end }}
     {{- end }}

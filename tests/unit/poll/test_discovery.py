@@ -206,14 +206,14 @@ def test_an_unreadable_run_is_counted_and_logged_once_however_often_it_is_seen(
 ) -> None:
     setup = Setup(tmp_path, agents=["a1"])
     setup.source.skips = [
-        Skip("unknown_status", "r7", "unknown status 'zombie'"),
+        Skip("invalid_id", "r7/zombie", "run id cannot be part of a URL"),
         Skip("malformed_item", None, "run item must be an object, got int"),
     ]
     with caplog.at_level("WARNING"):
         for _ in range(3):
             setup.poll()
     skipped = "agent_runs_exporter_runs_skipped_total"
-    assert setup.value(skipped, source="src", reason="unknown_status") == 1.0
+    assert setup.value(skipped, source="src", reason="invalid_id") == 1.0
     assert setup.value(skipped, source="src", reason="malformed_item") == 3.0  # no id: each time
     assert sum("zombie" in record.getMessage() for record in caplog.records) == 1
 
