@@ -1,4 +1,5 @@
-"""Helpers for source tests: fixtures, an HttpClient over httpx.MockTransport, page collection."""
+"""Helpers for source tests: fixtures, an HttpClient or a whole exporter over a mock transport,
+page collection."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
+from exporter.app import Exporter
+from exporter.config.models import load_settings
 from exporter.sources.base import Page, Source
 from exporter.sources.http import HttpClient, RetryPolicy
 
@@ -60,3 +64,34 @@ def collect_pages(source: Source, agent_id: str) -> list[Page]:
 def run_async(coroutine: Any) -> Any:
     """Run one coroutine to completion."""
     return asyncio.run(coroutine)
+
+
+def mock_exporter(
+    tmp_path: Path,
+    transport: httpx.AsyncBaseTransport,
+    clock: Callable[[], float],
+    *,
+    platform: str,
+    agent: str,
+    name: str = "src",
+) -> Exporter:
+    """Return an exporter polling one configured agent of `platform` through `transport`
+    (5 s polls, an hour's lookback, no traces, no request budget)."""
+    source = {
+        "name": name,
+        "platform": platform,
+        "base_url": f"http://{platform}",
+        "token": f"{platform}-test-token",
+        "agents": [agent],
+        "max_requests_per_minute": 0,
+    }
+    config = {
+        "poll_interval": "5s",
+        "lookback": "1h",
+        "state": {"path": str(tmp_path / "state.db")},
+        "traces": {"exporter": "none"},
+        "sources": [source],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return Exporter(load_settings(path, environ={}), clock=clock, transport=transport, environ={})

@@ -8,11 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from exporter.app import Exporter
-from exporter.config.models import load_settings
 from tests.unit.fakeclock import FakeClock, VirtualLoop
+from tests.unit.sourcekit import mock_exporter
 
 T0 = 1_800_000_000.0
 LOOKBACK = 3600.0
@@ -55,26 +54,8 @@ def envelope(data: Any) -> httpx.Response:
 
 
 def exporter(tmp_path: Path, server: Eliza, clock: FakeClock) -> Exporter:
-    config = {
-        "poll_interval": "5s",
-        "lookback": "1h",
-        "state": {"path": str(tmp_path / "state.db")},
-        "traces": {"exporter": "none"},
-        "sources": [
-            {
-                "name": "eliza",
-                "platform": "elizaos",
-                "base_url": "http://eliza",
-                "token": "eliza-test-token",
-                "agents": [AGENT],
-                "max_requests_per_minute": 0,
-            }
-        ],
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    settings = load_settings(path, environ={})
-    return Exporter(settings, clock=clock, transport=httpx.MockTransport(server), environ={})
+    transport = httpx.MockTransport(server)
+    return mock_exporter(tmp_path, transport, clock, platform="elizaos", agent=AGENT, name="eliza")
 
 
 def poll_until(exporter: Exporter, clock: FakeClock, until: float, step: float = 600.0) -> None:

@@ -17,17 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from runtype._generated.agents import types as sdk  # runtype-sdk, a dev dependency
 
 from exporter.app import Exporter
-from exporter.config.models import load_settings
 from exporter.model import Run, SourceInfo, Status
 from exporter.sinks.traces.sink import TraceSink
 from exporter.sources import acp, elizaos, fields, runtype
 from tests.unit.fakeclock import FakeClock
+from tests.unit.sourcekit import mock_exporter
 
 PAYLOADS = Path(__file__).parents[2] / "fixtures" / "sdk-payloads"
 AGENT = "agent_12345abcde"
@@ -144,31 +143,9 @@ def serve_runtype(executions: dict[str, Any]) -> httpx.MockTransport:
 
 
 def poll_runtype(tmp_path: Path, executions: dict[str, Any], at: str) -> Exporter:
-    config = {
-        "poll_interval": "5s",
-        "lookback": "1h",
-        "state": {"path": str(tmp_path / "state.db")},
-        "traces": {"exporter": "none"},
-        "sources": [
-            {
-                "name": "rt",
-                "platform": "runtype",
-                "base_url": "http://runtype",
-                "token": "rt-test-token",
-                "agents": [AGENT],
-                "max_requests_per_minute": 0,
-            }
-        ],
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
     clock = FakeClock(datetime.fromisoformat(at).timestamp())
-    exporter = Exporter(
-        load_settings(path, environ={}),
-        clock=clock,
-        transport=serve_runtype(executions),
-        environ={},
-    )
+    transport = serve_runtype(executions)
+    exporter = mock_exporter(tmp_path, transport, clock, platform="runtype", agent=AGENT, name="rt")
 
     async def go() -> None:
         for runtime in exporter.runtimes:
@@ -258,26 +235,7 @@ def serve(body: Any, agent: str = AGENT) -> httpx.MockTransport:
 def exporter_for(
     tmp_path: Path, platform: str, agent: str, transport: httpx.MockTransport, clock: FakeClock
 ) -> Exporter:
-    config = {
-        "poll_interval": "5s",
-        "lookback": "1h",
-        "state": {"path": str(tmp_path / "state.db")},
-        "traces": {"exporter": "none"},
-        "sources": [
-            {
-                "name": "src",
-                "platform": platform,
-                "base_url": f"http://{platform}",
-                "token": "sdk-test-token",
-                "agents": [agent],
-                "max_requests_per_minute": 0,
-            }
-        ],
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    settings = load_settings(path, environ={})
-    return Exporter(settings, clock=clock, transport=transport, environ={})
+    return mock_exporter(tmp_path, transport, clock, platform=platform, agent=agent)
 
 
 def poll(exporter: Exporter) -> None:
