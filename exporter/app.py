@@ -18,7 +18,8 @@ import httpx
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
-from exporter.config.models import Settings, SourceSettings
+from exporter.config.models import Settings
+from exporter.config.source import SourceSettings
 from exporter.model import SourceInfo
 from exporter.poll.discovery import AgentInfoCollector, SourceRuntime
 from exporter.poll.health import Health
