@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 
 from exporter.model import Status
-from exporter.poll.state import RunRecord, Snapshot, StateBatch
+from exporter.poll.records import RunRecord, Snapshot, StateBatch
 
 RunKey = tuple[str, str]
 

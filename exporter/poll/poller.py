@@ -18,8 +18,9 @@ from exporter.poll import discovery
 from exporter.poll.agent_poll import AgentPoll
 from exporter.poll.discovery import SourceRuntime
 from exporter.poll.outcome_phase import OutcomePhase
+from exporter.poll.records import StateBatch
 from exporter.poll.schedule import PLANNED_SHARE, ListShare, Plan
-from exporter.poll.state import StateBatch, StateStore
+from exporter.poll.state import StateStore
 from exporter.poll.throttle import ThrottleLog
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle
 from exporter.poll.tracker import Tracker

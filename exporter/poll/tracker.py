@@ -28,7 +28,7 @@ from enum import Enum
 
 from exporter.model import Run
 from exporter.poll.ledger import RunLedger
-from exporter.poll.state import RunRecord
+from exporter.poll.records import RunRecord
 from exporter.sinks.traces.ids import keep_trace
 
 RECHECK_FIRST_S = 60.0

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
 from exporter.model import IN_FLIGHT_STATUSES, Run, Status
-from exporter.poll.state import StateBatch
+from exporter.poll.records import StateBatch
 from exporter.sinks.metrics.exposition import (
     GaugeLines,
     HistogramLines,
