@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from exporter.app import Exporter
-from exporter.config.models import Settings, SourceSettings, StateSettings, TracesSettings
+from exporter.config.models import Settings, StateSettings, TracesSettings
+from exporter.config.source import SourceSettings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan

@@ -29,13 +29,8 @@ import httpx
 
 from bench.common import Report, free_port, median, parser, percentile
 from exporter.app import Exporter
-from exporter.config.models import (
-    MetricsSettings,
-    Settings,
-    SourceSettings,
-    StateSettings,
-    TracesSettings,
-)
+from exporter.config.models import MetricsSettings, Settings, StateSettings, TracesSettings
+from exporter.config.source import SourceSettings
 from exporter.model import Run, Status, ToolStep
 from exporter.simulator import catalogue
 from exporter.sinks.metrics.exposition import render

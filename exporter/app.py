@@ -18,7 +18,8 @@ import httpx
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
-from exporter.config.models import Settings, SourceSettings
+from exporter.config.models import Settings
+from exporter.config.source import SourceSettings
 from exporter.model import SourceInfo
 from exporter.poll.discovery import AgentInfoCollector, SourceRuntime
 from exporter.poll.health import Health
@@ -26,8 +27,9 @@ from exporter.poll.poller import Poller
 from exporter.poll.schedule import Schedule
 from exporter.poll.state import StateStore
 from exporter.poll.tracker import Tracker
+from exporter.sinks.metrics.in_progress import InProgressCollector
 from exporter.sinks.metrics.otlp_push import MetricsPush, RegistryReader, otlp_exporter
-from exporter.sinks.metrics.runs import InProgressCollector, RunMetrics
+from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from exporter.sinks.traces.exporters import build_span_exporter
 from exporter.sinks.traces.queue import SpanQueue

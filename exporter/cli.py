@@ -19,8 +19,9 @@ from pydantic import ValidationError
 
 from exporter import __version__
 from exporter.app import serve
-from exporter.config.models import Platform, Settings, load_settings, render_effective
+from exporter.config.models import Settings, load_settings, render_effective
 from exporter.config.sharding import ShardingSettings
+from exporter.config.source import Platform
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
 from exporter.poll.schedule import describe

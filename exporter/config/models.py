@@ -13,11 +13,9 @@ import logging
 import math
 import os
 import re
-import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -25,34 +23,27 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from exporter.config import loading, textfile
+from exporter.config import loading
+from exporter.config.checks import NAME, check_url, duplicates
 from exporter.config.durations import Duration, format_duration, parse_duration
-from exporter.config.file_source import unreadable_reason
-from exporter.config.headers import HeaderName, HeaderValue, source_name
 from exporter.config.sharding import ShardingSettings
+from exporter.config.source import SourceSettings
 from exporter.logs import MASK, SHORT_SECRET, register_secret
 from exporter.sinks.traces.redaction import DEFAULT_KEYS as DEFAULT_REDACT_KEYS
-from exporter.sources.auth import token_problem
-from exporter.sources.fields import url_safe_id
-from exporter.sources.headers import duplicate_names
-from exporter.sources.registry import spec as platform_spec
 
 __all__ = [
     "ENV_PREFIX",
     "Duration",
     "MetricsSettings",
     "OtlpMetricsSettings",
-    "Platform",
     "Settings",
     "ShardingSettings",
-    "SourceSettings",
     "StateSettings",
     "TracesSettings",
     "WebSettings",
@@ -64,14 +55,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Platform = Literal["conduit", "runtype", "elizaos", "acp"]  # == sources.registry.PLATFORMS (tested)
 ENV_PREFIX = "AGENT_RUNS_EXPORTER_"
-_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,63}")
 _LISTEN = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})")
 DURATION_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800)  # seconds
 TOKEN_BUCKETS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000)
 COST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)  # USD
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 def _check_buckets(bounds: list[float]) -> list[float]:
@@ -88,22 +76,6 @@ def _check_buckets(bounds: list[float]) -> list[float]:
 Buckets = Annotated[list[float], AfterValidator(_check_buckets)]
 
 
-def _check_url(value: str) -> str:
-    """Require an http(s) URL with a host, no query or fragment; drop a trailing slash."""
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host, e.g. https://host:8443")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not contain credentials (use token or token_file)")
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a query (?...) or fragment (#...)")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
-    except ValueError:
-        raise ValueError("has an invalid port (must be 0-65535)") from None
-    return value.strip().rstrip("/")
-
-
 def _split_listen(value: str) -> tuple[str, int]:
     """Split `host:port` (IPv6 in brackets) into host and port, or raise ValueError."""
     match = _LISTEN.fullmatch(value.strip())
@@ -116,40 +88,6 @@ def _split_listen(value: str) -> tuple[str, int]:
     if port > 65535:
         raise ValueError(f"port {port} is out of range 0-65535")
     return match["host"].strip("[]"), port
-
-
-def _read_token_file(path: str) -> str:
-    """Return the stripped content of a token file (raises OSError or UnicodeError)."""
-    return textfile.read_text(path, textfile.MAX_TOKEN_BYTES).strip()
-
-
-def _refuse_unsendable(token: str, what: str) -> None:
-    """Raise ValueError if no HTTP header can carry `token` (masked from now on, never quoted)."""
-    if problem := token_problem(token):
-        register_secret(token)
-        raise ValueError(f"{what} {problem}")
-
-
-def check_ca_file(path: str) -> None:
-    """Raise ValueError unless `path` is a readable PEM bundle of CA certificates."""
-    try:
-        ssl.create_default_context(cafile=path)
-    except ssl.SSLError:  # an OSError too: catch it first
-        raise ValueError(f"CA file {path} holds no PEM certificate") from None
-    except (OSError, UnicodeError) as exc:
-        reason = unreadable_reason(exc)
-        raise ValueError(f"cannot read CA file {path}: {reason}") from None
-
-
-def _duplicates(names: list[str]) -> list[str]:
-    """Return the repeats of names seen before, in order (linear: 90,000 agent ids are fine)."""
-    seen: set[str] = set()
-    repeats = []
-    for name in names:
-        if name in seen:
-            repeats.append(name)
-        seen.add(name)
-    return repeats
 
 
 class _Model(BaseModel):
@@ -188,7 +126,7 @@ class TracesSettings(_Model):
     @field_validator("endpoint")
     @classmethod
     def _check_endpoint(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value)
+        return None if value is None else check_url(value)
 
 
 class WebSettings(_Model):
@@ -214,7 +152,7 @@ class OtlpMetricsSettings(_Model):
     @field_validator("endpoint")
     @classmethod
     def _check_endpoint(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value)
+        return None if value is None else check_url(value)
 
 
 class MetricsSettings(_Model):
@@ -225,146 +163,6 @@ class MetricsSettings(_Model):
     cost_buckets: Buckets = list(COST_BUCKETS)
     per_agent_histograms: bool = True  # false: histograms without agent_id (a series budget)
     otlp: OtlpMetricsSettings = OtlpMetricsSettings()
-
-
-class SourceSettings(_Model):
-    """One upstream account to poll; `name` becomes the `source` label."""
-
-    name: str
-    platform: Platform
-    base_url: str
-    token: SecretStr | None = None
-    token_file: str | None = None
-    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
-    agents: list[str] | None = Field(default=None, min_length=1)
-    discovery_interval: Duration = Field(default=600.0, gt=0)
-    max_poll_interval: Duration = Field(default=600.0, gt=0)  # the budget's longest interval
-    workspace_id: str | None = None
-    service_name: str | None = Field(default=None, min_length=1)
-    page_size: int = Field(default=100, ge=1, le=100)
-    request_timeout: Duration = Field(default=10.0, gt=0)
-    max_pages_per_poll: int = Field(default=1000, ge=1)
-    ca_file: str | None = Field(default=None, min_length=1)
-    insecure_skip_verify: bool = False
-    max_response_bytes: int = Field(default=MAX_RESPONSE_BYTES, ge=1024)
-    capture_content: bool | None = None
-    max_requests_per_minute: int | None = Field(default=None, ge=0)  # None: platform default
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
-            raise ValueError("must be 1-63 characters of letters, digits, '_', '.' or '-'")
-        return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        return _check_url(value)
-
-    @field_validator("token")
-    @classmethod
-    def _check_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if value is None:
-            return None
-        token = value.get_secret_value().strip()
-        if not token:
-            raise ValueError("must not be empty (remove the key for an unauthenticated upstream)")
-        _refuse_unsendable(token, f"the token of source {info.data.get('name', '?')}")
-        return value
-
-    @field_validator("token_file")
-    @classmethod
-    def _check_token_file(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        if info.data.get("token") is not None:
-            raise ValueError("set either token or token_file, not both")
-        try:
-            content = _read_token_file(value)
-        except (OSError, UnicodeError) as exc:
-            raise ValueError(f"cannot read token file {value}: {unreadable_reason(exc)}") from None
-        if not content:
-            raise ValueError(f"token file {value} is empty")
-        _refuse_unsendable(content, f"token file {value} of source {info.data.get('name', '?')}")
-        return value
-
-    @field_validator("headers")
-    @classmethod
-    def _check_headers(
-        cls, value: dict[str, SecretStr], info: ValidationInfo
-    ) -> dict[str, SecretStr]:
-        if repeats := duplicate_names(list(value)):
-            raise ValueError(
-                f"header {repeats[0]!r} of source {source_name(info)} is set twice "
-                "(header names ignore case): keep one"
-            )
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _check_ca_file(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_ca_file(value)
-        return value
-
-    @field_validator("insecure_skip_verify")
-    @classmethod
-    def _check_skip_verify(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and info.data.get("ca_file") is not None:
-            raise ValueError("set either ca_file or insecure_skip_verify, not both")
-        return value
-
-    @field_validator("agents")
-    @classmethod
-    def _check_agents(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        agents = [agent.strip() for agent in value]
-        if not all(agents):
-            raise ValueError("agent ids must not be blank")
-        if unusable := [agent for agent in agents if not url_safe_id(agent)]:
-            raise ValueError(
-                f"agent id {unusable[0][:64]!r} cannot be part of a URL: no control characters, "
-                "'/', '?', '#' or '\\'"
-            )
-        if dupes := _duplicates(agents):
-            raise ValueError(f"duplicate agent ids: {', '.join(dupes)}")
-        return agents
-
-    @model_validator(mode="after")
-    def _check_platform_fields(self) -> SourceSettings:
-        if self.agents is None and not platform_spec(self.platform).discovers_agents:
-            raise ValueError(
-                f"agents: {self.platform} cannot list its agents; list the ids to poll "
-                "(for acp: the server ids), e.g. agents: [srv_abc]"
-            )
-        if self.workspace_id is not None and self.platform != "conduit":
-            raise ValueError(f"workspace_id applies to conduit only, not {self.platform}")
-        return self
-
-    @property
-    def discovers_agents(self) -> bool:
-        """Say whether the agents are discovered from the platform instead of listed."""
-        return self.agents is None
-
-    def resolved_token(self) -> str | None:
-        """Return the API token (re-reading token_file), or None for an unauthenticated upstream."""
-        if self.token is not None:
-            return self.token.get_secret_value().strip()
-        if self.token_file is not None:
-            return _read_token_file(self.token_file)
-        return None
-
-    def resolved_headers(self) -> dict[str, str]:
-        """Return the extra headers sent on every request of this source."""
-        return {name: value.get_secret_value() for name, value in self.headers.items()}
-
-    def secrets(self) -> list[tuple[str, str]]:
-        """Return (what, value) for the token and every header value of this source."""
-        found = [(f"value of header {name}", v) for name, v in self.resolved_headers().items()]
-        token = self.resolved_token()
-        return [("token", token), *found] if token else found
 
 
 class Settings(BaseSettings):
@@ -414,7 +212,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_unique_sources(self) -> Settings:
-        if dupes := _duplicates([source.name for source in self.sources]):
+        if dupes := duplicates([source.name for source in self.sources]):
             raise ValueError(f"duplicate source names: {', '.join(dupes)}")
         return self
 
@@ -453,7 +251,7 @@ def repeated_source_names(values: Mapping[str, Any]) -> list[tuple[tuple[str | i
     seen: set[str] = set()
     repeats: list[tuple[tuple[str | int, ...], str]] = []
     for index, name in enumerate(names):
-        if isinstance(name, str) and _NAME.fullmatch(name):
+        if isinstance(name, str) and NAME.fullmatch(name):
             if name in seen:
                 repeats.append((("sources", index, "name"), message.format(name)))
             seen.add(name)

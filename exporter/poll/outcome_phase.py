@@ -40,7 +40,7 @@ from exporter.errors import (
 )
 from exporter.model import Run
 from exporter.poll.discovery import SourceRuntime
-from exporter.poll.state import RunRecord
+from exporter.poll.records import RunRecord
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, detail_ready
 from exporter.poll.tracker import Tracker
 from exporter.sinks.metrics.runs import RunMetrics

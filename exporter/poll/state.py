@@ -12,20 +12,17 @@ commit that succeeds; meanwhile `problem` says what is wrong, for /readyz.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import logging
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from exporter.errors import StateError
-from exporter.model import Run, Status, ToolStep
 from exporter.poll import state_checks as checks
+from exporter.poll.records import Snapshot, StateBatch, record_of, rows_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,81 +55,6 @@ _LOAD_RUNS = (
     f" payload FROM runs WHERE created_at >= ? OR ({_AWAITING} AND created_at >= ?)"
 )
 _PRUNE_RUNS = f"DELETE FROM runs WHERE created_at < ? AND NOT ({_AWAITING} AND created_at >= ?)"
-
-
-@dataclass(slots=True)
-class RunRecord:
-    """What the exporter remembers of one run.
-
-    `run` is kept only while the run's trace is still to be exported, or, uncounted, while the
-    run waits for the detail that tells its outcome. `detail_read` (not persisted) says `run`
-    already has its detail, so tracing it needs no request.
-    """
-
-    source: str
-    run_id: str
-    agent_id: str
-    created_at: float
-    status: Status
-    counted: bool
-    trace_pending: bool = False
-    attempts: int = 0
-    run: Run | None = None
-    detail_read: bool = False
-
-
-@dataclass(slots=True)
-class StateBatch:
-    """Changes to write in one transaction."""
-
-    runs: list[RunRecord] = field(default_factory=list)
-    deleted: list[tuple[str, str]] = field(default_factory=list)
-    cursors: dict[tuple[str, str], float] = field(default_factory=dict)
-    series: dict[str, str] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.runs or self.deleted or self.cursors or self.series)
-
-    def merged(self, newer: StateBatch) -> StateBatch:
-        """Return this batch followed by `newer` (later writes of a key win)."""
-        latest = {(r.source, r.run_id): r for r in (*self.runs, *newer.runs)}
-        return StateBatch(
-            runs=list(latest.values()),
-            deleted=[*self.deleted, *newer.deleted],
-            cursors={**self.cursors, **newer.cursors},
-            series={**self.series, **newer.series},
-        )
-
-
-@dataclass(slots=True)
-class Snapshot:
-    """Everything loaded from the store at start."""
-
-    runs: list[RunRecord]
-    cursors: dict[tuple[str, str], float]
-    series: dict[str, str]
-
-
-_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(Run))
-_STEP_FIELDS = tuple(f.name for f in dataclasses.fields(ToolStep))
-
-
-def encode_run(run: Run) -> str:
-    """Serialize a run to compact JSON (the fields by name; `dataclasses.asdict` deep-copies)."""
-    data = {name: getattr(run, name) for name in _RUN_FIELDS}
-    if run.tool_steps is not None:
-        data["tool_steps"] = [{n: getattr(s, n) for n in _STEP_FIELDS} for s in run.tool_steps]
-    return json.dumps(data, separators=(",", ":"), default=str)
-
-
-def decode_run(text: str) -> Run:
-    """Rebuild a run serialized by `encode_run`."""
-    data: dict[str, Any] = json.loads(text)
-    data["status"] = Status(data["status"])
-    steps = data.get("tool_steps")
-    data["tool_steps"] = None if steps is None else tuple(ToolStep(**s) for s in steps)
-    data["invalid_fields"] = tuple(data.get("invalid_fields", ()))
-    return Run(**data)
 
 
 class StateStore:
@@ -260,7 +182,7 @@ class StateStore:
             _LOAD_RUNS,
             (min_created_at, min_created_at if awaiting_from is None else awaiting_from),
         )
-        runs = list(self._kept(rows, _record))
+        runs = list(self._kept(rows, record_of))
         cursors = dict(self._kept(self._db.execute("SELECT * FROM cursors"), checks.cursor))
         series = dict(self._kept(self._db.execute("SELECT key, value FROM series"), checks.series))
         if self.dropped:
@@ -315,7 +237,7 @@ class StateStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            bare, full = _rows(batch)
+            bare, full = rows_of(batch)
             db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,NULL)", bare)
             db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?)", full)
             db.executemany("DELETE FROM runs WHERE source=? AND run_id=?", batch.deleted)
@@ -347,48 +269,6 @@ def _roll_back(db: sqlite3.Connection) -> None:
             db.execute("ROLLBACK")
 
 
-def _record(row: tuple[Any, ...]) -> RunRecord:
-    """Return the run record one `runs` row holds, or raise one of ROW_ERRORS."""
-    source, run_id, agent, created, status, counted, pending, attempts, payload = row
-    return RunRecord(
-        source=checks.text(source),
-        run_id=checks.text(run_id),
-        agent_id=checks.text(agent),
-        created_at=checks.finite(created),
-        status=Status(status),
-        counted=bool(counted),
-        trace_pending=bool(pending),
-        attempts=int(attempts),
-        run=decode_run(payload) if payload else None,
-    )
-
-
 def _corrupt(path: str, exc: sqlite3.DatabaseError) -> bool:
     """Say whether `exc` means the file's content is bad (not that it cannot be opened)."""
     return os.path.isfile(path) and not isinstance(exc, sqlite3.OperationalError)
-
-
-def _rows(batch: StateBatch) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Return the batch's run rows: those without a payload, and those with one (last column).
-
-    Rows without a payload are written by a statement with a literal NULL: binding None costs
-    sqlite3 an adapter lookup per row, and most rows (every counted run) have none.
-    """
-    bare: list[tuple[Any, ...]] = []
-    full: list[tuple[Any, ...]] = []
-    for r in batch.runs:
-        row = (
-            r.source,
-            r.run_id,
-            r.agent_id,
-            r.created_at,
-            str(r.status),
-            int(r.counted),
-            int(r.trace_pending),
-            r.attempts,
-        )
-        if r.run is not None and r.trace_pending:
-            full.append((*row, encode_run(r.run)))
-        else:
-            bare.append(row)
-    return bare, full

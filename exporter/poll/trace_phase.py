@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from exporter.errors import ExporterError, MalformedPageError, RateLimitedError, SourceError
 from exporter.model import Run, SourceInfo
 from exporter.poll.discovery import SourceRuntime
-from exporter.poll.state import RunRecord
+from exporter.poll.records import RunRecord
 from exporter.poll.tracker import Tracker
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics

@@ -24,7 +24,7 @@ from exporter.sources.registry import spec
 from exporter.sources.transfer import tls_verify
 
 if TYPE_CHECKING:
-    from exporter.config.models import SourceSettings
+    from exporter.config.source import SourceSettings
 
 
 def auth_headers(platform: str, token: str | None) -> dict[str, str]:

@@ -35,16 +35,18 @@ from prometheus_client.registry import Collector
 from exporter.config.models import OtlpMetricsSettings
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.sinks.metrics.otlp import (
-    RUN_FAMILIES,
-    Family,
     HistogramExporter,
-    Snapshot,
     SnapshotCache,
     counter_baseline,
-    read_families,
     register_instruments,
-    run_families,
     temporality_of,
+)
+from exporter.sinks.metrics.otlp_families import (
+    RUN_FAMILIES,
+    Family,
+    Snapshot,
+    read_families,
+    run_families,
 )
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.series import Series, SeriesKey

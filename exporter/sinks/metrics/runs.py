@@ -1,6 +1,5 @@
 """Run metrics: counters and histograms of terminal runs, persisted with the state and published
 only once committed, so a scrape never sees a value that a crash could take back.
-`agent_runs_in_progress` (runs in flight per agent) is read from the tracker at scrape time.
 With `per_agent_histograms` off the three histograms (duration, tokens, cost) have no `agent_id`:
 one series set per source and platform instead of per agent; the counters stay per agent. Stored
 histogram series of the other mode are left in the state file and not shown (each mode's series
@@ -14,30 +13,16 @@ Exposition (OpenMetrics, as scraped with exemplars):
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from functools import partial
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar
 
-from exporter.model import IN_FLIGHT_STATUSES, Run, Status
-from exporter.poll.state import StateBatch
-from exporter.sinks.metrics.exposition import (
-    GaugeLines,
-    HistogramLines,
-    RenderedFamily,
-    SeriesLines,
-    counter_line,
-)
+from exporter.model import Run
+from exporter.poll.records import StateBatch
+from exporter.sinks.metrics.published import PublishedRuns
 from exporter.sinks.metrics.series import (
-    AGENT_LABELS,
     COST,
     DURATION,
     MAX_DISPOSITIONS_PER_AGENT,
@@ -53,6 +38,8 @@ from exporter.sinks.metrics.series import (
     Series,
     SeriesKey,
     add_value,
+    decode_key,
+    encode_key,
 )
 
 log = logging.getLogger(__name__)
@@ -73,7 +60,7 @@ class RunMetrics(Collector):
             for spec in RUN_METRICS
         }
         self._working: dict[SeriesKey, Series] = {}
-        self._published: dict[SeriesKey, Series] = {}
+        self._shown = PublishedRuns(self._names, self._buckets)
         self._unsaved: set[SeriesKey] = set()
         self._unpublished: set[SeriesKey] = set()
         self._tools = LabelCap(MAX_TOOLS_PER_AGENT)
@@ -90,12 +77,6 @@ class RunMetrics(Collector):
             "cost": self._buckets["cost"],
         }
         self._touched: set[RunKind] = set()
-        self._histograms = {
-            spec.name: HistogramLines(spec.name, names, self._buckets[spec.buckets])
-            for spec in RUN_METRICS
-            if spec.buckets is not None and (names := self._names[spec.name])
-        }
-        self._lines = {spec.name: SeriesLines(partial(self._render, spec)) for spec in RUN_METRICS}
 
     def declare_agent(
         self,
@@ -252,7 +233,7 @@ class RunMetrics(Collector):
         bad = 0
         for key_text, value_text in stored.items():
             try:
-                name, labels = _stored_key(key_text)
+                name, labels = decode_key(key_text)
                 series = Series.decode(value_text)
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
                 log.warning("dropping a stored series that cannot be read (%s)", str(exc)[:200])
@@ -267,8 +248,7 @@ class RunMetrics(Collector):
             key = (name, tuple(labels))
             self._remember_labels(spec, key[1])
             self._working[key] = series
-            self._published[key] = series.copy()
-            self._lines[name].changed(key[1])
+            self._shown.show(key, series)
         return bad
 
     def _remember_labels(self, spec: MetricSpec, labels: Labels) -> None:
@@ -289,20 +269,19 @@ class RunMetrics(Collector):
         """Move the series changed since the last drain into `batch`."""
         self._flush_touched()
         for name, labels in self._unsaved:
-            batch.series[json.dumps([name, labels])] = self._working[(name, labels)].encode()
+            batch.series[encode_key(name, labels)] = self._working[(name, labels)].encode()
         self._unsaved.clear()
 
     def publish(self) -> None:
         """Expose the values changed since the last publish (call after they are committed)."""
         self._flush_touched()
         for key in self._unpublished:
-            self._published[key] = self._working[key].copy()
-            self._lines[key[0]].changed(key[1])
+            self._shown.show(key, self._working[key])
         self._unpublished.clear()
 
     def published(self) -> dict[SeriesKey, Series]:
         """Return the published series, to read on any thread (they are replaced, never changed)."""
-        return dict(self._published)
+        return self._shown.series()
 
     @property
     def label_names(self) -> Mapping[str, tuple[str, ...]]:
@@ -316,84 +295,4 @@ class RunMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Yield the published run metrics, each with its exposition text kept between scrapes."""
-        for spec in RUN_METRICS:
-            kind = "counter" if spec.buckets is None else "histogram"
-            body = self._lines[spec.name].body
-            yield RenderedFamily(spec.family, spec.help, kind, body, partial(self._family, spec))
-
-    def _render(self, spec: MetricSpec, labels: Labels) -> tuple[bytes, bytes]:
-        """Return one published series' lines (text format, OpenMetrics), as _family has them."""
-        series = self._published[(spec.name, labels)]
-        histogram = self._histograms.get(spec.name)
-        if histogram is None:
-            line = counter_line(spec.name, self._names[spec.name], labels, series.value)
-            return line, line
-        return histogram.lines(labels, series.counts, series.value, series.exemplars)
-
-    def _family(self, spec: MetricSpec) -> Metric:
-        items = sorted((k[1], s) for k, s in self._published.items() if k[0] == spec.name)
-        if spec.buckets is None:
-            counter = CounterMetricFamily(spec.name, spec.help, labels=self._names[spec.name])
-            for labels, series in items:
-                counter.add_metric(labels, series.value)
-            return counter
-        histogram = HistogramMetricFamily(spec.name, spec.help, labels=self._names[spec.name])
-        bounds = self._buckets[spec.buckets]
-        for labels, series in items:
-            histogram.add_metric(labels, _buckets(bounds, series), series.value)
-        return histogram
-
-
-def _buckets(
-    bounds: Sequence[float], series: Series
-) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
-    out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
-    cumulative = 0.0
-    for index, bound in enumerate((*bounds, float("inf"))):
-        cumulative += series.counts[index]
-        le = "+Inf" if bound == float("inf") else repr(bound)
-        exemplar = series.exemplars.get(index)
-        if exemplar is None:
-            out.append((le, cumulative))
-        else:
-            trace_id, value, ts = exemplar
-            out.append((le, cumulative, Exemplar({"trace_id": trace_id}, value, ts)))
-    return out
-
-
-IN_PROGRESS = "agent_runs_in_progress"
-IN_PROGRESS_HELP = "Agent runs currently queued or running, as last seen."
-IN_PROGRESS_LABELS = (*AGENT_LABELS, "status")
-_IN_FLIGHT = tuple((status, status.value) for status in IN_FLIGHT_STATUSES)
-
-
-class InProgressCollector(Collector):
-    """`agent_runs_in_progress`: runs in flight per agent, read from the tracker at scrape time."""
-
-    def __init__(
-        self,
-        counts: Callable[[], Mapping[tuple[str, str, Status], int]],
-        agents: Callable[[], Iterable[tuple[str, str, str]]],
-    ) -> None:
-        self._counts = counts
-        self._agents = agents
-        self._lines = GaugeLines(IN_PROGRESS, IN_PROGRESS_HELP, IN_PROGRESS_LABELS)
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield one gauge per (source, agent, in-flight status), zeros included."""
-        counts = self._counts()
-        rows = [
-            ((source, platform, agent_id, value), counts.get((source, agent_id, status), 0))
-            for source, platform, agent_id in self._agents()
-            for status, value in _IN_FLIGHT
-        ]
-
-        yield self._lines.family(rows)
-
-
-def _stored_key(text: str) -> tuple[str, Labels]:
-    """Return the (metric name, label values) a stored series key holds, or raise ValueError."""
-    name, labels = json.loads(text)
-    if not isinstance(name, str) or not all(isinstance(value, str) for value in labels):
-        raise ValueError("a series key is [name, [label values]]")
-    return name, tuple(labels)
+        yield from self._shown.collect()

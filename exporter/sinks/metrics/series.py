@@ -103,6 +103,19 @@ class Series:
         return cls(float(data["v"]), [float(c) for c in data["c"]], exemplars)
 
 
+def encode_key(name: str, labels: Labels) -> str:
+    """Serialize a series key (metric name, label values) for the state store."""
+    return json.dumps([name, labels])
+
+
+def decode_key(text: str) -> tuple[str, Labels]:
+    """Return the (metric name, label values) a stored series key holds, or raise ValueError."""
+    name, labels = json.loads(text)
+    if not isinstance(name, str) or not all(isinstance(value, str) for value in labels):
+        raise ValueError("a series key is [name, [label values]]")
+    return name, tuple(labels)
+
+
 @dataclass(slots=True, eq=False)  # kept in a set by identity
 class RunKind:
     """The series every run of one (source, agent, status, disposition) updates, found once.

@@ -19,13 +19,13 @@ from exporter.config.models import (
     OtlpMetricsSettings,
     Settings,
     ShardingSettings,
-    SourceSettings,
     StateSettings,
     TracesSettings,
     WebSettings,
     load_settings,
     render_effective,
 )
+from exporter.config.source import SourceSettings
 from exporter.errors import ConfigError, ConfigProblem
 
 TOKEN = "cdt-live-7Qx9PzR4vW2mK8sT"  # recognisable: must never show up in output

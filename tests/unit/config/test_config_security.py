@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config.models import MAX_RESPONSE_BYTES, load_settings, render_effective
+from exporter.config.models import load_settings, render_effective
+from exporter.config.source import MAX_RESPONSE_BYTES
 from exporter.sinks.traces.redaction import DEFAULT_KEYS
 from tests.unit.certs import make_pki
 from tests.unit.config.test_config import MINIMAL, by_location, problems_of, write

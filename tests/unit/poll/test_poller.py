@@ -235,7 +235,7 @@ def test_metrics_become_visible_only_after_commit(harness: Harness) -> None:
 
     async def poll_without_commit() -> None:
         harness.clock.now += 5
-        await harness.exporter.poller._poll_agent(source, agent)
+        await harness.exporter.poller.agent_poll.run(source, agent)
 
     asyncio.run(poll_without_commit())
     assert sum(harness.counted().values()) == 0

@@ -10,14 +10,8 @@ import pytest
 
 from exporter.errors import StateError
 from exporter.model import Status, ToolStep
-from exporter.poll.state import (
-    WAL_LIMIT_BYTES,
-    RunRecord,
-    StateBatch,
-    StateStore,
-    decode_run,
-    encode_run,
-)
+from exporter.poll.records import RunRecord, StateBatch, decode_run, encode_run
+from exporter.poll.state import WAL_LIMIT_BYTES, StateStore
 from tests.unit.runs import T0, make_run
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.model import Status
-from exporter.poll.state import StateBatch, StateStore
+from exporter.poll.records import StateBatch
+from exporter.poll.state import StateStore
 from exporter.poll.tracker import Outcome, Tracker
 from tests.unit.runs import T0, make_run
 

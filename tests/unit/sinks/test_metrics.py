@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest
 
 from exporter.model import Status, ToolStep
-from exporter.poll.state import StateBatch
+from exporter.poll.records import StateBatch
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.series import (
     MAX_DISPOSITIONS_PER_AGENT,

@@ -27,14 +27,8 @@ from exporter.config.models import OtlpMetricsSettings
 from exporter.errors import ConfigError
 from exporter.model import Status
 from exporter.sinks.metrics.exposition import render
-from exporter.sinks.metrics.otlp import (
-    SnapshotCache,
-    read_families,
-    register_instruments,
-    run_families,
-    temporality_of,
-    unit,
-)
+from exporter.sinks.metrics.otlp import SnapshotCache, register_instruments, temporality_of
+from exporter.sinks.metrics.otlp_families import read_families, run_families, unit
 from exporter.sinks.metrics.otlp_push import (
     MetricsPush,
     RegistryReader,

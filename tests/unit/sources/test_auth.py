@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from exporter import logs
-from exporter.config.models import SourceSettings
+from exporter.config.source import SourceSettings
 from exporter.sources.auth import HeaderAuth, TokenFile, static_token
 from exporter.sources.configured import source_auth
 from exporter.sources.http import HttpClient

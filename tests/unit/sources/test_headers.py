@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from exporter import logs
-from exporter.config.models import SourceSettings
+from exporter.config.source import SourceSettings
 from exporter.errors import AuthError, NotFoundError
 from exporter.sources.base import Source
 from exporter.sources.configured import build_source

@@ -15,7 +15,7 @@ from typing import get_args
 import pytest
 from starlette.applications import Starlette
 
-from exporter.config.models import Platform, SourceSettings
+from exporter.config.source import Platform, SourceSettings
 from exporter.simulator.platforms import PLATFORMS as SIMULATED
 from exporter.simulator.platforms import TITLES, check_registered
 from exporter.sources.base import PlatformSpec
