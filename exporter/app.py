@@ -36,13 +36,13 @@ from exporter.sinks.traces.queue import SpanQueue
 from exporter.sinks.traces.redaction import Redactor
 from exporter.sinks.traces.sink import TraceSink
 from exporter.sources.budget import build_budgets
-from exporter.sources.configured import budget_spec, build_source
 from exporter.sources.registry import spec
 from exporter.web.app import create_app
 from exporter.web.auth import protect
 from exporter.web.config import WebConfig
 from exporter.web.reload import LiveWebConfig
 from exporter.web.server import serve_in_loop, stop_on_signals
+from exporter.wiring import budget_spec, build_source
 
 log = logging.getLogger(__name__)
 

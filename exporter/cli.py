@@ -27,8 +27,8 @@ from exporter.logs import setup_logging
 from exporter.poll.schedule import describe
 from exporter.sinks.traces.exporters import resolve_protocol
 from exporter.sources.budget import build_budgets
-from exporter.sources.configured import budget_spec
 from exporter.web.config import WebConfig, load_web_config
+from exporter.wiring import budget_spec
 
 if TYPE_CHECKING:  # the simulator is imported by `simulate` and `demo` only: `run` never loads it
     from exporter.simulator.world import SimulatorSettings

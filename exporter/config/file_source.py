@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic_settings import YamlConfigSettingsSource
 
-from exporter.config import textfile
+from exporter import textfile
 from exporter.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:

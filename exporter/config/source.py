@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from exporter.config import textfile
+from exporter import textfile
 from exporter.config.checks import NAME, check_url, duplicates
 from exporter.config.durations import Duration
 from exporter.config.file_source import unreadable_reason

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from exporter.config import textfile
+from exporter import textfile
 from exporter.logs import register_secret
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from exporter.config import textfile
+from exporter import textfile
 from exporter.config.env_source import key_hint, model_at
 from exporter.config.file_source import dotted, read_yaml, unreadable_reason
 from exporter.errors import ConfigError, ConfigProblem

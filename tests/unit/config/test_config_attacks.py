@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from exporter import textfile
 from exporter.cli import main
-from exporter.config import file_source, textfile
+from exporter.config import file_source
 from exporter.config.models import load_settings
 from tests.unit.config.test_config import MINIMAL, problems_of, write
 

@@ -13,8 +13,8 @@ import pytest
 from exporter import logs
 from exporter.config.source import SourceSettings
 from exporter.sources.auth import HeaderAuth, TokenFile, static_token
-from exporter.sources.configured import source_auth
 from exporter.sources.http import HttpClient
+from exporter.wiring import source_auth
 from tests.unit.fakeclock import FakeClock
 
 

@@ -10,7 +10,6 @@ import pytest
 
 from exporter.errors import AuthError, MalformedPageError, NotFoundError
 from exporter.model import Run, Status
-from exporter.sources.configured import auth_headers
 from exporter.sources.elizaos import (
     FIRST_PAGE_AHEAD_MS,
     ElizaSource,
@@ -20,6 +19,7 @@ from exporter.sources.elizaos import (
     parse_run,
     unwrap,
 )
+from exporter.wiring import auth_headers
 from tests.unit.sourcekit import FIXTURES, collect_pages, fixture, mock_client, run_async
 
 AGENT = "aa0e8400-e29b-41d4-a716-446655440000"

@@ -12,8 +12,8 @@ from exporter import logs
 from exporter.config.source import SourceSettings
 from exporter.errors import AuthError, NotFoundError
 from exporter.sources.base import Source
-from exporter.sources.configured import build_source
 from exporter.sources.registry import PLATFORMS, spec
+from exporter.wiring import build_source
 from tests.unit.sourcekit import collect_pages, fixture
 
 pytestmark = pytest.mark.usefixtures("fresh_secrets")  # short values are registered too

@@ -19,8 +19,8 @@ from exporter.config.source import Platform, SourceSettings
 from exporter.simulator.platforms import PLATFORMS as SIMULATED
 from exporter.simulator.platforms import TITLES, check_registered
 from exporter.sources.base import PlatformSpec
-from exporter.sources.configured import auth_headers, budget_spec, build_source
 from exporter.sources.registry import PLATFORMS, spec
+from exporter.wiring import auth_headers, budget_spec, build_source
 
 ROOT = Path(__file__).resolve().parents[3]
 NAMES = tuple(PLATFORMS)

@@ -2,9 +2,9 @@
 
 The client sends the source's `headers:` on every request, beside the token's auth header.
 
-The configuration validates platforms through the registry, so this module (which reads the
-settings) sits beside the registry rather than in it: nothing the config imports imports the
-config back.
+It is the one place that reads both the settings and the sources, so it sits beside the
+composition root (`app`), outside both: the configuration validates platforms through the
+registry, and no module under `sources/` imports the configuration.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from exporter.sources.registry import spec
 from exporter.sources.transfer import tls_verify
 
 if TYPE_CHECKING:
-    from exporter.config.source import SourceSettings
+    from exporter.config.source import SourceSettings  # only a type: settings never import this
 
 
 def auth_headers(platform: str, token: str | None) -> dict[str, str]:
