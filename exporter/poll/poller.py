@@ -69,12 +69,13 @@ class Poller:
             clock=clock,
             poll_interval_s=poll_interval_s,
         )
+        phase_s = max(2 * poll_interval_s, 10.0)  # how long a cycle's detail work may take
         self.outcomes = OutcomePhase(
             tracker=tracker,
             run_metrics=run_metrics,
             self_metrics=self_metrics,
             clock=clock,
-            budget_s=max(2 * poll_interval_s, 10.0),
+            budget_s=phase_s,
             detail_concurrency=detail_concurrency,
         )
         self.tracing = (
@@ -85,7 +86,7 @@ class Poller:
                 self_metrics=self_metrics,
                 traces=traces,
                 clock=clock,
-                budget_s=max(2 * poll_interval_s, 10.0),
+                budget_s=phase_s,
                 detail_concurrency=detail_concurrency,
             )
         )
