@@ -153,7 +153,7 @@ class Poller:
         plan = schedule.replan(capacity)
         if changed and not plan.fits:
             _warn_behind(runtime.info.name, plan, schedule.poll_interval_s)
-        return schedule.due(now)
+        return schedule.due(now, spare=self.tracker.trace_backlog(runtime.info.name) == 0)
 
     async def _learn_names(self, runtime: SourceRuntime) -> None:
         """Look up unnamed agents' names: all at once when the budget covers every agent, else

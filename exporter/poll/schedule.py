@@ -16,10 +16,17 @@ proportional to sum(r_i * t_i); minimising it with sum(1 / t_i) fixed (Lagrange)
 cannot use). Completion rates decay over `RATE_WINDOW_S`, so an agent
 that goes quiet drifts to max_poll_interval and one that wakes up is pulled in at its next poll.
 Everything is computed from the injected clock's readings: the same polls give the same plan.
+
+Staggering: agents found together (a thousand at start) are first polled together, within a few
+minutes, and would come due together every interval after, a wave the budget serves late while
+it idles between waves. So after its first poll an agent may be polled early, by a fraction of
+its interval fixed by its id (`Pace.stagger`), but only with budget a round would otherwise leave
+unspent and no trace backlog waiting: the waves flatten at no cost to the agents that are due.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Iterable, Mapping
@@ -41,6 +48,7 @@ class Pace:
     in_flight: bool = False
     polled_at: float | None = None  # the last attempt
     seen_at: float | None = None  # the last successful poll
+    stagger: float = 0.0  # after the first poll: the part of the interval it may come early
 
     @property
     def new(self) -> bool:
@@ -54,6 +62,10 @@ class Pace:
     def next_at(self) -> float:
         """Return when the agent is due (never polled: as soon as it is added)."""
         return self.added_at if self.polled_at is None else self.polled_at + self.interval
+
+    def early_at(self) -> float:
+        """Return when the agent may be polled with budget to spare (see staggering)."""
+        return self.next_at() - self.stagger * self.interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +174,14 @@ class Schedule:
         )
         return self.plan
 
-    def due(self, now: float) -> list[str]:
+    def due(self, now: float, *, spare: bool = True) -> list[str]:
         """Return the agents to poll this round: urgent ones first, then the most overdue.
 
         When the budget allows every agent at poll_interval, that is every agent. Within a
         tight budget a round takes no more polls than the budget earned since the
         last round, so a round stays about poll_interval long and the urgent agents of the
-        next round are not kept waiting behind a long queue.
+        next round are not kept waiting behind a long queue. What the due agents leave of it,
+        but one poll, goes to staggered agents polled early, when `spare` (no trace backlog).
         """
         if not self.spread or self.plan.fits:  # as before: every agent, every round
             self._round_at = now
@@ -182,7 +195,20 @@ class Schedule:
         self._round_at = now
         taken = waiting[: max(1, int(self._allowance))]
         self._allowance = max(0.0, self._allowance - len(taken))
+        if spare and len(taken) == len(waiting) and self._allowance >= 2.0:
+            early = self._early(now)[: int(self._allowance - 1.0)]
+            self._allowance -= len(early)
+            taken += early
         return taken
+
+    def _early(self, now: float) -> list[str]:
+        """Return the staggered agents that may come early now, the soonest due first."""
+        early = [
+            (pace.next_at(), agent)
+            for agent, pace in self.paces.items()
+            if pace.stagger > 0 and pace.early_at() <= now < pace.next_at()
+        ]
+        return [agent for _, agent in sorted(early)]
 
     def _waiting(self, now: float) -> list[str]:
         """Return the due agents: in flight first, then new and known ones taking turns.
@@ -216,6 +242,7 @@ class Schedule:
         if not ok:  # try again next round, not a whole interval later
             pace.polled_at = now - pace.interval + self.poll_interval_s
             return
+        pace.stagger = _stagger(agent) if pace.seen_at is None else 0.0
         since = pace.seen_at if pace.seen_at is not None else now - RATE_WINDOW_S
         decay = math.exp(-max(0.0, now - since) / RATE_WINDOW_S)
         pace.rate = pace.rate * decay + completed / RATE_WINDOW_S
@@ -231,6 +258,12 @@ class Schedule:
     def intervals(self) -> dict[str, float]:
         """Return each agent's scheduled interval."""
         return {agent: pace.interval for agent, pace in self.paces.items()}
+
+
+def _stagger(agent: str) -> float:
+    """Return a fraction in [0, 1) fixed by the agent's id: spread evenly over agents."""
+    digest = hashlib.blake2b(agent.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") / 2**32
 
 
 DETAIL_WINDOW_S = 300.0  # detail spending is averaged over about five minutes

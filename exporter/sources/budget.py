@@ -1,17 +1,21 @@
 """Request budgets: token buckets that keep each source under its platform's rate limit.
 
-A bucket for `limit` requests per minute holds at most `burst = max(1, limit // 10)` tokens and
-refills at `limit - burst` tokens per minute, so no 60-second window, and hence no clock minute,
-ever sees more than `limit` requests. It starts empty: an exporter restarted in a crash loop
-cannot spend a fresh burst on every start.
+A bucket for `limit` requests per minute refills `limit` tokens a minute and holds at most
+`burst = max(1, limit // 4)` of them, so a round of polls can go out together but a quiet spell
+saves no more than a quarter of a minute's worth. On top of the tokens it keeps the times of the
+requests of the last 60 seconds and sends none while `limit` of them are in that window: no
+60-second window, and hence no clock minute, ever sees more than `limit` requests, while a busy
+source still gets all of its limit. It starts empty: an exporter restarted in a crash loop cannot
+spend a fresh burst on every start.
 
     priority LIST    may take any token                         (list polls)
     priority DETAIL  may take a token only above the reserve    (detail fetches, name lookups)
 
-The reserve (`burst // 2` tokens) is what a list poll finds waiting, however long the detail
-backlog. A `Retry-After` from upstream drains every bucket of the source and pauses it until then:
-the upstream's word always wins over the bucket. A source without a limit (0) still has a
-`RetryAfterGate`, so a `Retry-After` pauses all its requests, not only the one that got it.
+The reserve (`limit // 20` tokens and places in the window) is what a list poll finds waiting,
+however long the detail backlog. A `Retry-After` from upstream drains every bucket of the source
+and pauses it until then: the upstream's word always wins over the bucket. A source without a
+limit (0) still has a `RetryAfterGate`, so a `Retry-After` pauses all its requests, not only the
+one that got it.
 
 Each source has its own bucket; on platforms that limit per workspace (Conduit), sources sharing a
 workspace also share a workspace bucket, so together they stay under the largest of their limits.
@@ -30,12 +34,16 @@ import enum
 import hashlib
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 Clock = Callable[[], float]
 
 _EPSILON = 1e-6
+WINDOW_S = 60.0
+BURST_DIVISOR = 4  # a bucket holds a quarter of a minute's tokens
+RESERVE_DIVISOR = 20  # detail fetches leave a twentieth of the limit to list polls
 
 
 class Priority(enum.IntEnum):
@@ -46,7 +54,7 @@ class Priority(enum.IntEnum):
 
 
 class TokenBucket:
-    """A token bucket for `limit` requests per minute with a reserve for list polls."""
+    """A token bucket for `limit` requests per minute, its 60-second window, a list reserve."""
 
     def __init__(self, limit: int, clock: Clock) -> None:
         if limit < 1:
@@ -55,6 +63,7 @@ class TokenBucket:
         self._tokens = 0.0
         self._updated = clock()
         self._paused_until = float("-inf")
+        self._taken: deque[float] = deque()  # when the requests of the last 60 s were sent
         self._rate, self.burst = 0.0, 1  # nothing earned before the first size
         self.resize(limit)
 
@@ -62,9 +71,9 @@ class TokenBucket:
         """Take `limit` requests per minute from now on (a shard's share that moved)."""
         self._refill()  # the tokens earned so far, at the old rate
         self.limit = limit
-        self.burst = max(1, limit // 10)
-        self.reserve = self.burst // 2
-        self._rate = (limit - self.burst) / 60.0 if limit > self.burst else limit / 60.0
+        self.burst = max(1, limit // BURST_DIVISOR)
+        self.reserve = limit // RESERVE_DIVISOR
+        self._rate = limit / WINDOW_S
         self._tokens = min(self._tokens, float(self.burst))
 
     def wait_for(self, priority: Priority) -> float:
@@ -72,10 +81,18 @@ class TokenBucket:
         now = self._refill()
         if now < self._paused_until:
             return self._paused_until - now
-        needed = 1.0 + (self.reserve if priority is Priority.DETAIL else 0)
-        if self._tokens >= needed - _EPSILON:  # refills are floats: 0.9999999 is a token
-            return 0.0
-        return max(_EPSILON, (needed - self._tokens) / self._rate)
+        needed = 1 + (self.reserve if priority is Priority.DETAIL else 0)
+        wait = 0.0
+        if self._tokens < needed - _EPSILON:  # refills are floats: 0.9999999 is a token
+            wait = max(_EPSILON, (needed - self._tokens) / self._rate)
+        return max(wait, self._window_wait(now, needed))
+
+    def _window_wait(self, now: float, needed: int) -> float:
+        """Return how long until `needed` places are free in the last 60 seconds' window."""
+        while self._taken and self._taken[0] <= now - WINDOW_S:
+            self._taken.popleft()
+        leaving = len(self._taken) - (self.limit - needed)  # must leave the window first
+        return 0.0 if leaving <= 0 else max(_EPSILON, self._taken[leaving - 1] + WINDOW_S - now)
 
     @property
     def rate_per_s(self) -> float:
@@ -85,6 +102,7 @@ class TokenBucket:
     def take(self) -> None:
         """Spend one token; call only after `wait_for` returned 0."""
         self._tokens = max(0.0, self._tokens - 1.0)
+        self._taken.append(self._updated)
 
     def pause(self, seconds: float) -> None:
         """Drain the bucket and refuse every request for `seconds` (a `Retry-After`)."""

@@ -88,7 +88,7 @@ def test_check_config_says_what_the_budget_allows(
     # This shard: about 1,000 agents, 100 of the 200 a minute (90 refill, 95% planned).
     assert len(report) == 1
     assert "need 4" in report[0]  # ~1,000 agents x 4 a minute (the count varies by hashing)
-    assert "leaves 85 for list polls" in report[0]
+    assert "leaves 95 for list polls" in report[0]
     assert "longest interval" in report[0]
     longest = int(report[0].split("longest interval ")[1].split("s")[0])
     assert 600 < longest < 720  # ~1,000 / 85.5 a minute: max_poll_interval does not fit

@@ -205,3 +205,50 @@ def test_rounds_take_what_the_budget_earned_fractions_included() -> None:
         now += POLL
         taken += len(schedule.due(now))
     assert taken == pytest.approx(1.04 * 100 * POLL, abs=1)  # 520, not 5 a round (500)
+
+
+def oldest_age_over_rounds(spare: bool, seconds: float = 2000.0) -> float:
+    """Poll 100 agents found together on a budget of 0.2 a second; return the oldest poll age."""
+    schedule = started(100, capacity=0.2)
+    for agent in schedule.paces:  # the first sweep: every agent at once
+        schedule.polled(agent, 0.0, ok=True)
+    oldest, now = 0.0, 0.0
+    while now < seconds:
+        now += POLL
+        schedule.replan(0.2)
+        for agent in schedule.due(now, spare=spare):
+            schedule.polled(agent, now, ok=True)
+        oldest = max(oldest, schedule.oldest_age(now))
+    return oldest
+
+
+def test_agents_found_together_are_staggered_with_spare_budget() -> None:
+    interval = 100 / 0.2  # what the budget gives each of the 100 agents
+    staggers = [pace.stagger for pace in started(100, 0.2).paces.values()]
+    assert staggers == [0.0] * 100  # nothing before the first poll
+    # Without staggering all 100 come due in the same round every interval, a wave served a
+    # poll a round: the last waits a whole interval more. Staggered, the early polls spend what
+    # the rounds before the wave would leave, and the wave is gone by the second interval.
+    assert oldest_age_over_rounds(spare=False) > 1.9 * interval
+    assert oldest_age_over_rounds(spare=True) < 1.1 * interval
+
+
+def test_early_polls_take_only_what_the_due_agents_leave() -> None:
+    schedule = started(100, capacity=0.2)
+    for agent in schedule.paces:
+        schedule.polled(agent, 0.0, ok=True)
+    schedule.replan(0.2)
+    fractions = sorted(pace.stagger for pace in schedule.paces.values())
+    assert fractions[10] < 0.2  # spread over the interval, by id
+    assert fractions[90] > 0.8
+    schedule.due(POLL)  # the round clock starts
+    schedule.paces["a7"].polled_at = -1000.0  # due now, long overdue
+    early_ok = [a for a, p in schedule.paces.items() if p.early_at() <= 6 * POLL < p.next_at()]
+    assert len(early_ok) >= 2
+    taken = schedule.due(6 * POLL)  # 25 s at 0.2 a second: 5 polls earned, 1 kept
+    assert taken[0] == "a7"  # the due agent first, then the early ones, soonest due first
+    assert taken[1:] == sorted(early_ok, key=lambda a: (schedule.paces[a].next_at(), a))[:4]
+    for agent in taken:
+        schedule.polled(agent, 6 * POLL, ok=True)
+    schedule.paces["a8"].polled_at = -1000.0
+    assert schedule.due(8 * POLL, spare=False) == ["a8"]  # a trace backlog: no early polls

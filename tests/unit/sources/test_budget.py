@@ -45,12 +45,12 @@ def per_minute(times: list[float]) -> Counter[int]:
 def test_no_sixty_second_window_exceeds_the_limit() -> None:
     clock = FakeClock(0.0)
     budget = Budget([TokenBucket(100, clock)])
-    clock.advance(600)  # idle for ten minutes: the burst is all it saved
+    clock.advance(600)  # idle for ten minutes: the burst (25) is all it saved
     taken = spend_greedily(budget, clock, 600, Priority.LIST)
     windows = [sum(1 for t in taken if start <= t < start + 60) for start in taken]
-    assert max(windows) <= 100
+    assert max(windows) <= 100  # the burst and a minute's refill would be 125: the window holds
     assert max(per_minute(taken).values()) <= 100
-    assert len(taken) >= 9 * 90  # and the budget is used: 90 per minute after the burst
+    assert len(taken) >= 10 * 100 - 1  # and the whole budget is used: 100 every minute
 
 
 def test_a_bucket_starts_empty_so_restarts_cannot_add_bursts() -> None:
@@ -64,17 +64,31 @@ def test_a_bucket_starts_empty_so_restarts_cannot_add_bursts() -> None:
 def test_details_leave_the_reserve_to_list_polls() -> None:
     clock = FakeClock(0.0)
     bucket = TokenBucket(100, clock)
-    assert (bucket.burst, bucket.reserve) == (10, 5)
-    clock.advance(60)  # full: 10 tokens
+    assert (bucket.burst, bucket.reserve) == (25, 5)
+    clock.advance(60)  # full: 25 tokens
     budget = Budget([bucket])
     details = 0
     while budget.wait_for(Priority.DETAIL) == 0:
         details += 1
-    assert details == 5
+    assert details == 20
     lists = 0
     while budget.wait_for(Priority.LIST) == 0:
         lists += 1
     assert lists == 5
+
+
+def test_details_leave_the_reserve_of_the_window_to_list_polls() -> None:
+    clock = FakeClock(0.0)
+    budget = Budget([TokenBucket(100, clock)])
+    clock.advance(60)  # a full bucket, then a detail every 0.6 s keeps it full
+    for _ in range(95):
+        clock.advance(0.6)
+        assert budget.wait_for(Priority.DETAIL) == 0
+    assert budget.wait_for(Priority.DETAIL) > 0  # tokens enough, but 95 in the window
+    lists = 0
+    while budget.wait_for(Priority.LIST) == 0:
+        lists += 1
+    assert lists == 5  # the window's last places are the list polls'
 
 
 def test_retry_after_drains_and_pauses_every_bucket() -> None:
@@ -84,8 +98,8 @@ def test_retry_after_drains_and_pauses_every_bucket() -> None:
     budget.pause(30)
     assert budget.wait_for(Priority.LIST) == pytest.approx(30)
     clock.advance(30)
-    assert budget.wait_for(Priority.LIST) == pytest.approx(60 / 90)  # empty, refilling again
-    clock.advance(60 / 90)
+    assert budget.wait_for(Priority.LIST) == pytest.approx(60 / 100)  # empty, refilling again
+    clock.advance(60 / 100)
     assert budget.wait_for(Priority.LIST) == 0
 
 
@@ -118,10 +132,10 @@ def test_shards_share_one_budget_per_account() -> None:
     for _shard in range(4):  # four processes, each with its own clock and bucket
         clock = FakeClock(0.0)
         budget = build_budgets([spec], clock, shards=4)["a"]
-        assert budget.rate_per_s == pytest.approx((25 - 2) / 60)  # 1/4 of 100, less its burst
+        assert budget.rate_per_s == pytest.approx(25 / 60)  # 1/4 of 100
         taken += spend_greedily(budget, clock, 600, Priority.LIST)
     assert max(per_minute(taken).values()) <= 100  # all four together
-    assert len(taken) > 0.85 * 100 * 10
+    assert len(taken) >= 4 * (10 * 25 - 1)  # and all of it is used
 
 
 def shard_limits(budgets: list[Budget]) -> list[int]:
@@ -190,13 +204,23 @@ def test_one_shard_has_no_share_to_follow() -> None:
 def test_a_resized_bucket_keeps_no_more_than_its_new_burst() -> None:
     clock = FakeClock(0.0)
     bucket = TokenBucket(100, clock)
-    clock.advance(60)  # full: 10 tokens
+    clock.advance(60)  # full: 25 tokens
     bucket.resize(20)
-    assert (bucket.burst, bucket.rate_per_s) == (2, pytest.approx(18 / 60))
-    assert bucket.wait_for(Priority.LIST) == 0
-    bucket.take()
-    bucket.take()
-    assert bucket.wait_for(Priority.LIST) == pytest.approx(60 / 18)
+    assert (bucket.burst, bucket.rate_per_s) == (5, pytest.approx(20 / 60))
+    for _ in range(5):
+        assert bucket.wait_for(Priority.LIST) == 0
+        bucket.take()
+    assert bucket.wait_for(Priority.LIST) == pytest.approx(60 / 20)
+
+
+def test_a_shrunk_bucket_waits_for_its_window_to_empty() -> None:
+    clock = FakeClock(0.0)
+    bucket = TokenBucket(100, clock)
+    budget = Budget([bucket])
+    sent = spend_greedily(budget, clock, 30, Priority.LIST)  # 50 in the first 30 s
+    bucket.resize(40)  # a share that fell: 50 sent in the window already
+    clock.advance(5)
+    assert budget.wait_for(Priority.LIST) == pytest.approx(sent[10] + 60 - clock.now)
 
 
 def test_a_shard_keeps_at_least_one_request_a_minute() -> None:
@@ -255,7 +279,7 @@ def test_the_client_waits_for_a_token_before_each_request() -> None:
 
     asyncio.run(main())
     assert len(sent) == 10
-    assert sent[-1] - sent[0] >= 9 * 60 / 54 - 1e-9  # 54 tokens a minute after a burst of 6
+    assert sent[-1] - sent[0] >= 9 * 60 / 60 - 1e-9  # an empty bucket: a token a second
 
 
 def test_a_429_pauses_the_budget_for_its_retry_after() -> None:
