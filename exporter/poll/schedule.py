@@ -35,7 +35,7 @@ from dataclasses import dataclass
 RATE_WINDOW_S = 3600.0  # completion rates are learned over about an hour
 PRIOR_RATE = 1 / 86400  # every agent is assumed to run about once a day: idle ones share leftovers
 _SEARCH_STEPS = 60
-OVERDUE_FACTOR = 1.45  # unseen this long (x the longest interval): before the busy agents
+OVERDUE_FACTOR = 1.0  # unseen this long (x the longest interval): every other place
 
 
 @dataclass(slots=True)
@@ -211,26 +211,23 @@ class Schedule:
         return [agent for _, agent in sorted(early)]
 
     def _waiting(self, now: float) -> list[str]:
-        """Return the due agents: in flight first, then new and known ones taking turns.
+        """Return the due agents: in flight first, then the others taking turns.
 
         Taking turns keeps the agents already known (the busy ones among them) polled while a
         thousand newly discovered agents wait for their first poll. A known agent unseen for
-        more than OVERDUE_FACTOR x the longest interval in force goes before the other known
-        ones, however busy: the quiet tail is not starved when the budget runs short.
+        OVERDUE_FACTOR x the longest interval in force takes every other place, however busy
+        the others: the quiet tail keeps its bound when the budget runs short, and the busy
+        agents keep half of every round. Within each group, the most late for its interval first.
         """
         due = [(agent, pace) for agent, pace in self.paces.items() if pace.next_at() <= now]
-        stale = OVERDUE_FACTOR * self.plan.longest_s  # unseen this long: first of the known
-        due.sort(  # the stale first, then the most late for their interval
-            key=lambda item: (
-                item[1].unseen_for(now) < stale,
-                -(now - item[1].next_at()) / item[1].interval,
-            )
-        )
+        due.sort(key=lambda item: -(now - item[1].next_at()) / item[1].interval)
+        stale = OVERDUE_FACTOR * self.plan.longest_s
         in_flight = [agent for agent, pace in due if pace.in_flight]
-        new = [agent for agent, pace in due if pace.new and not pace.in_flight]
-        known = [agent for agent, pace in due if not pace.new and not pace.in_flight]
-        turns = [agent for pair in itertools.zip_longest(known, new) for agent in pair if agent]
-        return in_flight + turns
+        rest = [(agent, pace) for agent, pace in due if not pace.in_flight]
+        new = [agent for agent, pace in rest if pace.new]
+        overdue = [a for a, pace in rest if not pace.new and pace.unseen_for(now) >= stale]
+        known = [a for a, pace in rest if not pace.new and pace.unseen_for(now) < stale]
+        return in_flight + _turns(overdue, _turns(known, new))
 
     def polled(
         self, agent: str, now: float, *, ok: bool, completed: int = 0, in_flight: bool = False
@@ -258,6 +255,11 @@ class Schedule:
     def intervals(self) -> dict[str, float]:
         """Return each agent's scheduled interval."""
         return {agent: pace.interval for agent, pace in self.paces.items()}
+
+
+def _turns(first: list[str], second: list[str]) -> list[str]:
+    """Return the two lists taking turns, `first` first, the longer one's tail at the end."""
+    return [agent for pair in itertools.zip_longest(first, second) for agent in pair if agent]
 
 
 def _stagger(agent: str) -> float:

@@ -181,21 +181,31 @@ def test_detail_fetches_keep_their_share_of_the_budget() -> None:
     assert share.capacity(math.inf, 600, 0, 700.0) == math.inf
 
 
-def test_a_quiet_agent_unseen_past_the_longest_interval_goes_before_busy_ones() -> None:
+def test_quiet_agents_unseen_for_the_longest_interval_take_every_other_place() -> None:
     schedule = started(100, capacity=0.5)
     for agent in list(schedule.paces):
         schedule.polled(agent, 0.0, ok=True)
-    schedule.polled("a1", 0.0, ok=True, completed=60)  # busy: a short interval
+    busy = ["a1", "a2", "a3"]
+    for agent in busy:
+        schedule.polled(agent, 0.0, ok=True, completed=60)  # busy: short intervals
     schedule.replan(0.5)
     longest = schedule.plan.longest_s
-    now = OVERDUE_FACTOR * longest + 1.0  # a1 is late for its short interval, a0 is stale
-    schedule.polled("a1", now - 101.0, ok=True, completed=1)
-    schedule.polled("a0", 0.0, ok=True)
-    for agent in list(schedule.paces)[2:]:
+    now = OVERDUE_FACTOR * longest + 1.0
+    for index, agent in enumerate(busy):  # late for their short intervals, the more so first
+        schedule.polled(agent, now - 200.0 + index, ok=True, completed=1)
+    for agent in list(schedule.paces)[7:]:
         schedule.polled(agent, now - 1.0, ok=True)
-    assert schedule._waiting(now)[:2] == ["a0", "a1"]
-    schedule.polled("a0", now, ok=True)  # seen: back among the others, by lateness
-    assert schedule._waiting(now + 100.0)[0] == "a1"
+    stale = ["a0", "a4", "a5", "a6"]  # unseen since 0: past the longest interval
+    schedule.polled("a0", 0.0, ok=True)
+    schedule.polled("a4", 0.25, ok=True)
+    schedule.polled("a5", 0.5, ok=True)
+    schedule.polled("a6", 0.75, ok=True)
+    # The stale and the busy take turns (each group by lateness): half a round each, so a
+    # short budget starves neither the quiet tail nor the busy agents.
+    assert schedule._waiting(now) == ["a0", "a1", "a4", "a2", "a5", "a3", "a6"]
+    schedule.polled("a0", now, ok=True)  # seen: no longer stale
+    assert "a0" not in schedule._waiting(now + 100.0)
+    assert stale[1:] == [a for a in schedule._waiting(now) if a in stale]
 
 
 def test_rounds_take_what_the_budget_earned_fractions_included() -> None:
