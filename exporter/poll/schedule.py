@@ -201,12 +201,17 @@ class Schedule:
             taken += early
         return taken
 
+    def _horizon(self, now: float) -> float:
+        """Return the time up to which agents are due now: a round stands for half a round on."""
+        return now + self.poll_interval_s / 2
+
     def _early(self, now: float) -> list[str]:
-        """Return the staggered agents that may come early now, the soonest due first."""
+        """Return the staggered agents that may come early now (not yet due), soonest first."""
+        at = self._horizon(now)
         early = [
             (pace.next_at(), agent)
             for agent, pace in self.paces.items()
-            if pace.stagger > 0 and pace.early_at() <= now < pace.next_at()
+            if pace.stagger > 0 and pace.early_at() <= now and pace.next_at() > at
         ]
         return [agent for _, agent in sorted(early)]
 
@@ -218,15 +223,18 @@ class Schedule:
         OVERDUE_FACTOR x the longest interval in force takes every other place, however busy
         the others: the quiet tail keeps its bound when the budget runs short, and the busy
         agents keep half of every round. Within each group, the most late for its interval first.
+        An agent due within half a round is due now: rounds every poll_interval would otherwise
+        add half a round to every interval on average (55 s polled as 60, or 75).
         """
-        due = [(agent, pace) for agent, pace in self.paces.items() if pace.next_at() <= now]
-        due.sort(key=lambda item: -(now - item[1].next_at()) / item[1].interval)
+        at = self._horizon(now)
+        due = [(agent, pace) for agent, pace in self.paces.items() if pace.next_at() <= at]
+        due.sort(key=lambda item: -(at - item[1].next_at()) / item[1].interval)
         stale = OVERDUE_FACTOR * self.plan.longest_s
         in_flight = [agent for agent, pace in due if pace.in_flight]
         rest = [(agent, pace) for agent, pace in due if not pace.in_flight]
         new = [agent for agent, pace in rest if pace.new]
-        overdue = [a for a, pace in rest if not pace.new and pace.unseen_for(now) >= stale]
-        known = [a for a, pace in rest if not pace.new and pace.unseen_for(now) < stale]
+        overdue = [a for a, pace in rest if not pace.new and pace.unseen_for(at) >= stale]
+        known = [a for a, pace in rest if not pace.new and pace.unseen_for(at) < stale]
         return in_flight + _turns(overdue, _turns(known, new))
 
     def polled(

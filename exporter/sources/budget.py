@@ -1,12 +1,12 @@
 """Request budgets: token buckets that keep each source under its platform's rate limit.
 
-A bucket for `limit` requests per minute refills `limit` tokens a minute and holds at most
-`burst = max(1, limit // 4)` of them, so a round of polls can go out together but a quiet spell
-saves no more than a quarter of a minute's worth. On top of the tokens it keeps the times of the
-requests of the last 60 seconds and sends none while `limit` of them are in that window: no
-60-second window, and hence no clock minute, ever sees more than `limit` requests, while a busy
-source still gets all of its limit. It starts empty: an exporter restarted in a crash loop cannot
-spend a fresh burst on every start.
+A bucket for `limit` requests per minute keeps the times of the requests of the last 61 seconds
+and sends none while `limit` of them are in that window: no 60-second window, and hence no clock
+minute, ever sees more than `limit` requests, even when network delay moves a request by up to a
+second on the platform's clock, while a busy source still gets 60/61 of its limit. Tokens pace
+it: they refill at that rate and a bucket holds at most `burst = max(1, limit // 4)`, so a round
+of polls can go out together but a quiet spell saves no more than a quarter of a minute's worth.
+It starts empty: an exporter restarted in a crash loop cannot spend a fresh burst on every start.
 
     priority LIST    may take any token                         (list polls)
     priority DETAIL  may take a token only above the reserve    (detail fetches, name lookups)
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 Clock = Callable[[], float]
 
 _EPSILON = 1e-6
-WINDOW_S = 60.0
+WINDOW_S = 61.0  # a minute and a second: network delay moves a request on the platform's clock
 BURST_DIVISOR = 4  # a bucket holds a quarter of a minute's tokens
 RESERVE_DIVISOR = 20  # detail fetches leave a twentieth of the limit to list polls
 

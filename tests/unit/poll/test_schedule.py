@@ -262,3 +262,17 @@ def test_early_polls_take_only_what_the_due_agents_leave() -> None:
         schedule.polled(agent, 6 * POLL, ok=True)
     schedule.paces["a8"].polled_at = -1000.0
     assert schedule.due(8 * POLL, spare=False) == ["a8"]  # a trace backlog: no early polls
+
+
+def test_an_agent_due_within_half_a_round_is_due_now() -> None:
+    schedule = started(100, capacity=0.5)
+    for agent in schedule.paces:
+        schedule.polled(agent, 0.0, ok=True)
+    schedule.replan(0.5)
+    interval = schedule.paces["a0"].interval
+    schedule.polled("a0", 100.0 - interval + 2.0, ok=True)  # due 2 s after the round at 100
+    schedule.polled("a1", 100.0 - interval + 3.0, ok=True)  # due 3 s after it
+    waiting = schedule._waiting(100.0)
+    assert "a0" in waiting  # polled at 100, not at 105: 2 s early, not 3 s late
+    assert "a1" not in waiting  # nearer to the next round
+    assert "a0" not in schedule._early(100.0)  # never taken twice in a round

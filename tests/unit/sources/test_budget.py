@@ -12,6 +12,7 @@ import pytest
 
 from exporter.errors import RateLimitedError
 from exporter.sources.budget import (
+    WINDOW_S,
     Budget,
     BudgetSpec,
     Priority,
@@ -50,7 +51,7 @@ def test_no_sixty_second_window_exceeds_the_limit() -> None:
     windows = [sum(1 for t in taken if start <= t < start + 60) for start in taken]
     assert max(windows) <= 100  # the burst and a minute's refill would be 125: the window holds
     assert max(per_minute(taken).values()) <= 100
-    assert len(taken) >= 10 * 100 - 1  # and the whole budget is used: 100 every minute
+    assert len(taken) >= 600 * 100 / WINDOW_S - 1  # and the budget is used: 100 every 61 s
 
 
 def test_a_bucket_starts_empty_so_restarts_cannot_add_bursts() -> None:
@@ -98,8 +99,8 @@ def test_retry_after_drains_and_pauses_every_bucket() -> None:
     budget.pause(30)
     assert budget.wait_for(Priority.LIST) == pytest.approx(30)
     clock.advance(30)
-    assert budget.wait_for(Priority.LIST) == pytest.approx(60 / 100)  # empty, refilling again
-    clock.advance(60 / 100)
+    assert budget.wait_for(Priority.LIST) == pytest.approx(WINDOW_S / 100)  # empty, refilling
+    clock.advance(WINDOW_S / 100)
     assert budget.wait_for(Priority.LIST) == 0
 
 
@@ -132,10 +133,10 @@ def test_shards_share_one_budget_per_account() -> None:
     for _shard in range(4):  # four processes, each with its own clock and bucket
         clock = FakeClock(0.0)
         budget = build_budgets([spec], clock, shards=4)["a"]
-        assert budget.rate_per_s == pytest.approx(25 / 60)  # 1/4 of 100
+        assert budget.rate_per_s == pytest.approx(25 / WINDOW_S)  # 1/4 of 100
         taken += spend_greedily(budget, clock, 600, Priority.LIST)
     assert max(per_minute(taken).values()) <= 100  # all four together
-    assert len(taken) >= 4 * (10 * 25 - 1)  # and all of it is used
+    assert len(taken) >= 4 * (600 * 25 / WINDOW_S - 1)  # and all of it is used
 
 
 def shard_limits(budgets: list[Budget]) -> list[int]:
@@ -206,26 +207,28 @@ def test_a_resized_bucket_keeps_no_more_than_its_new_burst() -> None:
     bucket = TokenBucket(100, clock)
     clock.advance(60)  # full: 25 tokens
     bucket.resize(20)
-    assert (bucket.burst, bucket.rate_per_s) == (5, pytest.approx(20 / 60))
+    assert (bucket.burst, bucket.rate_per_s) == (5, pytest.approx(20 / WINDOW_S))
     for _ in range(5):
         assert bucket.wait_for(Priority.LIST) == 0
         bucket.take()
-    assert bucket.wait_for(Priority.LIST) == pytest.approx(60 / 20)
+    assert bucket.wait_for(Priority.LIST) == pytest.approx(WINDOW_S / 20)
 
 
 def test_a_shrunk_bucket_waits_for_its_window_to_empty() -> None:
     clock = FakeClock(0.0)
     bucket = TokenBucket(100, clock)
     budget = Budget([bucket])
-    sent = spend_greedily(budget, clock, 30, Priority.LIST)  # 50 in the first 30 s
-    bucket.resize(40)  # a share that fell: 50 sent in the window already
+    sent = spend_greedily(budget, clock, 30, Priority.LIST)  # about 49 in the first 30 s
+    bucket.resize(40)  # a share that fell: more than 40 sent in the window already
     clock.advance(5)
-    assert budget.wait_for(Priority.LIST) == pytest.approx(sent[10] + 60 - clock.now)
+    leaving = len(sent) - 39  # these must leave the window before the 40th place is free
+    assert leaving > 0
+    assert budget.wait_for(Priority.LIST) == pytest.approx(sent[leaving - 1] + WINDOW_S - clock.now)
 
 
 def test_a_shard_keeps_at_least_one_request_a_minute() -> None:
     budget = build_budgets([BudgetSpec("a", 3)], FakeClock(0.0), shards=8)["a"]
-    assert budget.rate_per_s == pytest.approx(1 / 60)
+    assert budget.rate_per_s == pytest.approx(1 / WINDOW_S)
 
 
 def test_a_budget_counts_what_it_spent_and_waited() -> None:
@@ -279,7 +282,7 @@ def test_the_client_waits_for_a_token_before_each_request() -> None:
 
     asyncio.run(main())
     assert len(sent) == 10
-    assert sent[-1] - sent[0] >= 9 * 60 / 60 - 1e-9  # an empty bucket: a token a second
+    assert sent[-1] - sent[0] >= 9 * WINDOW_S / 60 - 1e-9  # an empty bucket: ~a token a second
 
 
 def test_a_429_pauses_the_budget_for_its_retry_after() -> None:
