@@ -24,7 +24,7 @@ from exporter.config.sharding import ShardingSettings
 from exporter.config.source import Platform
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
-from exporter.poll.schedule import describe
+from exporter.poll.capacity import describe
 from exporter.sinks.traces.exporters import resolve_protocol
 from exporter.sources.budget import build_budgets
 from exporter.web.config import WebConfig, load_web_config

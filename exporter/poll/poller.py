@@ -16,10 +16,11 @@ from collections.abc import Callable
 from exporter.errors import SourceError, StateError
 from exporter.poll import discovery
 from exporter.poll.agent_poll import AgentPoll
+from exporter.poll.capacity import PLANNED_SHARE, ListShare
 from exporter.poll.discovery import SourceRuntime
 from exporter.poll.outcome_phase import OutcomePhase
 from exporter.poll.records import StateBatch
-from exporter.poll.schedule import PLANNED_SHARE, ListShare, Plan
+from exporter.poll.schedule import Plan
 from exporter.poll.state import StateStore
 from exporter.poll.throttle import ThrottleLog
 from exporter.poll.trace_phase import MAX_DETAIL_ATTEMPTS, TracePhase, settle

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from exporter.poll.schedule import (
     OVERDUE_FACTOR,
     RATE_WINDOW_S,
-    ListShare,
     Schedule,
     allocate,
 )
@@ -170,15 +167,6 @@ def test_the_same_polls_give_the_same_plan() -> None:
         return schedule.intervals()
 
     assert run() == run()
-
-
-def test_detail_fetches_keep_their_share_of_the_budget() -> None:
-    share = ListShare()
-    assert share.capacity(2.0, 0, 0, 0.0) == pytest.approx(0.95 * 2.0)
-    capacity = share.capacity(2.0, 600, 0, 600.0)  # one detail fetch a second for ten minutes
-    assert capacity < 0.95 * 2.0
-    assert capacity >= 0.95 * 1.0  # list polls keep at least half
-    assert share.capacity(math.inf, 600, 0, 700.0) == math.inf
 
 
 def test_quiet_agents_unseen_for_the_longest_interval_take_every_other_place() -> None:
