@@ -12,15 +12,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, get_args
-
-from pydantic import ValidationError
 
 from exporter import __version__
 from exporter.app import serve
+from exporter.config.flag_source import add_shard_arguments, apply_shard_arguments
 from exporter.config.models import Settings, load_settings, render_effective
-from exporter.config.sharding import ShardingSettings
 from exporter.config.source import Platform
 from exporter.errors import ConfigError, ConfigProblem
 from exporter.logs import setup_logging
@@ -284,50 +282,3 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import run_demo  # noqa: PLC0415 - see the imports
 
     return asyncio.run(run_demo(args, simulator_settings(args)))
-
-
-LOCATION = "--shard/--total-shards"
-
-
-def _count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add `--shard` and `--total-shards` to a subcommand."""
-    group = parser.add_argument_group("sharding (overrides sharding.* in the config)")
-    group.add_argument(
-        "--shard", type=_count(0), default=None, metavar="N", help="this instance's shard, 0..M-1"
-    )
-    group.add_argument(
-        "--total-shards",
-        type=_count(1),
-        default=None,
-        metavar="M",
-        help="how many exporters share the agents (1: this one polls them all)",
-    )
-
-
-def apply_shard_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
-    """Return `settings` with the shard flags applied, or raise ConfigError if they conflict."""
-    if args.shard is None and args.total_shards is None:
-        return settings
-    current = settings.sharding
-    try:
-        sharding = ShardingSettings(
-            shard=current.shard if args.shard is None else args.shard,
-            total_shards=current.total_shards if args.total_shards is None else args.total_shards,
-        )
-    except ValidationError as exc:
-        messages = [error["msg"].removeprefix("Value error, ") for error in exc.errors()]
-        raise ConfigError([ConfigProblem(LOCATION, message) for message in messages]) from None
-    return settings.model_copy(update={"sharding": sharding})

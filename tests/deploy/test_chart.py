@@ -12,7 +12,8 @@ import helm_python as helm
 import pytest
 import yaml
 
-from exporter.cli import apply_shard_arguments, build_parser
+from exporter.cli import build_parser
+from exporter.config.flag_source import apply_shard_arguments
 from exporter.config.models import load_settings
 from tests.deploy.charts import (
     CHART,
