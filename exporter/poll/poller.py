@@ -145,16 +145,14 @@ class Poller:
         changed = schedule.sync(directory.ids, now)
         budget = runtime.budget
         budget.follow_agents(len(directory.ids), len(directory.ids) + directory.others, now)
+        backlog = self.tracker.trace_backlog(runtime.info.name)
         capacity = self._shares.setdefault(runtime.info.name, ListShare()).capacity(
-            budget.rate_per_s,
-            budget.spent[Priority.DETAIL],
-            self.tracker.trace_backlog(runtime.info.name),
-            now,
+            budget.rate_per_s, budget.spent[Priority.DETAIL], backlog, now
         )
         plan = schedule.replan(capacity)
         if changed and not plan.fits:
             _warn_behind(runtime.info.name, plan, schedule.poll_interval_s)
-        return schedule.due(now, spare=self.tracker.trace_backlog(runtime.info.name) == 0)
+        return schedule.due(now, spare=backlog == 0)
 
     async def _learn_names(self, runtime: SourceRuntime) -> None:
         """Look up unnamed agents' names: all at once when the budget covers every agent, else

@@ -54,7 +54,7 @@ class Priority(enum.IntEnum):
 
 
 class TokenBucket:
-    """A token bucket for `limit` requests per minute, its 60-second window, a list reserve."""
+    """A token bucket for `limit` requests per minute, its 61-second window, a list reserve."""
 
     def __init__(self, limit: int, clock: Clock) -> None:
         if limit < 1:
@@ -63,7 +63,7 @@ class TokenBucket:
         self._tokens = 0.0
         self._updated = clock()
         self._paused_until = float("-inf")
-        self._taken: deque[float] = deque()  # when the requests of the last 60 s were sent
+        self._taken: deque[float] = deque()  # when the requests of the window were sent
         self._rate, self.burst = 0.0, 1  # nothing earned before the first size
         self.resize(limit)
 
@@ -88,7 +88,7 @@ class TokenBucket:
         return max(wait, self._window_wait(now, needed))
 
     def _window_wait(self, now: float, needed: int) -> float:
-        """Return how long until `needed` places are free in the last 60 seconds' window."""
+        """Return how long until `needed` places are free in the last WINDOW_S seconds."""
         while self._taken and self._taken[0] <= now - WINDOW_S:
             self._taken.popleft()
         leaving = len(self._taken) - (self.limit - needed)  # must leave the window first
