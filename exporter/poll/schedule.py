@@ -17,6 +17,11 @@ cannot use). Completion rates decay over `RATE_WINDOW_S`, so an agent
 that goes quiet drifts to max_poll_interval and one that wakes up is pulled in at its next poll.
 Everything is computed from the injected clock's readings: the same polls give the same plan.
 
+In flight: the others share what the agents in flight leave, counted as their number averaged
+over `IN_FLIGHT_WINDOW_S`. Counted round by round, the three or four busy agents in flight at one
+round and none at the next made every other interval swing by 15% from round to round (a busy
+agent's 58 s poll came at 75 s). A round too short for everyone still takes them first.
+
 Staggering: agents found together (a thousand at start) are first polled together, within a few
 minutes, and would come due together every interval after, a wave the budget serves late while
 it idles between waves. So after its first poll an agent may be polled early, by a fraction of
@@ -36,6 +41,7 @@ RATE_WINDOW_S = 3600.0  # completion rates are learned over about an hour
 PRIOR_RATE = 1 / 86400  # every agent is assumed to run about once a day: idle ones share leftovers
 _SEARCH_STEPS = 60
 OVERDUE_FACTOR = 1.0  # unseen this long (x the longest interval): every other place
+IN_FLIGHT_WINDOW_S = 300.0  # the others' share follows the number in flight over ~5 minutes
 
 
 @dataclass(slots=True)
@@ -58,6 +64,10 @@ class Pace:
     def unseen_for(self, now: float) -> float:
         """Return how long the agent has gone without a successful poll (since added, if never)."""
         return now - (self.added_at if self.seen_at is None else self.seen_at)
+
+    def pending(self, now: float) -> float:
+        """Return how many runs are expected to wait for this agent's poll at `now`."""
+        return (self.rate + PRIOR_RATE) * self.unseen_for(now)
 
     def next_at(self) -> float:
         """Return when the agent is due (never polled: as soon as it is added)."""
@@ -90,11 +100,13 @@ def allocate(
     capacity: float,
     poll_interval: float,
     max_interval: float,
+    expected_urgent: float | None = None,
 ) -> dict[str, float]:
     """Return each agent's interval (seconds) for `capacity` list polls a second.
 
     `urgent` agents (a run in flight, or new) get poll_interval as far as the budget allows,
-    keeping room for the others at max_poll_interval when there is any.
+    keeping room for the others at max_poll_interval when there is any. The others share what
+    `expected_urgent` urgent agents would leave (default: as many as there are now).
     """
     if len(rates) <= capacity * poll_interval:
         return dict.fromkeys(rates, poll_interval)
@@ -103,7 +115,8 @@ def allocate(
     room = max(capacity - len(others) / max_interval, capacity / 2)
     first_rate = min(len(first) / poll_interval, room)
     intervals = dict.fromkeys(first, len(first) / first_rate if first else poll_interval)
-    left = capacity - first_rate
+    load = len(first) if expected_urgent is None else expected_urgent
+    left = capacity - min(load / poll_interval, room)
     if others and len(others) > left * max_interval:  # even max_poll_interval does not fit
         return intervals | dict.fromkeys(others, len(others) / left)
     return intervals | _share(others, left, poll_interval, max_interval)
@@ -137,6 +150,7 @@ class Schedule:
         self.paces: dict[str, Pace] = {}
         self.plan = Plan(0, 0.0, math.inf, poll_interval_s)
         self._allowance = 0.0
+        self._in_flight = 0.0  # agents with a run in flight, averaged over IN_FLIGHT_WINDOW_S
         self._round_at: float | None = None
 
     def sync(self, agent_ids: Iterable[str], now: float) -> bool:
@@ -153,6 +167,9 @@ class Schedule:
     def replan(self, capacity: float) -> Plan:
         """Give every agent its interval for `capacity` list polls a second; return the plan."""
         urgent = [agent for agent, pace in self.paces.items() if pace.in_flight or pace.new]
+        new = sum(1 for pace in self.paces.values() if pace.new)
+        weight = min(1.0, self.poll_interval_s / IN_FLIGHT_WINDOW_S)
+        self._in_flight += (len(urgent) - new - self._in_flight) * weight
         rates = {agent: pace.rate for agent, pace in self.paces.items()}
         if self.spread:
             intervals = allocate(
@@ -161,6 +178,7 @@ class Schedule:
                 capacity=capacity,
                 poll_interval=self.poll_interval_s,
                 max_interval=self.max_interval_s,
+                expected_urgent=new + self._in_flight,
             )
         else:
             intervals = dict.fromkeys(rates, self.poll_interval_s)
@@ -222,7 +240,10 @@ class Schedule:
         thousand newly discovered agents wait for their first poll. A known agent unseen for
         OVERDUE_FACTOR x the longest interval in force takes every other place, however busy
         the others: the quiet tail keeps its bound when the budget runs short, and the busy
-        agents keep half of every round. Within each group, the most late for its interval first.
+        agents keep half of every round. The known agents go by the runs expected to wait for
+        them (`Pace.pending`): a round too short for all of them delays the fewest runs (for the
+        mean delay the square root minimises, the order that matters is by rate, as in Smith's
+        rule). Within the other groups, the most late for its interval first.
         An agent due within half a round is due now: rounds every poll_interval would otherwise
         add half a round to every interval on average (55 s polled as 60, or 75).
         """
@@ -234,8 +255,9 @@ class Schedule:
         rest = [(agent, pace) for agent, pace in due if not pace.in_flight]
         new = [agent for agent, pace in rest if pace.new]
         overdue = [a for a, pace in rest if not pace.new and pace.unseen_for(at) >= stale]
-        known = [a for a, pace in rest if not pace.new and pace.unseen_for(at) < stale]
-        return in_flight + _turns(overdue, _turns(known, new))
+        known = [(a, pace) for a, pace in rest if not pace.new and pace.unseen_for(at) < stale]
+        known.sort(key=lambda item: -item[1].pending(at))
+        return in_flight + _turns(overdue, _turns([agent for agent, _ in known], new))
 
     def polled(
         self, agent: str, now: float, *, ok: bool, completed: int = 0, in_flight: bool = False

@@ -264,3 +264,75 @@ def test_an_agent_due_within_half_a_round_is_due_now() -> None:
     assert "a0" in waiting  # polled at 100, not at 105: 2 s early, not 3 s late
     assert "a1" not in waiting  # nearer to the next round
     assert "a0" not in schedule._early(100.0)  # never taken twice in a round
+
+
+def test_a_short_round_takes_first_the_agent_with_the_most_runs_waiting() -> None:
+    schedule = Schedule(POLL, 1e5)
+    schedule.sync(["busy", "quiet", "idle"], 0.0)
+    schedule.polled("busy", 0.0, ok=True, completed=60)  # about a run a minute
+    schedule.polled("quiet", 0.0, ok=True, completed=1)  # about one an hour
+    schedule.polled("idle", 0.0, ok=True)
+    schedule.replan(0.01)
+    busy, quiet, idle = (schedule.paces[agent] for agent in ("busy", "quiet", "idle"))
+    assert busy.interval < quiet.interval < idle.interval
+    now = 10 * idle.interval
+    busy.polled_at = busy.seen_at = now - 1.5 * busy.interval  # half an interval late
+    quiet.polled_at = quiet.seen_at = now - 3 * quiet.interval  # two intervals late
+    idle.polled_at = now  # not due
+    # The quiet one is later for its interval, but fewer runs wait for it: a round with room
+    # for one poll delays the fewest runs by taking the busy one.
+    assert busy.pending(now) > 3 * quiet.pending(now)
+    assert schedule._waiting(now) == ["busy", "quiet"]
+    assert schedule.due(now, spare=False) == ["busy"]
+
+
+def intervals_while_busy_agents_come_and_go(averaged: bool) -> list[float]:
+    """Return an hourly agent's intervals while 4 of 20 busy agents are in flight every other
+    round (1,000 agents: 20 at a run a minute, 180 at one an hour, 800 idle; 70 polls a minute,
+    with traces on what the fleet bench leaves for list polls)."""
+    schedule = Schedule(15.0, 1800.0)
+    ids = [f"a{index}" for index in range(1000)]
+    schedule.sync(ids, 0.0)
+    for index, agent in enumerate(ids):
+        schedule.polled(agent, 0.0, ok=True, completed=60 if index < 20 else int(index < 200))
+    seen = []
+    for round_ in range(60):
+        for index, agent in enumerate(ids[:20]):
+            schedule.paces[agent].in_flight = round_ % 2 == 1 and (round_ + index) % 5 == 0
+        if averaged:
+            schedule.replan(70 / 60)
+        else:  # the agents in flight at this round, as the allocation used to count them
+            rates = {agent: pace.rate for agent, pace in schedule.paces.items()}
+            urgent = [agent for agent, pace in schedule.paces.items() if pace.in_flight]
+            for agent, interval in allocate(
+                rates, urgent, capacity=70 / 60, poll_interval=15.0, max_interval=1800.0
+            ).items():
+                schedule.paces[agent].interval = interval
+        if round_ >= 40:
+            seen.append(schedule.paces["a100"].interval)
+    return seen
+
+
+def test_the_others_intervals_hold_while_busy_agents_go_in_and_out_of_flight() -> None:
+    swings = {}
+    for averaged in (False, True):
+        seen = intervals_while_busy_agents_come_and_go(averaged)
+        swings[averaged] = max(seen) / min(seen)
+    assert swings[False] > 1.3  # every other round the others' share is cut, then restored
+    assert swings[True] < 1.15  # the number in flight averaged: within a few percent
+
+
+def test_the_others_share_follows_agents_in_flight_for_long() -> None:
+    schedule = started(100, capacity=1.0)
+    for agent in schedule.paces:
+        schedule.polled(agent, 0.0, ok=True)
+    for agent in ("a2", "a3"):
+        schedule.polled(agent, 0.0, ok=True, in_flight=True)
+    rates = {agent: pace.rate for agent, pace in schedule.paces.items()}
+    at_once = allocate(rates, ["a2", "a3"], capacity=1.0, poll_interval=POLL, max_interval=LONGEST)
+    schedule.replan(1.0)
+    assert schedule.intervals()["a2"] == POLL  # first, at once
+    assert schedule.intervals()["a1"] < 0.9 * at_once["a1"]  # the others' share not cut yet
+    for _ in range(1000):
+        schedule.replan(1.0)
+    assert schedule.intervals()["a1"] == pytest.approx(at_once["a1"], rel=0.01)
