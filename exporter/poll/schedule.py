@@ -193,7 +193,7 @@ class Schedule:
         return self.plan
 
     def due(self, now: float, *, spare: bool = True) -> list[str]:
-        """Return the agents to poll this round: urgent ones first, then the most overdue.
+        """Return the agents to poll this round: urgent ones first, then by runs waiting.
 
         When the budget allows every agent at poll_interval, that is every agent. Within a
         tight budget a round takes no more polls than the budget earned since the
