@@ -45,7 +45,7 @@ from exporter.sources.base import (
     agent_entry,
 )
 from exporter.sources.budget import Priority
-from exporter.sources.elizaos_events import event_type, steps_of, usage_of
+from exporter.sources.elizaos_events import steps_of, usage_of, with_outcome
 from exporter.sources.http import HttpClient
 
 STATUS_MAP = {
@@ -129,7 +129,7 @@ def parse_detail(body: Any, run: Run) -> Run:
     if not events:
         raise NotFoundError(f"ElizaOS has no events for run {run.id} (unknown or aged out)")
     usage = usage_of(events)
-    detailed = _outcome(events, _summary_state(summary, run))
+    detailed = with_outcome(events, _summary_state(summary, run))
     return replace(
         detailed,
         tool_steps=steps_of(events),
@@ -137,30 +137,6 @@ def parse_detail(body: Any, run: Run) -> Run:
         output_tokens=run.output_tokens if usage.output_tokens is None else usage.output_tokens,
         cost_usd=run.cost_usd if usage.cost_usd is None else usage.cost_usd,
     )
-
-
-def _outcome(events: list[Any], run: Run) -> Run:
-    """Return `run` as failed when its `RUN_ENDED` event carries an error (raw status kept)."""
-    error = run_error(events)
-    if error is None or not run.status.terminal:
-        return run
-    if run.status is Status.COMPLETED:
-        return replace(run, status=Status.FAILED, error=error)
-    return run if run.error else replace(run, error=error)  # timeout, error: keep the status
-
-
-def run_error(events: list[Any]) -> str | None:
-    """Return the error a `RUN_ENDED` event reports (a string or `{message}`), else None."""
-    for event in reversed(events):
-        if not isinstance(event, dict) or event_type(event) != "RUN_ENDED":
-            continue
-        data = event.get("data")
-        error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict):
-            error = error.get("message") or error.get("code") or "error"
-        if error:
-            return str(error)[:500]
-    return None
 
 
 def _summary_state(summary: Any, run: Run) -> Run:

@@ -5,16 +5,17 @@
                                        inside the action its `actionContext.actionId` names
 
 Event types are also accepted in the documented `action:started` spelling. Token and cost fields
-are usually absent from MODEL_USED: the sums are then None, never zero.
+are usually absent from MODEL_USED: the sums are then None, never zero. A `RUN_ENDED` event may
+carry the error of a run the list calls `completed`: `with_outcome` makes it failed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from exporter.errors import ParseError
-from exporter.model import ToolStep
+from exporter.model import Run, Status, ToolStep
 from exporter.sources import fields
 
 
@@ -165,3 +166,27 @@ def usage_of(events: list[Any]) -> Usage:
         sum(outputs) if outputs else None,
         sum(costs) if costs else None,
     )
+
+
+def run_error(events: list[Any]) -> str | None:
+    """Return the error a `RUN_ENDED` event reports (a string or `{message}`), else None."""
+    for event in reversed(events):
+        if not isinstance(event, dict) or event_type(event) != "RUN_ENDED":
+            continue
+        data = event.get("data")
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            error = error.get("message") or error.get("code") or "error"
+        if error:
+            return str(error)[:500]
+    return None
+
+
+def with_outcome(events: list[Any], run: Run) -> Run:
+    """Return `run` as failed when its `RUN_ENDED` event carries an error (raw status kept)."""
+    error = run_error(events)
+    if error is None or not run.status.terminal:
+        return run
+    if run.status is Status.COMPLETED:
+        return replace(run, status=Status.FAILED, error=error)
+    return run if run.error else replace(run, error=error)  # timeout, error: keep the status

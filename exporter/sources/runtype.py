@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from exporter.errors import MalformedPageError, ParseError
-from exporter.model import Run, Status, ToolStep
+from exporter.model import Run, Status
 from exporter.sources import fields
 from exporter.sources.base import (
     BEARER,
@@ -43,6 +43,7 @@ from exporter.sources.base import (
 from exporter.sources.budget import Priority
 from exporter.sources.http import HttpClient
 from exporter.sources.paging import collect, cursor_of, cursor_pages
+from exporter.sources.runtype_tools import parse_tool_calls
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ STATUS_MAP = {
     "interrupted": Status.FAILED,
     "cancelled": Status.CANCELLED,
 }
-_FAILED_TOOL_STATUSES = ("failed", "error", "errored")
 _LINEAGE = (
     ("retryOfExecutionId", "agent_run.retry_of_run_id"),
     ("surfaceType", "agent_run.surface"),
@@ -158,57 +158,6 @@ def parse_list_page(body: Any, agent_id: str) -> tuple[Page, str | None]:
         except ParseError as exc:
             page.skip(exc, item)
     return page, cursor_of(pagination.get("nextCursor"))
-
-
-def parse_tool_calls(body: Any) -> tuple[ToolStep, ...]:
-    """Translate a list-tool-calls response into steps in call order, skipping malformed calls."""
-    if not isinstance(body, dict) or not isinstance(body.get("toolCalls"), list):
-        raise MalformedPageError("tool-calls response has no 'toolCalls' array")
-    steps: list[ToolStep] = []
-    for item in body["toolCalls"]:
-        try:
-            steps.append(_tool_step(item))
-        except ParseError as exc:
-            log.debug("skipping a Runtype tool call: %s", exc)
-    return tuple(sorted(steps, key=lambda step: step.started_at or 0.0))
-
-
-def _tool_step(item: Any) -> ToolStep:
-    if not isinstance(item, dict):
-        raise ParseError("tool call must be an object")
-    started = fields.optional_timestamp(item.get("startedAt") or item.get("createdAt"), "startedAt")
-    ended = fields.optional_timestamp(item.get("completedAt"), "completedAt")
-    elapsed_ms = fields.optional_number(item.get("executionTimeMs"), "executionTimeMs")
-    if ended is None and started is not None and elapsed_ms is not None:
-        ended = started + elapsed_ms / 1000.0
-    return ToolStep(
-        name=fields.required_str(item, "toolName"),
-        input=item.get("inputParameters"),
-        output=item.get("outputResult"),
-        started_at=started,
-        ended_at=ended,
-        call_id=_text(item, "toolCallId"),
-        error=_tool_error(item),
-        record_id=_text(item, "id"),
-    )
-
-
-def _text(item: dict[str, Any], key: str) -> str | None:
-    """Return an optional string of a tool call; a malformed one is left out, not the call."""
-    try:
-        return fields.optional_str(item, key)
-    except ParseError:
-        return None
-
-
-def _tool_error(item: dict[str, Any]) -> str | None:
-    message = item.get("errorMessage")
-    if isinstance(message, str) and message:
-        return message[:200]
-    status = item.get("status")
-    if isinstance(status, str) and status.lower() in _FAILED_TOOL_STATUSES:
-        return f"tool call {status}"
-    return None
 
 
 def parse_agents(body: Any) -> tuple[list[AgentEntry], str | None, bool]:

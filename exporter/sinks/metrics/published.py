@@ -11,12 +11,8 @@ from functools import partial
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.samples import Exemplar
 
-from exporter.sinks.metrics.exposition import (
-    HistogramLines,
-    RenderedFamily,
-    SeriesLines,
-    counter_line,
-)
+from exporter.sinks.metrics.exposition import RenderedFamily, SeriesLines
+from exporter.sinks.metrics.lines import HistogramLines, counter_line
 from exporter.sinks.metrics.series import (
     RUN_METRICS,
     Labels,

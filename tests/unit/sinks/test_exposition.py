@@ -14,8 +14,9 @@ from prometheus_client.utils import floatToGoString
 from exporter.model import Status, ToolStep
 from exporter.poll.discovery import AgentInfoCollector
 from exporter.poll.records import StateBatch
-from exporter.sinks.metrics.exposition import GaugeLines, RenderedFamily, number, render
+from exporter.sinks.metrics.exposition import GaugeLines, RenderedFamily, render
 from exporter.sinks.metrics.in_progress import InProgressCollector
+from exporter.sinks.metrics.lines import number
 from exporter.sinks.metrics.runs import RunMetrics
 from exporter.sinks.metrics.selfmetrics import SelfMetrics
 from tests.unit.runs import T0, make_run

@@ -15,7 +15,7 @@ from exporter.model import Run, SourceInfo, Status, ToolStep
 from exporter.sinks.traces import ids
 from exporter.sinks.traces.sink import TraceSink
 from exporter.sinks.traces.spans import to_ns
-from exporter.sources import runtype
+from exporter.sources import runtype, runtype_tools
 from tests.unit.simclient import SimClient
 from tests.unit.sinks.test_traces import T0, Harness, attrs, ctx, make_run, split
 
@@ -133,7 +133,7 @@ def test_simulated_sub_agents_hang_under_existing_tool_call_spans() -> None:
         if not page.has_more:
             break
     for run in runs:
-        calls = runtype.parse_tool_calls(sim.json(f"{path}/{run.id}/tool-calls"))
+        calls = runtype_tools.parse_tool_calls(sim.json(f"{path}/{run.id}/tool-calls"))
         sink.export(RUNTYPE, replace(run, tool_steps=calls))
     spans = {(ctx(s).trace_id, ctx(s).span_id): s for s in memory.get_finished_spans()}
     roots = [s for s in spans.values() if s.name.startswith("invoke_agent")]

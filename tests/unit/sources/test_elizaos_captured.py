@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from exporter.model import Status
-from exporter.sources.elizaos import ElizaSource, parse_detail, parse_list, run_error
+from exporter.sources.elizaos import ElizaSource, parse_detail, parse_list
+from exporter.sources.elizaos_events import run_error
 
 CAPTURED = Path(__file__).parents[2] / "fixtures" / "elizaos-1.7.2"
 AGENT = "b850bc30-45f8-0041-a00a-83df46d8555d"

@@ -26,7 +26,7 @@ from exporter.errors import MalformedPageError, NotFoundError, ParseError
 from exporter.model import SourceInfo
 from exporter.sinks.traces.sink import TraceSink
 from exporter.sinks.traces.spanfile import encode_line
-from exporter.sources import acp, conduit, elizaos, elizaos_events, runtype
+from exporter.sources import acp, conduit, elizaos, elizaos_events, runtype, runtype_tools
 from exporter.sources.base import Page
 from exporter.sources.registry import PLATFORMS
 from tests.unit.runs import make_run
@@ -154,7 +154,7 @@ PARSERS = [
     _conduit("parse_agents", conduit.parse_agents, MalformedPageError),
     _camel("runtype", "parse_run", lambda v: runtype.parse_run(v, "a"), ParseError),
     _camel("runtype", "parse_list_page", lambda v: runtype.parse_list_page(v, "a"), PAGE_ERROR),
-    _camel("runtype", "parse_tool_calls", runtype.parse_tool_calls, MalformedPageError),
+    _camel("runtype", "parse_tool_calls", runtype_tools.parse_tool_calls, MalformedPageError),
     _camel("runtype", "parse_agents", runtype.parse_agents, MalformedPageError),
     _camel("elizaos", "parse_run", lambda v: elizaos.parse_run(v, "a"), ParseError),
     _camel("elizaos", "parse_list", lambda v: elizaos.parse_list(v, "a"), MalformedPageError),

@@ -16,8 +16,8 @@ from exporter.sources.runtype import (
     parse_agents,
     parse_list_page,
     parse_run,
-    parse_tool_calls,
 )
+from exporter.sources.runtype_tools import parse_tool_calls
 from tests.unit.sourcekit import collect_pages, fixture, mock_client, run_async
 
 AGENT = "agent_12345abcde"

@@ -24,7 +24,7 @@ from runtype._generated.agents import types as sdk  # runtype-sdk, a dev depende
 from exporter.app import Exporter
 from exporter.model import Run, SourceInfo, Status
 from exporter.sinks.traces.sink import TraceSink
-from exporter.sources import acp, elizaos, fields, runtype
+from exporter.sources import acp, elizaos, fields, runtype, runtype_tools
 from tests.unit.fakeclock import FakeClock
 from tests.unit.sourcekit import mock_exporter
 
@@ -93,7 +93,7 @@ def test_runtype_sdk_failed_run_uses_the_platforms_message() -> None:
 def test_runtype_sdk_tool_calls_carry_the_models_ids_never_the_row_ids() -> None:
     body = payload("runtype/tool_calls.json")
     sdk.GetV1AgentsIdExecutionsExecutionIdToolCallsResponse.model_validate(body)
-    steps = runtype.parse_tool_calls(body)
+    steps = runtype_tools.parse_tool_calls(body)
     assert [step.call_id for step in steps] == ["call_abc", None, "call_def"]
     assert [step.record_id for step in steps] == [call["id"] for call in body["toolCalls"]]
 
@@ -103,7 +103,7 @@ def test_runtype_sdk_sub_agent_nests_under_the_call_that_started_it() -> None:
     runs = {run.id: run for run in page.runs}
     calls = payload("runtype/tool_calls.json")
     calls["toolCalls"][0]["toolCallId"] = "call_sub_1"  # the call exec_0003 names
-    parent = replace(runs["exec_0002"], tool_steps=runtype.parse_tool_calls(calls))
+    parent = replace(runs["exec_0002"], tool_steps=runtype_tools.parse_tool_calls(calls))
     memory = InMemorySpanExporter()
     sink = TraceSink(SimpleSpanProcessor(memory), environ={})
     source = SourceInfo(name="rt", platform="runtype")
