@@ -241,9 +241,9 @@ class Schedule:
         OVERDUE_FACTOR x the longest interval in force takes every other place, however busy
         the others: the quiet tail keeps its bound when the budget runs short, and the busy
         agents keep half of every round. The known agents go by the runs expected to wait for
-        them (`Pace.pending`): a round too short for all of them delays the fewest runs (for the
-        mean delay the square root minimises, the order that matters is by rate, as in Smith's
-        rule). Within the other groups, the most late for its interval first.
+        them (`Pace.pending`): every poll costs the same, so a round too short for all of them
+        delays the fewest runs by taking those with the most first (Smith's rule, for the same
+        mean delay the square root minimises). Within the other groups, the most late first.
         An agent due within half a round is due now: rounds every poll_interval would otherwise
         add half a round to every interval on average (55 s polled as 60, or 75).
         """
